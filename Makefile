@@ -1,0 +1,61 @@
+# provmark — the two-command quick start: `make demo` and `make test`.
+# Everything installs into .venv from the package registry; nothing else is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PIPQ   := $(PIP) install --quiet --disable-pip-version-check
+
+.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIPQ) --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PIPQ) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIPQ) -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIPQ) -e '.[bench]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install provmark
+
+install-test: $(VENV)/.installed-test  ## install with the test extras
+
+demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
+	$(VENV)/bin/provmark demo
+
+test: install-test  ## run the test suite (and the kernels once more without JIT)
+	$(PY) -m pytest -q
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
+
+peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
+	$(PIPQ) torch==2.13.0
+	$(PIPQ) --no-deps invisible-watermark==0.2.0 blind-watermark==0.4.4
+	$(PIPQ) "onnxruntime>=1.16"
+
+bench-speed: peers  ## pytest-benchmark speed runs, provmark next to invisible-watermark
+	$(PY) -m pytest benchmarks/test_speed.py --benchmark-enable -q -p no:cacheprovider \
+	  --benchmark-columns=min,median,iqr,rounds --benchmark-sort=name
+
+bench-robustness: $(VENV)/.installed-bench  ## robustness table of the core bar
+	$(PY) benchmarks/robustness.py
+
+bench-fp: $(VENV)/.installed-bench  ## false positives over >= 10,000 detections
+	$(PY) benchmarks/false_positives.py
+
+bench: bench-speed bench-robustness bench-fp  ## all benchmarks
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis demo-output bench-output
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,116 @@
+"""Speed benchmarks (pytest-benchmark): provmark embed/detect next to the peers, and
+each Numba kernel next to its reference, at 512x512, 1024x1024 and 1920x1080.
+
+Run with ``make bench-speed`` (or ``pytest benchmarks/test_speed.py
+--benchmark-enable``). Every timed function is called once before timing so Numba
+compilation (or loading from its on-disk cache) is never counted; compile time is
+reported separately by ``benchmarks/compile_time.py``. Compare ratios measured in the
+same run, not absolute times: the machines are shared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pywt
+import scipy.fft
+
+import provmark
+from provmark.kernels import DCT8, block_dct8, haar_dwt2
+
+from conftest import load_peers
+
+PAYLOAD = provmark.Payload(provider=4242, content_id=123456789)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
+                                        "ignore::UserWarning", "ignore::FutureWarning")
+
+
+def _warm(fn, *args):
+    fn(*args)
+    return fn
+
+
+def test_embed(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"embed {name}"
+    _warm(provmark.embed, img, PAYLOAD)
+    out = benchmark(provmark.embed, img, PAYLOAD)
+    assert provmark.detect(out).payload == PAYLOAD
+
+
+def test_detect(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"detect {name}"
+    marked = provmark.embed(img, PAYLOAD)
+    _warm(provmark.detect, marked)
+    det = benchmark(provmark.detect, marked)
+    assert det.payload == PAYLOAD
+
+
+@pytest.fixture(scope="module")
+def dwtdct():
+    peers = load_peers()
+    avail = peers.available_peers()
+    method = avail.get("invisible-watermark/dwtDct")
+    if method is None or isinstance(method, str):
+        pytest.skip(f"invisible-watermark not installed: {method} (make peers)")
+    return method
+
+
+def test_peer_dwtdct_embed(benchmark, sized_photo, dwtdct):
+    name, img = sized_photo
+    benchmark.group = f"embed {name}"
+    bits = np.random.default_rng(0).integers(0, 2, dwtdct.payload_bits).astype(bool)
+    dwtdct.embed(img, bits)
+    benchmark(dwtdct.embed, img, bits)
+
+
+def test_peer_dwtdct_detect(benchmark, sized_photo, dwtdct):
+    name, img = sized_photo
+    benchmark.group = f"detect {name}"
+    bits = np.random.default_rng(0).integers(0, 2, dwtdct.payload_bits).astype(bool)
+    marked = dwtdct.embed(img, bits)
+    benchmark(dwtdct.detect, marked)
+
+
+def _luma(img):
+    return np.ascontiguousarray((img.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
+                                                                  np.float32)))
+
+
+def test_kernel_haar(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"haar dwt {name}"
+    y = _luma(img)
+    bands = [np.empty((y.shape[0] // 2, y.shape[1] // 2), np.float32) for _ in range(4)]
+    _warm(haar_dwt2, y, *bands)
+    benchmark(haar_dwt2, y, *bands)
+
+
+def test_reference_haar(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"haar dwt {name}"
+    y = _luma(img)
+    benchmark(pywt.dwt2, y, "haar", mode="periodization")
+
+
+def test_kernel_block_dct(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"block dct {name}"
+    y = _luma(img)
+    out = np.empty_like(y)
+    _warm(block_dct8, y, out, DCT8)
+    benchmark(block_dct8, y, out, DCT8)
+
+
+def test_reference_block_dct(benchmark, sized_photo):
+    name, img = sized_photo
+    benchmark.group = f"block dct {name}"
+    y = _luma(img)
+    h, w = y.shape
+
+    def ref():
+        blocks = y.reshape(h // 8, 8, w // 8, 8)
+        return scipy.fft.dctn(blocks, axes=(1, 3), norm="ortho")
+
+    benchmark(ref)

@@ -1,0 +1,46 @@
+"""Numba kernels of provmark (installed as ``provmark.kernels``).
+
+Leaf functions on contiguous arrays with preallocated outputs: the Haar DWT, the
+8x8 block DCT, angle-QIM modulation/demodulation and tile folding. Validation,
+allocation and dtype policy live in :mod:`provmark`; this package never imports it.
+Each kernel has a plain reference (PyWavelets, ``scipy.fft``, NumPy) that the test
+suite checks it against.
+"""
+
+from ._jit import FASTMATH
+from ._modulation import (
+    ANGLE_PERIOD,
+    aqim_embed_deltas,
+    aqim_soft_fold,
+    aqim_margin,
+    aqim_target,
+    apply_block_deltas,
+    luma_pair_coeffs,
+)
+from ._transforms import (
+    DCT8,
+    block_dct8,
+    block_idct8,
+    dct_matrix,
+    haar_dwt2,
+    haar_idwt2,
+    rgb_to_luma,
+)
+
+__all__ = [
+    "FASTMATH",
+    "ANGLE_PERIOD",
+    "DCT8",
+    "dct_matrix",
+    "haar_dwt2",
+    "haar_idwt2",
+    "block_dct8",
+    "block_idct8",
+    "rgb_to_luma",
+    "aqim_target",
+    "aqim_margin",
+    "aqim_embed_deltas",
+    "apply_block_deltas",
+    "luma_pair_coeffs",
+    "aqim_soft_fold",
+]

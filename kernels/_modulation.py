@@ -1,0 +1,338 @@
+"""Angle-QIM modulation and soft demodulation on pairs of LL-band DCT coefficients.
+
+The mark lives in the luma's one-level Haar LL band, cut into 8x8 blocks (16x16
+image pixels). Each block carries ``P`` symbols; symbol ``p`` is the angle of the
+vector formed by two DCT coefficients of equal frequency and transposed
+orientation, e.g. ``(D[0, 2], D[2, 0])``. A bit is written by moving that angle onto
+the keyed lattice ``d + b*pi/4 + k*pi/2`` (:data:`ANGLE_PERIOD`) (angle quantisation index modulation:
+Chen & Wornell, 2001, applied to the angle as in Ourique et al., "Angle QIM",
+ICASSP 2005). Why an angle:
+
+* **gain invariance** — contrast, gamma and brightness changes scale both
+  coefficients alike, so the angle (and the decision) does not move; a fixed-step
+  QIM breaks (Pérez-González et al., 2005, discuss the same problem for RDM);
+* **blur invariance** — the two coefficients have the same spatial frequency, so an
+  isotropic blur attenuates both equally and leaves the angle alone;
+* **built-in masking** — the change needed is proportional to the local energy at
+  that frequency, so texture takes more and flat areas less. A radius floor keeps a
+  minimum signal in flat blocks and a per-block cap (from the block's texture,
+  Watson 1993 in spirit) bounds the visible change at strong edges.
+
+Kernels here are leaf functions: contiguous arrays in, preallocated outputs, no
+validation. Decisions (lattice rounding) are compiled without fastmath.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import njit_exact, prange
+
+#: Angle lattice period of one bit value; bit 0 and bit 1 points alternate every
+#: half period and a symbol decodes correctly within a quarter period. pi/2 beat pi
+#: on blur, median and contrast at equal PSNR (benchmarks/RESULTS.md, tuning notes).
+ANGLE_PERIOD = math.pi / 2.0
+_SPACING = ANGLE_PERIOD / 2.0
+_HALF_WIDTH = ANGLE_PERIOD / 4.0
+
+# Luma weights (ITU-R BT.601, as OpenCV's RGB2GRAY and JPEG use).
+WR = 0.299
+WG = 0.587
+WB = 0.114
+
+
+#: Only DCT coefficients with both indices below LOW are computed per block; every
+#: coefficient pair must lie there (checked in ``provmark._layout``).
+LOW = 3
+
+
+@njit_exact
+def _block_features(rgb, y0, x0, c, pairs, ll, tmp, dct):
+    """Luma -> Haar LL (8x8) -> the low DCT coefficients of the 16x16 block at (y0, x0).
+
+    Fills ``dct[u, v]`` for ``u, v < LOW`` and returns ``(texture, detail)``: the RMS
+    of the LL-band DCT coefficients with ``u + v >= 3`` that carry no symbol (found
+    by Parseval — the total energy of the orthonormal block minus the computed low
+    coefficients — so the other 55 coefficients never need computing), and the RMS
+    of the three Haar detail bands (fine texture).
+    """
+    detail = 0.0
+    energy = 0.0
+    for i in range(8):
+        for j in range(8):
+            yy = y0 + 2 * i
+            xx = x0 + 2 * j
+            a = WR * rgb[yy, xx, 0] + WG * rgb[yy, xx, 1] + WB * rgb[yy, xx, 2]
+            b = WR * rgb[yy, xx + 1, 0] + WG * rgb[yy, xx + 1, 1] + WB * rgb[yy, xx + 1, 2]
+            cc = WR * rgb[yy + 1, xx, 0] + WG * rgb[yy + 1, xx, 1] + WB * rgb[yy + 1, xx, 2]
+            d = (WR * rgb[yy + 1, xx + 1, 0] + WG * rgb[yy + 1, xx + 1, 1]
+                 + WB * rgb[yy + 1, xx + 1, 2])
+            q = (a + b + cc + d) * 0.5
+            ll[i, j] = q
+            energy += q * q
+            h = (a + b - cc - d) * 0.5
+            v = (a - b + cc - d) * 0.5
+            g = (a - b - cc + d) * 0.5
+            detail += h * h + v * v + g * g
+    for u in range(LOW):
+        for j in range(8):
+            s = 0.0
+            for i in range(8):
+                s += c[u, i] * ll[i, j]
+            tmp[u, j] = s
+    excluded = 0.0
+    n = 64
+    for u in range(LOW):
+        for v in range(LOW):
+            s = 0.0
+            for j in range(8):
+                s += tmp[u, j] * c[v, j]
+            dct[u, v] = s
+            used = u + v < 3
+            for p in range(pairs.shape[0]):
+                if ((pairs[p, 0] == u and pairs[p, 1] == v)
+                        or (pairs[p, 2] == u and pairs[p, 3] == v)):
+                    used = True
+            if used:
+                excluded += s * s
+                n -= 1
+    texture = math.sqrt(max(energy - excluded, 0.0) / n)
+    return texture, math.sqrt(detail / 192.0)
+
+
+@njit_exact
+def aqim_target(c1, c2, bit, dither, r_floor, margin, min_angle):
+    """Where to move the pair ``(c1, c2)`` so that it decodes as ``bit`` with a margin.
+
+    The bit's lattice is ``t = dither + bit*pi/4 + k*pi/2``; its decision region is
+    ``|theta - t| < pi/8``. The radius is raised to at least ``r_floor``; the angle
+    is then moved just far enough to lie ``margin`` coefficient units inside the
+    region (at most to the lattice point itself). A pair that already decodes with
+    that margin is left alone: textured blocks pay only what robustness needs
+    (informed embedding, cf. distortion-compensated QIM in Chen & Wornell 2001).
+    ``min_angle`` (radians) is a floor on the angular margin: block-DCT leakage
+    under blur or resampling turns angles a little even in strong texture.
+    Returns the target pair ``(t1, t2)``.
+    """
+    r = math.sqrt(c1 * c1 + c2 * c2)
+    theta = math.atan2(c2, c1)
+    base = dither + bit * _SPACING
+    k = math.floor((theta - base) / ANGLE_PERIOD + 0.5)
+    t = base + k * ANGLE_PERIOD
+    err = theta - t  # in [-pi/4, pi/4)
+    rr = r if r > r_floor else r_floor
+    need = math.asin(min(1.0, margin / rr)) if rr > 0.0 else _HALF_WIDTH
+    if need < min_angle:
+        need = min_angle
+    room = _HALF_WIDTH - need
+    if room < 0.0:
+        room = 0.0
+    if err > room:
+        err = room
+    elif err < -room:
+        err = -room
+    return rr * math.cos(t + err), rr * math.sin(t + err)
+
+
+@njit_exact
+def aqim_margin(c1, c2, dither):
+    """Signed distance (coefficient units) of a pair from the bit decision boundary:
+    positive inside a bit-0 region, negative inside a bit-1 region."""
+    r = math.sqrt(c1 * c1 + c2 * c2)
+    theta = math.atan2(c2, c1)
+    k = math.floor((theta - dither) / ANGLE_PERIOD + 0.5)
+    a = abs(theta - dither - k * ANGLE_PERIOD)  # in [0, 2 * half width]
+    return r * math.sin(_HALF_WIDTH - a)
+
+
+@njit_exact(parallel=True)
+def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, floor_gain,
+                      margin, min_angle, cap_base, cap_texture, out_delta, out_coef):
+    """Compute the coefficient change for every symbol of every whole block.
+
+    Parameters (all preallocated, C-contiguous)
+    ----------
+    rgb : (H, W, 3) uint8
+    pairs : (P, 4) int64, rows ``(u1, v1, u2, v2)``
+    bits : (T, T, P) int64 tile of 0/1 symbols (tile phase 0 at the image origin)
+    dither : (D, D, P) float64 keyed angle offsets in [0, ANGLE_PERIOD); its period
+        D is a multiple of T (see ``provmark._layout``)
+    boost : (T, T, P) float64 per-slot multiplier of the change cap (1 everywhere
+        on the first pass; raised on slots that did not decode, see ``provmark._embed``)
+    c : (8, 8) float64 DCT matrix
+    r_floor, floor_base, floor_gain, margin, min_angle, cap_base, cap_texture : float
+        strength parameters (see
+        :func:`aqim_target`); the change of one symbol is capped at
+        ``cap_base + cap_texture * texture``.
+    out_delta : (nby, nbx, P, 2) float32 change to add to each coefficient pair
+    out_coef : (nby, nbx, P, 2) float32 original coefficient pairs (diagnostics)
+    """
+    nby, nbx, npairs, _ = out_delta.shape
+    tsz = bits.shape[0]
+    dsz = dither.shape[0]
+    for by in prange(nby):
+        ll = np.empty((8, 8), np.float64)
+        tmp = np.empty((LOW, 8), np.float64)
+        dct = np.empty((LOW, LOW), np.float64)
+        for bx in range(nbx):
+            texture, detail = _block_features(rgb, by * 16, bx * 16, c, pairs, ll, tmp, dct)
+            activity = math.sqrt(texture * texture + detail * detail)
+            cap = cap_base + cap_texture * activity
+            # Near black or white a floor signal would be clipped away (and only
+            # cost quality): keep it within the block's headroom. The DC of the
+            # LL-band DCT is 16 x the block's mean luma.
+            mean = dct[0, 0] / 16.0
+            headroom = min(mean, 255.0 - mean)
+            floor = min(r_floor, max(headroom, 0.0) * 5.0)
+            # On smooth areas (sky, gradients) a full floor shows as mottling: there
+            # it grows with the block's activity from ``floor_base`` upwards.
+            floor = min(floor, floor_base + floor_gain * activity)
+            ty = by % tsz
+            tx = bx % tsz
+            dy = by % dsz
+            dx = bx % dsz
+            for p in range(npairs):
+                c1 = dct[pairs[p, 0], pairs[p, 1]]
+                c2 = dct[pairs[p, 2], pairs[p, 3]]
+                t1, t2 = aqim_target(c1, c2, bits[ty, tx, p], dither[dy, dx, p], floor,
+                                     margin, min_angle)
+                d1 = t1 - c1
+                d2 = t2 - c2
+                mag = math.sqrt(d1 * d1 + d2 * d2)
+                slot_cap = cap * boost[ty, tx, p]
+                if mag > slot_cap:
+                    d1 *= slot_cap / mag
+                    d2 *= slot_cap / mag
+                out_delta[by, bx, p, 0] = d1
+                out_delta[by, bx, p, 1] = d2
+                out_coef[by, bx, p, 0] = c1
+                out_coef[by, bx, p, 1] = c2
+
+
+@njit_exact(parallel=True)
+def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
+    """Add ``scale * delta`` (LL-band DCT changes) to every channel of ``rgb``.
+
+    The inverse DCT of a change confined to a few coefficients is the sum of their
+    basis images; the inverse Haar of an LL-only change adds ``dLL / 2`` to each of
+    the four pixels under it. Adding the same luma change to R, G and B leaves
+    chroma (B - Y, R - Y) unchanged. The change of any pixel is clamped to
+    ``+-max_change`` grey levels (a hard visibility bound at strong edges); values
+    are rounded half up and clipped to 0..255. Pixels outside whole blocks are copied.
+    """
+    h = rgb.shape[0]
+    w = rgb.shape[1]
+    nby, nbx, npairs, _ = delta.shape
+    for by in prange(nby):
+        # Pixel change of every block in this block row, at LL resolution.
+        dll = np.zeros((nbx, 8, 8), np.float64)
+        for bx in range(nbx):
+            for p in range(npairs):
+                d1 = 0.5 * scale * delta[by, bx, p, 0]
+                d2 = 0.5 * scale * delta[by, bx, p, 1]
+                u1 = pairs[p, 0]
+                v1 = pairs[p, 1]
+                u2 = pairs[p, 2]
+                v2 = pairs[p, 3]
+                for i in range(8):
+                    a1 = d1 * c[u1, i]
+                    a2 = d2 * c[u2, i]
+                    for j in range(8):
+                        dll[bx, i, j] += a1 * c[v1, j] + a2 * c[v2, j]
+            for i in range(8):
+                for j in range(8):
+                    v = dll[bx, i, j]
+                    if v > max_change:
+                        dll[bx, i, j] = max_change
+                    elif v < -max_change:
+                        dll[bx, i, j] = -max_change
+        for r in range(16):
+            yy = by * 16 + r
+            i = r >> 1
+            for xx in range(nbx * 16):
+                dp = dll[xx >> 4, i, (xx & 15) >> 1] + 0.5
+                for ch in range(3):
+                    val = rgb[yy, xx, ch] + dp
+                    if val < 0.0:
+                        out[yy, xx, ch] = 0
+                    elif val >= 255.0:
+                        out[yy, xx, ch] = 255
+                    else:
+                        out[yy, xx, ch] = np.uint8(int(val))
+            for xx in range(nbx * 16, w):
+                for ch in range(3):
+                    out[yy, xx, ch] = rgb[yy, xx, ch]
+    for yy in prange(nby * 16, h):
+        for xx in range(w):
+            for ch in range(3):
+                out[yy, xx, ch] = rgb[yy, xx, ch]
+
+
+@njit_exact(parallel=True)
+def luma_pair_coeffs(y, oy, ox, pairs, c, out):
+    """Extract the coefficient pairs of every whole block of a float luma plane.
+
+    ``(oy, ox)`` is the pixel origin of the block grid (0..15 each); block
+    ``(by, bx)`` covers rows ``oy + 16*by ...``. ``out`` is (nby, nbx, P, 2) float32.
+    """
+    nby, nbx, npairs, _ = out.shape
+    for by in prange(nby):
+        ll = np.empty((8, 8), np.float64)
+        tmp = np.empty((8, 8), np.float64)
+        for bx in range(nbx):
+            y0 = oy + 16 * by
+            x0 = ox + 16 * bx
+            for i in range(8):
+                for j in range(8):
+                    ll[i, j] = 0.5 * (y[y0 + 2 * i, x0 + 2 * j] + y[y0 + 2 * i, x0 + 2 * j + 1]
+                                      + y[y0 + 2 * i + 1, x0 + 2 * j]
+                                      + y[y0 + 2 * i + 1, x0 + 2 * j + 1])
+            for u in range(8):
+                for j in range(8):
+                    s = 0.0
+                    for i in range(8):
+                        s += c[u, i] * ll[i, j]
+                    tmp[u, j] = s
+            for p in range(npairs):
+                for q in range(2):
+                    u = pairs[p, 2 * q]
+                    v = pairs[p, 2 * q + 1]
+                    s = 0.0
+                    for j in range(8):
+                        s += tmp[u, j] * c[v, j]
+                    out[by, bx, p, q] = s
+
+
+@njit_exact
+def aqim_soft_fold(coef, dither, ty, tx, scale, rel, clip, out_score, out_weight):
+    """Soft-demodulate every symbol and fold all tile repetitions.
+
+    Block ``(by, bx)`` sits at tile position ``((by + ty) % T, (bx + tx) % T)``
+    and dither position ``((by + ty) % D, (bx + tx) % D)``.
+    Each observation adds its decision margin (:func:`aqim_margin`) divided by
+    ``scale + rel * radius`` and clipped to ``[-clip, clip]`` to ``out_score``
+    (positive means bit 0): a pair wiped out by compression has a margin near zero
+    and counts for little, and no single block can dominate. ``out_weight`` counts observations.
+    Outputs are (T, T, P) float64, zeroed by the caller.
+    """
+    nby, nbx, npairs, _ = coef.shape
+    tsz = out_score.shape[0]
+    dsz = dither.shape[0]
+    for by in range(nby):
+        py = (by + ty) % tsz
+        qy = (by + ty) % dsz
+        for bx in range(nbx):
+            px = (bx + tx) % tsz
+            qx = (bx + tx) % dsz
+            for p in range(npairs):
+                c1 = coef[by, bx, p, 0]
+                c2 = coef[by, bx, p, 1]
+                m = aqim_margin(c1, c2, dither[qy, qx, p]) / (scale + rel * math.sqrt(c1 * c1 + c2 * c2))
+                if m > clip:
+                    m = clip
+                elif m < -clip:
+                    m = -clip
+                out_score[py, px, p] += m
+                out_weight[py, px, p] += 1.0

@@ -1,0 +1,30 @@
+"""provmark: a robust, keyed provenance watermark for AI-generated images.
+
+The implicit (watermark) label of GB 45438-2025: :func:`embed` hides a
+:class:`Payload` (generation label, provider code, content ID) in an image's pixels;
+:func:`detect` reads it back after compression, colour grading, blur and occlusion
+and returns a :class:`Detection` with a calibrated false-alarm probability.
+:func:`check_embeddable` says beforehand whether an image can carry the mark.
+"""
+
+from ._check import Embeddability, check_embeddable
+from ._detect import Detection, detect
+from ._embed import EmbedError, embed
+from ._image import ImageError
+from ._keys import PUBLIC_KEY
+from ._payload import Payload
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "embed",
+    "detect",
+    "Payload",
+    "Detection",
+    "check_embeddable",
+    "Embeddability",
+    "ImageError",
+    "EmbedError",
+    "PUBLIC_KEY",
+    "__version__",
+]

@@ -1,0 +1,105 @@
+"""``provmark.check_embeddable``: can this image carry the default payload, and how well?
+
+Answers before embedding, with reasons a user can act on: too small (no whole tile),
+too few repetitions, mostly flat (the mark then rests on the flat-area floor signal,
+which strong JPEG erases), and optionally a self-test that embeds a probe payload,
+JPEG-compresses it at quality 50 and checks that it still decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._image import MIN_SIDE, as_rgb_array
+from ._layout import BLOCK_PX, TILE_BLOCKS
+from ._payload import Payload
+
+#: Below this LL-band pair radius a block counts as flat.
+FLAT_RADIUS = 8.0
+
+
+@dataclass(frozen=True)
+class Embeddability:
+    """Result of :func:`check_embeddable`.
+
+    ok : the image can carry the payload: it reads back without any attack (it may
+        still be weak against attacks: see ``warnings``).
+    reasons : why not, when ``ok`` is False.
+    warnings : conditions that weaken the mark.
+    tiles : how many whole-tile equivalents the image holds (repetitions per bit).
+    flat_fraction : share of blocks with almost no texture at the carrier frequencies.
+    jpeg50_survives : result of the self-test (None when not run).
+    """
+
+    ok: bool
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    tiles: float
+    flat_fraction: float
+    jpeg50_survives: bool | None = None
+
+
+def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddability:
+    """Say whether ``image`` can carry the default payload and how robustly.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray or PIL.Image.Image
+    self_test : bool, default False
+        Also embed a probe payload, compress with JPEG quality 50 (OpenCV) and check
+        that it decodes (costs one embed, one encode and one detect).
+    key : bytes or str or None
+        Key for the self-test.
+
+    Returns
+    -------
+    Embeddability
+    """
+    from ._detect import detect, read_luma
+    from ._embed import embed
+    from ._layout import PAIRS
+    from .kernels import DCT8, luma_pair_coeffs
+
+    rgb, _ = as_rgb_array(image)
+    h, w = rgb.shape[:2]
+    reasons: list[str] = []
+    warnings: list[str] = []
+    if h < MIN_SIDE or w < MIN_SIDE:
+        reasons.append(f"image is {w}x{h}; at least {MIN_SIDE}x{MIN_SIDE} is needed to hold one tile")
+        return Embeddability(False, tuple(reasons), (), 0.0, 0.0, None)
+    nby, nbx = h // BLOCK_PX, w // BLOCK_PX
+    tiles = nby * nbx / TILE_BLOCKS**2
+    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
+    luma_pair_coeffs(read_luma(rgb), 0, 0, PAIRS, DCT8.astype(np.float64), coef)
+    flat = float((np.hypot(coef[..., 0], coef[..., 1]) < FLAT_RADIUS).mean())
+    if tiles < 2:
+        warnings.append(f"only {tiles:.1f} tile repetitions: crops and strong compression "
+                        "will leave little redundancy (use images of 512x512 or more)")
+    if flat > 0.7:
+        warnings.append(f"{flat:.0%} of the image is flat at the carrier frequencies: the mark "
+                        "is carried by a weak floor signal that strong JPEG (quality < 50) may erase")
+    from ._embed import plan_embedding
+    from ._keys import normalize_key
+
+    probe = Payload(provider=0xABCDE, content_id=0x123456789, label=1)
+    _, scale, wrong = plan_embedding(rgb, probe, normalize_key(key))
+    if wrong:
+        reasons.append(f"the mark would not read back even without an attack ({wrong} of 200 code "
+                       "bits wrong): the image is too flat or saturated, or too busy for the "
+                       "40 dB PSNR floor (embed would raise EmbedError)")
+        return Embeddability(False, tuple(reasons), tuple(warnings), tiles, flat, None)
+    if scale < 0.999:
+        warnings.append(f"the PSNR floor scales the mark to {scale:.0%} of its strength: the "
+                        "image is busy for its size")
+    survives = None
+    if self_test:
+        import cv2
+        marked = embed(rgb, probe, key=key)
+        ok, buf = cv2.imencode(".jpg", marked[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 50])
+        back = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        survives = detect(np.ascontiguousarray(back), key=key).payload == probe
+        if not survives:
+            warnings.append("self-test: the mark did not survive JPEG quality 50 on this image")
+    return Embeddability(True, (), tuple(warnings), tiles, flat, survives)

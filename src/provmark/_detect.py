@@ -1,0 +1,221 @@
+"""``provmark.detect``: read the mark back and decide, with a calibrated false-alarm
+probability, whether it is there.
+
+Steps: RGB -> float luma -> coefficient pairs of every block -> soft angle-QIM
+scores folded over every tile repetition -> pilot correlation (sync score) ->
+the two copies of each code bit summed -> RS/CRC decoding with erasures (see
+:mod:`provmark._codec`) -> :class:`Detection`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _codec
+from ._image import as_rgb_array, check_min_size
+from ._keys import key_fingerprint, normalize_key
+from ._layout import BLOCK_PX, PAIRS, TILE_BLOCKS, keyed_layout
+from ._payload import Payload
+from .kernels import DCT8, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
+
+_C64 = DCT8.astype(np.float64)
+#: ``found`` requires the false-alarm probability to be at most this.
+MAX_FALSE_ALARM = 1e-9
+#: Per-observation soft scores are clipped to +-SOFT_CLIP (robust to outlier blocks).
+SOFT_CLIP = 2.0
+SOFT_SCALE = 0.25
+SOFT_RELATIVE = 0.3
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Result of :func:`provmark.detect`.
+
+    Attributes
+    ----------
+    found : bool
+        True only when RS and CRC decoding agree and the false-alarm probability is
+        at most 1e-9.
+    payload : Payload or None
+        The decoded payload when ``found``; never a guess otherwise.
+    false_alarm_probability : float
+        Upper bound on the probability that an unmarked image (or a wrong key) yields
+        this result (decoder arithmetic x pilot evidence x hypotheses searched); 1.0
+        when nothing was decoded.
+    sync_score : float
+        Pilot correlation z-score (about N(0, 1) without a mark; tens when marked).
+    corrected_symbols, erasures : int
+        Reed-Solomon byte errors corrected and bytes erased in the accepted decoding.
+    hypotheses : int
+        Synchronisation hypotheses tried (grid offset, scale, ...).
+    offset : tuple of int
+        Pixel offset ``(dy, dx)`` of the embedding grid found in the image.
+    scale : float
+        Estimated resize factor of the image relative to the marked original.
+    rotation : float
+        Estimated rotation in degrees.
+    blocks_used : int
+        Number of 16x16-pixel blocks read.
+    bit_reliability : float
+        Mean |soft score| of the code bits (0 = noise, ~1 = clean).
+    key_fingerprint : str
+        Public fingerprint of the key used to read.
+    reason : str
+        Why nothing was found, or "decoded".
+    """
+
+    found: bool
+    payload: Payload | None
+    false_alarm_probability: float
+    sync_score: float = 0.0
+    corrected_symbols: int = 0
+    erasures: int = 0
+    hypotheses: int = 1
+    offset: tuple[int, int] = (0, 0)
+    scale: float = 1.0
+    rotation: float = 0.0
+    blocks_used: int = 0
+    bit_reliability: float = 0.0
+    key_fingerprint: str = ""
+    reason: str = ""
+    details: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (payload expanded)."""
+        d = {
+            "found": self.found,
+            "payload": None if self.payload is None else {
+                "version": self.payload.version, "label": self.payload.label,
+                "label_meaning": self.payload.label_meaning,
+                "provider": self.payload.provider, "content_id": self.payload.content_id},
+            "false_alarm_probability": self.false_alarm_probability,
+            "sync_score": self.sync_score,
+            "corrected_symbols": self.corrected_symbols,
+            "erasures": self.erasures,
+            "hypotheses": self.hypotheses,
+            "offset": list(self.offset),
+            "scale": self.scale,
+            "rotation": self.rotation,
+            "blocks_used": self.blocks_used,
+            "bit_reliability": self.bit_reliability,
+            "key_fingerprint": self.key_fingerprint,
+            "reason": self.reason,
+        }
+        return d
+
+
+def pilot_p_value(z: float) -> float:
+    """One-sided tail bound ``P(Z >= z) <= exp(-z**2/2)`` of the pilot statistic.
+
+    Under the null hypothesis the pilot bits are key-random and independent of the
+    image, so the signed sum is a Rademacher sum with fixed magnitudes; Hoeffding's
+    inequality gives the bound without assuming a distribution for the scores.
+    """
+    return 1.0 if z <= 0 else math.exp(-0.5 * z * z)
+
+
+def read_luma(rgb: np.ndarray) -> np.ndarray:
+    y = np.empty(rgb.shape[:2], np.float32)
+    rgb_to_luma(rgb, y)
+    return y
+
+
+def soft_scores(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Folded soft scores ``(T, T, P)`` and observation counts from coefficient pairs
+    ``(nby, nbx, P, 2)`` (tile phase ``(ty, tx)`` in blocks)."""
+    # A margin is divided by the noise expected on it: a gain-invariant floor (the
+    # median pair radius: contrast changes scale every margin alike) plus a part
+    # proportional to the pair's own radius (block-DCT leakage under blur and
+    # compression turns strong pairs by a small angle). Clipping keeps any single
+    # block from dominating the sum. Tuned on JPEG/WebP/blur (benchmarks/RESULTS.md).
+    radius = np.hypot(coef[..., 0], coef[..., 1])
+    scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
+    score = np.zeros((TILE_BLOCKS, TILE_BLOCKS, PAIRS.shape[0]), np.float64)
+    count = np.zeros_like(score)
+    aqim_soft_fold(np.ascontiguousarray(coef, dtype=np.float32), dither, ty, tx, scale,
+                   SOFT_RELATIVE, SOFT_CLIP, score, count)
+    return score, count
+
+
+def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
+                ty: int = 0, tx: int = 0) -> tuple[np.ndarray, int]:
+    """Folded soft scores ``(T, T, P)`` for the grid at pixel origin ``(oy, ox)``
+    and tile phase ``(ty, tx)`` (blocks), plus the number of blocks read."""
+    layout = keyed_layout(key)
+    nby = (y.shape[0] - oy) // BLOCK_PX
+    nbx = (y.shape[1] - ox) // BLOCK_PX
+    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
+    luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
+    score, _ = soft_scores(coef, layout.dither, ty, tx)
+    return score, nby * nbx
+
+
+def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1) -> dict:
+    """Pilot statistic and decoding of one folded score tile."""
+    layout = keyed_layout(key)
+    flat = score.reshape(-1)
+    pilot = flat[layout.pilot_slots]
+    sign = 1.0 - 2.0 * layout.pilot_bits
+    norm = math.sqrt(float(np.square(pilot).sum()))
+    z = float((sign * pilot).sum() / norm) if norm > 0 else 0.0
+    # Positive score means bit 0; the codec wants positive = bit 1.
+    soft = -flat[layout.code_slots].sum(axis=0)
+    scale = float(np.mean(np.abs(flat))) or 1.0
+    result = _codec.decode(soft / scale, key)
+    p_dec = _codec.false_alarm_per_hypothesis()
+    fap = min(1.0, hypotheses * p_dec * pilot_p_value(z)) if result.payload else 1.0
+    coded = soft / max(float(np.abs(soft).max()), 1e-12)
+    return {"z": z, "result": result, "fap": fap,
+            "reliability": float(np.mean(np.abs(coded)))}
+
+
+def detect(image, *, key: bytes | str | None = None) -> Detection:
+    """Look for a provmark watermark and decode its payload.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray or PIL.Image.Image
+        The image to examine (at least 256x256).
+    key : bytes or str or None, optional
+        The key used at embedding; ``None`` is the public default key.
+
+    Returns
+    -------
+    Detection
+        ``found`` is True only when decoding succeeded and the false-alarm
+        probability is at most 1e-9; ``payload`` is None otherwise.
+
+    References
+    ----------
+    P. Fernandez et al., "The Stable Signature", ICCV 2023 (false-positive control
+    of watermark detection); DESIGN.md section 3 (calibrated detection).
+    """
+    rgb, _ = as_rgb_array(image)
+    h, w = rgb.shape[:2]
+    check_min_size(h, w)
+    k = normalize_key(key)
+    y = read_luma(rgb)
+    score, nblocks = fold_scores(y, k)
+    ev = evaluate(score, k, hypotheses=1)
+    res = ev["result"]
+    found = res.payload is not None and ev["fap"] <= MAX_FALSE_ALARM
+    reason = res.reason if res.payload is None else (
+        "decoded" if found else "decoded word not significant enough")
+    return Detection(
+        found=found,
+        payload=res.payload if found else None,
+        false_alarm_probability=ev["fap"],
+        sync_score=ev["z"],
+        corrected_symbols=res.corrected_symbols if found else 0,
+        erasures=res.erasures if found else 0,
+        hypotheses=1,
+        offset=(0, 0),
+        blocks_used=nblocks,
+        bit_reliability=ev["reliability"],
+        key_fingerprint=key_fingerprint(k),
+        reason=reason,
+    )

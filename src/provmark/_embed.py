@@ -1,0 +1,223 @@
+"""``provmark.embed``: write the keyed, tiled angle-QIM mark into an image's luma.
+
+Orchestration only; the arithmetic is in :mod:`provmark.kernels`. Steps:
+RGB -> luma -> Haar LL -> 8x8 DCT -> angle-QIM on coefficient pairs (per-symbol
+change capped by the block's texture) -> optional global scaling to honour the PSNR
+floor -> the luma change is added to R, G and B alike -> round and clip to uint8.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _codec
+from ._image import ImageError, as_rgb_array, check_min_size
+from ._keys import normalize_key
+from ._layout import BLOCK_PX, PAIRS, keyed_layout
+from ._payload import Payload
+from .kernels import DCT8, aqim_embed_deltas, apply_block_deltas
+
+_C64 = DCT8.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Strength:
+    """Embedding strength in LL-band DCT units (1 unit ~ 0.09 grey levels peak).
+
+    r_floor : minimum radius of every coefficient pair: the signal written into flat
+        blocks, where there is no texture to hide in. On smooth blocks it is lowered
+        to ``floor_base + floor_gain * activity`` (activity: RMS of the block's
+        texture and detail coefficients) so that skies show no mottling.
+    margin : how far inside its decision region every symbol is pushed (coefficient
+        units); compression noise below this leaves the symbol intact.
+    min_angle : minimum angular margin (radians, at most pi/8 = 0.39).
+    cap_base, cap_texture : a symbol's change is capped at
+        ``cap_base + cap_texture * texture`` so strong edges are not scarred.
+    min_psnr : if the mark would bring the PSNR below this (dB), it is scaled down
+        uniformly until it does not (robustness then drops; :func:`check_embeddable`
+        tells beforehand).
+    max_change : no pixel changes by more than this many grey levels.
+    """
+
+    r_floor: float = 16.0
+    floor_base: float = 6.0
+    floor_gain: float = 2.0
+    margin: float = 28.0
+    min_angle: float = 0.12
+    cap_base: float = 14.0
+    cap_texture: float = 1.0
+    min_psnr: float = 40.0
+    max_change: float = 12.0
+
+    def scaled(self, factor: float) -> Strength:
+        return Strength(self.r_floor * factor, self.floor_base * factor, self.floor_gain,
+                        self.margin * factor,
+                        min(self.min_angle * factor, 0.3), self.cap_base * factor,
+                        self.cap_texture * factor, self.min_psnr, self.max_change)
+
+
+DEFAULT_STRENGTH = Strength()
+
+
+class EmbedError(ImageError):
+    """The image cannot carry a mark that reads back reliably (too flat, saturated,
+    too small or too busy for the PSNR floor); the message says what to try."""
+
+
+#: A slot whose mean soft score per observation, signed by its bit, is below this
+#: after embedding is "weak": its cap is raised and the block re-embedded.
+WEAK_SLOT = 0.3
+#: Coefficient pairs below this radius (LL-DCT units; uint8 rounding adds about
+#: 0.3 per coefficient) are taken as unreadable by the embed-time check.
+MIN_READABLE_RADIUS = 2.0
+#: Cap multipliers of the re-embedding passes given to weak slots.
+BOOST_PASSES = (3.0, 8.0)
+
+
+def compute_deltas(rgb: np.ndarray, tile_bits: np.ndarray, dither: np.ndarray,
+                   strength: Strength, boost: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Run the delta kernel over every whole block; returns ``(delta, coef)``."""
+    nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
+    delta = np.zeros((nby, nbx, PAIRS.shape[0], 2), np.float32)
+    coef = np.zeros_like(delta)
+    if boost is None:
+        boost = np.ones(tile_bits.shape, np.float64)
+    aqim_embed_deltas(rgb, PAIRS, tile_bits, dither, boost, _C64, float(strength.r_floor),
+                      float(strength.floor_base), float(strength.floor_gain),
+                      float(strength.margin), float(strength.min_angle),
+                      float(strength.cap_base), float(strength.cap_texture), delta, coef)
+    return delta, coef
+
+
+def psnr_scale(delta: np.ndarray, n_pixels: int, min_psnr: float) -> float:
+    """Largest factor <= 1 keeping the expected PSNR at or above ``min_psnr``.
+
+    The chain is orthonormal, so the squared error added to each channel equals the
+    coefficients' squared change; rounding to uint8 adds about 1/12 per pixel.
+    """
+    energy = float(np.square(delta, dtype=np.float64).sum())
+    if energy == 0.0:
+        return 1.0
+    budget = n_pixels * (255.0**2 / 10 ** (min_psnr / 10.0) - 1.0 / 12.0)
+    if budget <= 0:
+        return 0.0
+    return min(1.0, math.sqrt(budget / energy))
+
+
+def _slot_agreement(coef, delta, scale, tile_bits, dither):
+    """Mean signed soft score per slot that the detector will see on the marked image
+    (computed from ``coef + scale * delta``; rounding to uint8 and the per-pixel
+    clamp move it only slightly), and the code-bit decisions it implies."""
+    from ._detect import soft_scores
+
+    marked = coef + np.float32(scale) * delta
+    # Pairs smaller than the uint8 rounding noise will not survive being written
+    # out (a saturated white block "decodes" at 1e-13 in float): count them as 0.
+    weak = np.hypot(marked[..., 0], marked[..., 1]) < MIN_READABLE_RADIUS
+    marked[weak] = 0.0
+    score, count = soft_scores(marked, dither)
+    sign = 1.0 - 2.0 * tile_bits
+    return sign * score / np.maximum(count, 1.0)
+
+
+def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 1.0,
+                   min_psnr: float = 40.0) -> tuple[np.ndarray, float, int]:
+    """Compute the coefficient changes for ``payload`` and check them.
+
+    Closed loop: embed, look at what the detector will read, and give the slots
+    that came out weak (busy blocks whose rotation hit the cap) a larger cap, up to
+    ``len(BOOST_PASSES)`` times. Returns ``(delta, scale, wrong_code_bits)``; the
+    image is not touched.
+    """
+    h, w = rgb.shape[:2]
+    layout = keyed_layout(key)
+    tile_bits = layout.tile_bits(_codec.encode(payload, key))
+    params = DEFAULT_STRENGTH.scaled(strength)
+    boost = np.ones(tile_bits.shape, np.float64)
+    agreement = None
+    for extra in (None,) + BOOST_PASSES:
+        if extra is not None:
+            boost = np.where(agreement < WEAK_SLOT, np.maximum(boost, extra), boost)
+        delta, coef = compute_deltas(rgb, tile_bits, layout.dither, params, boost)
+        scale = psnr_scale(delta, h * w, min_psnr)
+        agreement = _slot_agreement(coef, delta, scale, tile_bits, layout.dither)
+        soft = agreement.reshape(-1)[layout.code_slots].sum(axis=0)
+        if (soft > 0).all() and (agreement > WEAK_SLOT).mean() > 0.9:
+            break
+    return delta, scale, int((soft <= 0).sum())
+
+
+def embed(image, payload: Payload, *, key: bytes | str | None = None,
+          strength: float = 1.0, min_psnr: float = 40.0):
+    """Embed ``payload`` as an invisible, keyed watermark.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray or PIL.Image.Image
+        RGB image at least 256x256. Not modified.
+    payload : Payload
+        Provider code, content ID and generation label to carry.
+    key : bytes or str or None, optional
+        Secret key; ``None`` uses the documented public key (anyone can read).
+    strength : float, default 1.0
+        Multiplies the default embedding strength. Higher is more robust and more
+        visible.
+    min_psnr : float, default 40.0
+        PSNR floor in dB: the mark is attenuated if it would go below it.
+
+    Returns
+    -------
+    Same type as ``image``: a new marked array (or PIL image).
+
+    Raises
+    ------
+    ImageError
+        The image is not HxWx3 uint8 RGB (or an equivalent PIL image), has
+        transparency, or is smaller than 256x256.
+    EmbedError
+        The mark would not read back even without any attack (a flat, saturated or
+        tiny image, or one too busy for ``min_psnr``). Nothing is returned unmarked
+        silently.
+
+    References
+    ----------
+    B. Chen and G. Wornell, "Quantization index modulation", IEEE Trans. Inf. Theory
+    47(4), 2001. C. Ourique et al., "Angle QIM: a novel watermark embedding scheme
+    robust against amplitude scaling distortions", ICASSP 2005.
+
+    Examples
+    --------
+    >>> import numpy as np, provmark
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    >>> marked = provmark.embed(img, provmark.Payload(provider=7, content_id=42))
+    >>> provmark.detect(marked).payload
+    Payload(provider=7, content_id=42, label=1)
+    """
+    if not isinstance(payload, Payload):
+        raise TypeError(f"payload must be a provmark.Payload, not {type(payload).__name__}")
+    if isinstance(strength, bool) or not (isinstance(strength, (int, float)) and 0 < strength <= 10):
+        raise ValueError(f"strength={strength!r}: use a number in (0, 10]; 1.0 is the default")
+    if isinstance(min_psnr, bool) or not (isinstance(min_psnr, (int, float)) and 20 <= min_psnr <= 80):
+        raise ValueError(f"min_psnr={min_psnr!r}: use a value in [20, 80] dB")
+    rgb, was_pil = as_rgb_array(image)
+    h, w = rgb.shape[:2]
+    check_min_size(h, w)
+    delta, scale, wrong = plan_embedding(rgb, payload, normalize_key(key), strength, min_psnr)
+    if wrong:
+        raise EmbedError(
+            f"the mark does not read back from this {w}x{h} image ({wrong} of "
+            f"{_codec.CODE_BITS} code bits wrong before any attack): the image is too flat, "
+            f"saturated or small, or too busy for the {min_psnr:g} dB PSNR floor. Try a larger "
+            "image, a lower min_psnr (e.g. 38) or a higher strength; "
+            "provmark.check_embeddable explains")
+    out = np.empty_like(rgb)
+    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change), out)
+    if was_pil:
+        from PIL import Image
+        return Image.fromarray(out, "RGB")
+    return out

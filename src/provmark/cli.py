@@ -1,0 +1,242 @@
+"""The ``provmark`` command line: a thin shell over the public API.
+
+Exit codes (every subcommand):
+  0  done / mark found (for ``detect``: in every image)
+  1  no mark found (``detect``: in at least one image, none with an input error)
+  2  usage or input error (bad arguments, unreadable or unsupported image)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_ERROR = 2
+
+_EPILOG_EXIT = ("exit codes: 0 done or mark found, 1 no mark found, "
+                "2 usage or input error")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 on usage errors: keep that, say more
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n"
+                              f"Try '{self.prog} --help' for examples.\n")
+
+
+def _read_key(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise _UsageError(f"cannot read key file {p}: {exc.strerror}") from None
+    if data.endswith(b"\r\n"):
+        data = data[:-2]
+    elif data.endswith(b"\n"):
+        data = data[:-1]
+    if not data:
+        raise _UsageError(f"key file {p} is empty")
+    return data
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _int_arg(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r} (decimal or 0x-hex)") from None
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def cmd_embed(args) -> int:
+    import provmark
+    from ._io import read_image, write_image
+
+    payload = provmark.Payload(provider=args.provider, content_id=args.content_id, label=args.label)
+    key = _read_key(args.key_file)
+    src = read_image(args.input)
+    t0 = time.perf_counter()
+    marked = provmark.embed(src.rgb, payload, key=key, strength=args.strength)
+    elapsed = time.perf_counter() - t0
+    out = write_image(args.output, marked, quality=args.quality, exif=src.exif,
+                      icc_profile=src.icc_profile, source=args.input, overwrite=args.force)
+    info = {"input": str(args.input), "output": str(out), "width": int(src.rgb.shape[1]),
+            "height": int(src.rgb.shape[0]), "psnr_db": round(_psnr(src.rgb, marked), 2),
+            "embed_ms": round(elapsed * 1e3, 1),
+            "payload": {"label": payload.label, "provider": payload.provider,
+                        "content_id": payload.content_id}}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"{out}: marked provider={payload.provider} content_id={payload.content_id} "
+              f"label={payload.label} ({payload.label_meaning}); PSNR {info['psnr_db']} dB, "
+              f"{info['embed_ms']} ms")
+    return EXIT_OK
+
+
+def cmd_detect(args) -> int:
+    import provmark
+    from ._image import ImageError
+    from ._io import read_image
+
+    key = _read_key(args.key_file)
+    worst = EXIT_OK
+    rows = []
+    for path in args.inputs:
+        try:
+            img = read_image(path)
+            t0 = time.perf_counter()
+            det = provmark.detect(img.rgb, key=key)
+            ms = (time.perf_counter() - t0) * 1e3
+        except ImageError as exc:
+            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            rows.append({"input": str(path), "error": msg})
+            print(f"provmark detect: {msg}", file=sys.stderr)
+            worst = EXIT_ERROR
+            continue
+        row = {"input": str(path), **det.to_dict(), "detect_ms": round(ms, 1)}
+        rows.append(row)
+        if not det.found and worst == EXIT_OK:
+            worst = EXIT_NOT_FOUND
+        if not args.json:
+            if det.found:
+                p = det.payload
+                print(f"{path}: FOUND provider={p.provider} content_id={p.content_id} "
+                      f"label={p.label} ({p.label_meaning}); false-alarm probability "
+                      f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}, "
+                      f"{det.corrected_symbols} bytes corrected, {det.erasures} erased")
+            else:
+                print(f"{path}: no mark found ({det.reason}; sync z={det.sync_score:.1f})")
+    if args.json:
+        print(json.dumps(rows if len(rows) != 1 else rows[0], indent=None))
+    return worst
+
+
+def cmd_check(args) -> int:
+    import provmark
+    from ._io import read_image
+
+    img = read_image(args.input)
+    res = provmark.check_embeddable(img.rgb, self_test=args.self_test, key=_read_key(args.key_file))
+    info = {"input": str(args.input), "ok": res.ok, "reasons": list(res.reasons),
+            "warnings": list(res.warnings), "tiles": round(res.tiles, 2),
+            "flat_fraction": round(res.flat_fraction, 3), "jpeg50_survives": res.jpeg50_survives}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        status = "can carry the mark" if res.ok else "cannot carry the mark"
+        print(f"{args.input}: {status}; {res.tiles:.1f} tile repetitions, "
+              f"{res.flat_fraction:.0%} flat")
+        for line in res.reasons + res.warnings:
+            print(f"  - {line}")
+        if res.jpeg50_survives is not None:
+            print(f"  self-test (JPEG quality 50): {'decoded' if res.jpeg50_survives else 'FAILED'}")
+    return EXIT_OK if res.ok else EXIT_ERROR
+
+
+def cmd_demo(args) -> int:
+    from ._demo import run_demo
+
+    return run_demo(Path(args.out), as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="provmark",
+        description="Embed and read robust, keyed provenance watermarks (GB 45438 implicit "
+                    "label) in images.",
+        epilog="examples:\n  provmark demo\n"
+               "  provmark embed in.png -o out.png --provider 4242 --content-id 123456789\n"
+               "  provmark detect suspicious.jpg --json\n\n" + _EPILOG_EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"provmark {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name, help_, example):
+        return sub.add_parser(name, help=help_, description=help_,
+                              epilog=f"example:\n  {example}\n\n{_EPILOG_EXIT}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    key_help = ("file holding the secret key (its bytes, one trailing newline removed); "
+                "default: the public key anyone can read")
+    p = add("embed", "embed a provenance watermark into an image",
+            "provmark embed in.png -o out.png --provider 4242 --content-id 123456789 --label 1")
+    p.add_argument("input", help="input image (PNG, JPEG or WebP); never modified")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image; format from the extension (.png, .jpg, .webp)")
+    p.add_argument("--provider", type=_int_arg, required=True, help="provider code, 0 .. 2**24-1")
+    p.add_argument("--content-id", type=_int_arg, required=True, help="content ID, 0 .. 2**40-1")
+    p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,
+                   help="generation label: 1 AI-generated (default), 2 possibly, 3 suspected")
+    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--quality", type=int, default=95,
+                   help="JPEG/WebP quality of the output, 1..100 (default 95; WebP 100 = lossless)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="embedding strength multiplier (default 1.0)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_embed)
+
+    p = add("detect", "detect a watermark and print its payload",
+            "provmark detect found-online.jpg other.webp --json")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="images to examine")
+    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (an object for one image, a list for several)")
+    p.set_defaults(func=cmd_detect)
+
+    p = add("check", "say whether an image can carry the mark, and how robustly",
+            "provmark check generated.png --self-test")
+    p.add_argument("input", help="image to check")
+    p.add_argument("--self-test", action="store_true",
+                   help="embed a probe, JPEG-compress at quality 50 and try to read it back")
+    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_check)
+
+    p = add("demo", "embed into the bundled sample photo, compress it, detect, report",
+            "provmark demo --out demo-output")
+    p.add_argument("--out", default="demo-output",
+                   help="directory for the marked image and the difference image (default demo-output)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ._image import ImageError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except (ImageError, _UsageError, ValueError, TypeError) as exc:
+        print(f"provmark {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

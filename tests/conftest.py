@@ -1,0 +1,158 @@
+"""Shared fixtures for the provmark core tests: small images made in memory.
+
+The photos are scikit-image's bundled samples (astronaut, coffee, chelsea, rocket)
+resized with OpenCV; the synthetic images (flat, gradient, noise) are made with a
+seeded generator. Nothing is downloaded. Every fixture array is read-only so a test
+that modifies a shared image fails loudly instead of corrupting the next test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+#: scikit-image's colour sample photos used throughout.
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+@lru_cache(maxsize=None)
+def _original(name: str) -> np.ndarray:
+    return _read_only(getattr(skimage.data, name)())
+
+
+@lru_cache(maxsize=None)
+def load_photo(name: str, width: int, height: int) -> np.ndarray:
+    """Sample photo ``name`` resized to ``width`` x ``height`` (HxWx3 uint8, read-only)."""
+    src = _original(name)
+    if src.shape[:2] == (height, width):
+        return src
+    interp = cv2.INTER_AREA if width * height < src.shape[0] * src.shape[1] else cv2.INTER_CUBIC
+    return _read_only(cv2.resize(src, (width, height), interpolation=interp))
+
+
+def make_flat(size: int = 256, colour=(128, 128, 128)) -> np.ndarray:
+    """A uniform colour image."""
+    img = np.empty((size, size, 3), np.uint8)
+    img[...] = np.asarray(colour, np.uint8)
+    return _read_only(img)
+
+
+def make_gradient(size: int = 256, angle: float = 0.5) -> np.ndarray:
+    """A smooth linear luma ramp (30..225) at ``angle`` radians, tinted slightly."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    t = (np.cos(angle) * yy + np.sin(angle) * xx) / (size * 1.42)
+    base = 30 + 195 * (t - t.min()) / max(np.ptp(t), 1e-9)
+    img = np.stack([base, base * 0.9 + 10, base * 0.8 + 20], axis=2)
+    return _read_only(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+
+
+def make_noise(size: int = 256, seed: int = 0) -> np.ndarray:
+    """Uniform i.i.d. RGB noise."""
+    rng = np.random.default_rng(seed)
+    return _read_only(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (inf when identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip with OpenCV (its default 4:2:0 chroma subsampling)."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    assert ok
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+# --------------------------------------------------------------------------- #
+# Fixtures
+
+
+@pytest.fixture(scope="module")
+def numba_one_thread():
+    """Run the Numba kernels on one thread for the duration of a test module.
+
+    Results do not depend on the thread count (test_api checks this), but with the
+    OpenMP threading layer the parallel kernels slow down 10-20x on small images
+    when other processes compete for the two cores; the thousands of detections in
+    these modules would then dominate the suite's run time.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def photo_factory():
+    """``photo_factory(name, width, height)``: a resized sample photo (read-only)."""
+    return load_photo
+
+
+@pytest.fixture(scope="session")
+def image_factory():
+    """Makers of synthetic images: ``flat``, ``gradient`` and ``noise``."""
+    return {"flat": make_flat, "gradient": make_gradient, "noise": make_noise}
+
+
+@pytest.fixture(scope="session")
+def psnr_db():
+    """``psnr_db(a, b)``: PSNR in dB between two uint8 images."""
+    return psnr
+
+
+@pytest.fixture(scope="session")
+def jpeg_roundtrip():
+    """``jpeg_roundtrip(img, quality)``: OpenCV JPEG encode/decode (4:2:0)."""
+    return jpeg
+
+
+@pytest.fixture(scope="session")
+def photos_512() -> dict[str, np.ndarray]:
+    """The four sample photos at 512x512."""
+    return {name: load_photo(name, 512, 512) for name in PHOTO_NAMES}
+
+
+@pytest.fixture(scope="session")
+def photos_256() -> dict[str, np.ndarray]:
+    """The four sample photos at 256x256 (one tile: the smallest accepted size)."""
+    return {name: load_photo(name, 256, 256) for name in PHOTO_NAMES}
+
+
+@pytest.fixture(scope="session")
+def astronaut_512() -> np.ndarray:
+    return load_photo("astronaut", 512, 512)
+
+
+@pytest.fixture(scope="session")
+def coffee_512() -> np.ndarray:
+    return load_photo("coffee", 512, 512)
+
+
+@pytest.fixture(scope="session")
+def flat_image() -> np.ndarray:
+    return make_flat(256)
+
+
+@pytest.fixture(scope="session")
+def gradient_image() -> np.ndarray:
+    return make_gradient(256)
+
+
+@pytest.fixture(scope="session")
+def noise_image() -> np.ndarray:
+    return make_noise(256)

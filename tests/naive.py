@@ -1,0 +1,255 @@
+"""Slow, obviously-correct reference implementations of every ``provmark.kernels`` kernel.
+
+The oracles are PyWavelets (``pywt.dwt2(x, 'haar', mode='periodization')``),
+``scipy.fft.dctn(..., norm='ortho')`` and plain NumPy/``math`` loops, all in float64.
+Nothing here imports ``provmark``: the angle-QIM formulas are written again from their
+definitions (lattice ``dither + bit*pi/4 + k*pi/2``, decision half-width ``pi/8``) so a
+kernel cannot agree with its reference by sharing a bug. Speed is irrelevant; clarity
+is the point (the stumpy ``tests/naive.py`` habit, STYLE.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pywt
+import scipy.fft
+
+BLOCK = 8  # LL-band DCT block size
+BLOCK_PX = 2 * BLOCK  # one LL block covers 16x16 image pixels
+#: Angle lattice period of one bit value (radians); bit 1 sits half a period from bit 0.
+PERIOD = math.pi / 2.0
+#: Half-width of a decision region: a symbol decodes correctly within PERIOD / 4.
+HALF_WIDTH = PERIOD / 4.0
+
+
+# --------------------------------------------------------------------- transforms
+
+
+def haar_dwt2(x):
+    """``cA, (cH, cV, cD)`` of a one-level orthonormal Haar DWT (float64, PyWavelets)."""
+    return pywt.dwt2(np.asarray(x, np.float64), "haar", mode="periodization")
+
+
+def haar_idwt2(ca, ch, cv, cd):
+    """Inverse of :func:`haar_dwt2` (float64, PyWavelets)."""
+    coeffs = tuple(np.asarray(b, np.float64) for b in (ca, ch, cv, cd))
+    return pywt.idwt2((coeffs[0], coeffs[1:]), "haar", mode="periodization")
+
+
+def block_dct(x, n=BLOCK):
+    """Orthonormal 2-D DCT-II of every ``n x n`` block, one ``scipy.fft.dctn`` per block."""
+    x = np.asarray(x, np.float64)
+    out = np.empty_like(x)
+    for i in range(0, x.shape[0], n):
+        for j in range(0, x.shape[1], n):
+            out[i:i + n, j:j + n] = scipy.fft.dctn(x[i:i + n, j:j + n], norm="ortho")
+    return out
+
+
+def block_idct(x, n=BLOCK):
+    """Inverse of :func:`block_dct`, one ``scipy.fft.idctn`` per block."""
+    x = np.asarray(x, np.float64)
+    out = np.empty_like(x)
+    for i in range(0, x.shape[0], n):
+        for j in range(0, x.shape[1], n):
+            out[i:i + n, j:j + n] = scipy.fft.idctn(x[i:i + n, j:j + n], norm="ortho")
+    return out
+
+
+def luma(rgb):
+    """BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` in float64, no rounding."""
+    rgb = np.asarray(rgb, np.float64)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+# ------------------------------------------------------------ LL-band block DCT
+
+
+def ll_block_dcts(y, oy, ox, nby, nbx):
+    """Full 8x8 DCT of the Haar LL band for each 16x16 pixel block, grid origin (oy, ox).
+
+    Returns ``(dct, detail)``: ``dct`` is (nby, nbx, 8, 8); ``detail`` is (nby, nbx)
+    the RMS of the three Haar detail bands (192 samples) over each block.
+    """
+    crop = np.asarray(y, np.float64)[oy:oy + BLOCK_PX * nby, ox:ox + BLOCK_PX * nbx]
+    ca, (ch, cv, cd) = haar_dwt2(crop)
+    dct = np.empty((nby, nbx, BLOCK, BLOCK))
+    detail = np.empty((nby, nbx))
+    for by in range(nby):
+        for bx in range(nbx):
+            sl = (slice(BLOCK * by, BLOCK * (by + 1)), slice(BLOCK * bx, BLOCK * (bx + 1)))
+            dct[by, bx] = scipy.fft.dctn(ca[sl], norm="ortho")
+            bands = np.concatenate([ch[sl].ravel(), cv[sl].ravel(), cd[sl].ravel()])
+            detail[by, bx] = math.sqrt(np.mean(bands**2))
+    return dct, detail
+
+
+def pair_coeffs(y, oy, ox, pairs, nby, nbx):
+    """(nby, nbx, P, 2): coefficients ``D[u1, v1]`` and ``D[u2, v2]`` of every block."""
+    dct, _ = ll_block_dcts(y, oy, ox, nby, nbx)
+    out = np.empty((nby, nbx, len(pairs), 2))
+    for p, (u1, v1, u2, v2) in enumerate(np.asarray(pairs)):
+        out[:, :, p, 0] = dct[:, :, u1, v1]
+        out[:, :, p, 1] = dct[:, :, u2, v2]
+    return out
+
+
+def texture_rms(dct, pairs):
+    """RMS of the DCT coefficients with ``u + v >= 3`` that carry no symbol."""
+    u, v = np.indices((BLOCK, BLOCK))
+    keep = u + v >= 3
+    for u1, v1, u2, v2 in np.asarray(pairs):
+        keep[u1, v1] = False
+        keep[u2, v2] = False
+    return math.sqrt(np.mean(dct[keep] ** 2))
+
+
+# ------------------------------------------------------------------- angle QIM
+
+
+def wrap(a, period):
+    """``a`` reduced to ``[-period/2, period/2)``."""
+    return (a + period / 2.0) % period - period / 2.0
+
+
+def margin(c1, c2, dither):
+    """Signed distance of the point ``(c1, c2)`` from the nearest decision boundary.
+
+    The bit-0 lattice rays are at ``dither + k*PERIOD``; boundaries lie ``HALF_WIDTH``
+    either side. The perpendicular distance of a point at radius ``r`` and angle
+    ``a`` from a ray through the origin is ``r * sin(a)``: positive inside a bit-0
+    region, negative inside a bit-1 region. Works element-wise on arrays.
+    """
+    r = np.hypot(c1, c2)
+    a = np.abs(wrap(np.arctan2(c2, c1) - dither, PERIOD))  # angle to nearest bit-0 ray
+    return r * np.sin(HALF_WIDTH - a)
+
+
+def target(c1, c2, bit, dither, r_floor, margin_, min_angle):
+    """Where angle-QIM moves ``(c1, c2)`` to write ``bit`` (see ``aqim_target``).
+
+    1. radius ``R = max(r, r_floor)``;
+    2. the angular margin wanted is ``need = max(asin(min(1, margin/R)), min_angle)``
+       (the whole half-width if ``R == 0``);
+    3. the angle moves the least it can to lie within ``HALF_WIDTH - need`` of the
+       nearest lattice ray of ``bit`` (onto the ray if ``need >= HALF_WIDTH``).
+    """
+    r = math.hypot(c1, c2)
+    theta = math.atan2(c2, c1)
+    err = float(wrap(theta - (dither + bit * PERIOD / 2.0), PERIOD))  # angle past the ray
+    big_r = max(r, r_floor)
+    need = math.asin(min(1.0, margin_ / big_r)) if big_r > 0 else HALF_WIDTH
+    need = max(need, min_angle)
+    room = max(HALF_WIDTH - need, 0.0)
+    moved = theta - err + min(max(err, -room), room)
+    return big_r * math.cos(moved), big_r * math.sin(moved)
+
+
+def embed_deltas(rgb, pairs, bits, dither, boost, *, r_floor, floor_base, floor_gain, margin,
+                 min_angle, cap_base, cap_texture):
+    """Reference for ``aqim_embed_deltas``: returns ``(delta, coef)``, (nby, nbx, P, 2).
+
+    Per whole 16x16 block: luma -> PyWavelets Haar LL -> ``scipy.fft.dctn``. The
+    block's activity is ``hypot(texture, detail)`` (:func:`texture_rms`, the Haar
+    detail RMS). The radius floor is the least of ``r_floor``, five times the block's
+    headroom (distance of its mean luma from 0 or 255) and
+    ``floor_base + floor_gain * activity``; each symbol's change is the move to
+    :func:`target`, its length capped at ``cap_base + cap_texture * activity`` times
+    the slot's ``boost``. Block ``(by, bx)`` writes ``bits[by % T, bx % T]`` (cap
+    multiplier ``boost[by % T, bx % T]``) with ``dither[by % D, bx % D]``.
+    """
+    pairs = np.asarray(pairs)
+    h, w = rgb.shape[:2]
+    nby, nbx = h // BLOCK_PX, w // BLOCK_PX
+    y = luma(rgb)
+    dct, detail = ll_block_dcts(y, 0, 0, nby, nbx)
+    tsz, dsz = bits.shape[0], dither.shape[0]
+    delta = np.empty((nby, nbx, len(pairs), 2))
+    coef = np.empty_like(delta)
+    for by in range(nby):
+        for bx in range(nbx):
+            d = dct[by, bx]
+            activity = math.hypot(texture_rms(d, pairs), detail[by, bx])
+            cap = cap_base + cap_texture * activity
+            mean = y[BLOCK_PX * by:BLOCK_PX * (by + 1), BLOCK_PX * bx:BLOCK_PX * (bx + 1)].mean()
+            floor = min(r_floor, 5.0 * max(min(mean, 255.0 - mean), 0.0),
+                        floor_base + floor_gain * activity)
+            for p, (u1, v1, u2, v2) in enumerate(pairs):
+                c1, c2 = d[u1, v1], d[u2, v2]
+                t1, t2 = target(c1, c2, int(bits[by % tsz, bx % tsz, p]),
+                                float(dither[by % dsz, bx % dsz, p]), floor, margin,
+                                min_angle)
+                move = np.array([t1 - c1, t2 - c2])
+                length = float(np.hypot(*move))
+                slot_cap = cap * float(boost[by % tsz, bx % tsz, p])
+                if length > slot_cap:
+                    move *= slot_cap / length
+                delta[by, bx, p] = move
+                coef[by, bx, p] = (c1, c2)
+    return delta, coef
+
+
+def ll_only_inverse_haar(dll):
+    """Pixel change from an LL-band change alone, via ``pywt.idwt2`` (detail bands zero).
+
+    Checks on the way that it is the 2x2 upsampling of ``dll / 2`` (the orthonormal
+    Haar synthesis of an LL-only signal), which the kernel uses directly.
+    """
+    zeros = np.zeros_like(dll)
+    pix = haar_idwt2(dll, zeros, zeros, zeros)
+    upsampled = np.kron(dll, np.ones((2, 2))) / 2.0
+    np.testing.assert_allclose(pix, upsampled, rtol=1e-12, atol=1e-12)
+    return pix
+
+
+def apply_deltas(rgb, pairs, delta, scale, max_change):
+    """Reference for ``apply_block_deltas``: the marked uint8 image.
+
+    The LL-band change of each block is ``scipy.fft.idctn`` of its coefficient
+    changes (``scale * delta`` scattered into an 8x8 array, shared coefficients
+    adding up); the pixel change is its inverse Haar (:func:`ll_only_inverse_haar`),
+    clamped to ``+-max_change``, added to R, G and B alike, rounded half up
+    (``floor(x + 0.5)``) and clipped to 0..255. Pixels outside whole blocks
+    (``delta.shape[:2]`` blocks from the origin) are copied.
+    """
+    pairs = np.asarray(pairs)
+    nby, nbx = delta.shape[:2]
+    dll = np.zeros((BLOCK * nby, BLOCK * nbx))
+    for by in range(nby):
+        for bx in range(nbx):
+            coeffs = np.zeros((BLOCK, BLOCK))
+            for p, (u1, v1, u2, v2) in enumerate(pairs):
+                coeffs[u1, v1] += scale * delta[by, bx, p, 0]
+                coeffs[u2, v2] += scale * delta[by, bx, p, 1]
+            dll[BLOCK * by:BLOCK * (by + 1), BLOCK * bx:BLOCK * (bx + 1)] = scipy.fft.idctn(
+                coeffs, norm="ortho")
+    change = np.clip(ll_only_inverse_haar(dll), -max_change, max_change)
+    out = np.array(rgb, copy=True)
+    region = np.asarray(rgb[:BLOCK_PX * nby, :BLOCK_PX * nbx], np.float64)
+    marked = np.floor(region + change[..., None] + 0.5)
+    out[:BLOCK_PX * nby, :BLOCK_PX * nbx] = np.clip(marked, 0, 255).astype(np.uint8)
+    return out
+
+
+def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
+    """Reference for ``aqim_soft_fold``: ``(score, weight)``, each (T, T, P) float64.
+
+    Block ``(by, bx)`` is read with ``dither[(by+ty) % D, (bx+tx) % D]`` and folded
+    into tile slot ``((by+ty) % T, (bx+tx) % T)``; each observation adds
+    ``clip(margin / (scale + rel * radius), -clip, clip)`` and one unit of weight.
+    """
+    coef = np.asarray(coef, np.float64)
+    nby, nbx, npairs, _ = coef.shape
+    dsz = dither.shape[0]
+    by, bx, p = np.meshgrid(np.arange(nby), np.arange(nbx), np.arange(npairs), indexing="ij")
+    d = dither[(by + ty) % dsz, (bx + tx) % dsz, p]
+    c1, c2 = coef[..., 0], coef[..., 1]
+    m = np.clip(margin(c1, c2, d) / (scale + rel * np.hypot(c1, c2)), -clip, clip)
+    slot = ((by + ty) % tsz, (bx + tx) % tsz, p)
+    score = np.zeros((tsz, tsz, npairs))
+    weight = np.zeros((tsz, tsz, npairs))
+    np.add.at(score, slot, m)
+    np.add.at(weight, slot, 1.0)
+    return score, weight

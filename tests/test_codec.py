@@ -1,0 +1,311 @@
+"""Tests for provmark._codec: CRC + RS(25, 13) + keyed whitening, soft decoding with
+erasures, and the false-alarm arithmetic.
+
+The channel model used here is the one the decoder assumes: soft scores whose sign
+is the bit (positive = 1) and whose magnitude is the reliability. A byte *error* is
+a byte with some bits flipped but still confident scores; a byte *erasure* is a
+byte whose scores are near zero and whose hard value is random.
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provmark import Payload
+from provmark import _codec
+from provmark._codec import (
+    CODE_BITS,
+    CODE_BYTES,
+    ERASURE_SCHEDULE,
+    PARITY_BYTES,
+    decode,
+    encode,
+    false_alarm_per_hypothesis,
+)
+
+KEY = b"test-key"
+
+payloads = st.builds(Payload, provider=st.integers(0, 2**24 - 1),
+                     content_id=st.integers(0, 2**40 - 1), label=st.sampled_from([1, 2, 3]))
+keys = st.binary(min_size=1, max_size=40)
+
+
+def confident_soft(bits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Soft scores for ``bits`` with magnitudes in [1, 2] (confident)."""
+    return (2.0 * bits - 1.0) * rng.uniform(1.0, 2.0, bits.size)
+
+
+def corrupt(bits: np.ndarray, rng: np.random.Generator, *, errors=(), erasures=()) -> np.ndarray:
+    """Confident soft scores with bit flips in the ``errors`` bytes (at least one bit
+    per byte, still confident) and near-zero random scores in the ``erasures`` bytes."""
+    soft = confident_soft(bits, rng).reshape(CODE_BYTES, 8)
+    for b in errors:
+        mask = np.zeros(8, bool)
+        while not mask.any():
+            mask = rng.random(8) < rng.uniform(0.1, 1.0)
+        soft[b, mask] *= -1.0
+    for b in erasures:
+        soft[b] = rng.choice([-1.0, 1.0], 8) * rng.uniform(1e-4, 1e-2, 8)
+    return soft.reshape(-1)
+
+
+def guaranteed(n_erasures: int, n_errors: int) -> bool:
+    """Whether some attempt of the erasure schedule is within the RS bound
+    ``2 * errors + erasures <= PARITY_BYTES`` (the unreliable bytes are always the
+    ones erased first; those left unerased count as errors)."""
+    for e in ERASURE_SCHEDULE:
+        residual = n_errors + max(0, n_erasures - e)
+        if 2 * residual + e <= PARITY_BYTES:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- #
+# Encoding
+
+
+def test_code_dimensions():
+    assert CODE_BITS == 200 == 8 * CODE_BYTES
+    assert PARITY_BYTES == 12
+
+
+@pytest.mark.parametrize("label", [1, 2, 3])
+def test_encode_is_200_bits(label):
+    bits = encode(Payload(4242, 123456789, label), KEY)
+    assert bits.shape == (200,)
+    assert bits.dtype == np.uint8
+    assert set(np.unique(bits)) <= {0, 1}
+
+
+def test_encode_deterministic_and_keyed():
+    p = Payload(1, 2)
+    a = encode(p, KEY)
+    assert np.array_equal(a, encode(p, KEY))
+    b = encode(p, b"other-key")
+    # Whitening: another key gives an unrelated word (about half the bits differ).
+    assert 60 < int((a != b).sum()) < 140
+    assert not np.array_equal(a, encode(Payload(1, 3), KEY))
+
+
+@pytest.mark.parametrize("label", [1, 2, 3])
+def test_clean_decode(label):
+    p = Payload(2**24 - 1, 2**40 - 1, label)
+    rng = np.random.default_rng(label)
+    res = decode(confident_soft(encode(p, KEY), rng), KEY)
+    assert res.payload == p
+    assert (res.corrected_symbols, res.erasures, res.attempts) == (0, 0, 1)
+    assert res.reason == "decoded"
+
+
+def test_decode_accepts_any_positive_scale():
+    p = Payload(5, 6, 2)
+    soft = 2.0 * encode(p, KEY) - 1.0
+    for scale in (1e-6, 1.0, 1e6):
+        assert decode(soft * scale, KEY).payload == p
+
+
+@pytest.mark.parametrize("shape", [(199,), (201,), (25, 8), (0,)])
+def test_decode_rejects_wrong_shape(shape):
+    with pytest.raises(ValueError, match="200"):
+        decode(np.zeros(shape), KEY)
+
+
+# --------------------------------------------------------------------------- #
+# Within the design: always the exact payload
+
+
+@settings(max_examples=250, deadline=None)
+@given(p=payloads, key=keys, data=st.data())
+def test_up_to_six_byte_errors_always_decode(p, key, data):
+    n = data.draw(st.integers(0, PARITY_BYTES // 2), label="n_errors")
+    positions = data.draw(st.lists(st.integers(0, CODE_BYTES - 1), min_size=n, max_size=n,
+                                   unique=True), label="positions")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    res = decode(corrupt(encode(p, key), rng, errors=positions), key)
+    assert res.payload == p
+    assert res.corrected_symbols == n
+    assert res.erasures == 0
+
+
+@settings(max_examples=250, deadline=None)
+@given(p=payloads, key=keys, data=st.data())
+def test_erasures_within_the_schedule_always_decode(p, key, data):
+    # The schedule tries up to max(ERASURE_SCHEDULE) = 10 erasures; one more
+    # unreliable byte is then an error that RS still corrects (2*1 + 10 = 12).
+    n = data.draw(st.integers(0, max(ERASURE_SCHEDULE) + 1), label="n_erasures")
+    positions = data.draw(st.lists(st.integers(0, CODE_BYTES - 1), min_size=n, max_size=n,
+                                   unique=True), label="positions")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    res = decode(corrupt(encode(p, key), rng, erasures=positions), key)
+    assert res.payload == p
+
+
+@settings(max_examples=250, deadline=None)
+@given(p=payloads, key=keys, data=st.data())
+def test_errors_plus_erasures_within_the_bound_always_decode(p, key, data):
+    n_erasures = data.draw(st.integers(0, 11), label="n_erasures")
+    n_errors = data.draw(st.integers(0, 6), label="n_errors")
+    if not guaranteed(n_erasures, n_errors):
+        n_errors = max(j for j in range(7) if guaranteed(n_erasures, j))
+    order = data.draw(st.permutations(range(CODE_BYTES)), label="order")
+    erased, wrong = order[:n_erasures], order[n_erasures:n_erasures + n_errors]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    res = decode(corrupt(encode(p, key), rng, errors=wrong, erasures=erased), key)
+    assert res.payload == p
+
+
+def test_guarantee_helper_matches_the_design():
+    # Pure errors: t = 6. Pure erasures: 11 (10 erased + 1 corrected).
+    assert guaranteed(0, 6) and not guaranteed(0, 7)
+    assert guaranteed(11, 0) and not guaranteed(12, 0)
+    assert guaranteed(4, 4) and not guaranteed(4, 5)
+
+
+def test_twelve_erasures_are_not_attempted():
+    # ERASURE_SCHEDULE stops at 10 on purpose: 12 erasures leave no error budget and
+    # would accept any word whose CRC matches (2**-32 per hypothesis, 18x the rest of
+    # the schedule). 12 unreliable bytes therefore decode only if RS can also fix the
+    # 2 left unerased as errors -- here it cannot, and the result is None, not a guess.
+    assert max(ERASURE_SCHEDULE) == 10
+    rng = np.random.default_rng(12)
+    p = Payload(77, 88, 1)
+    bits = encode(p, KEY)
+    for _ in range(50):
+        erased = rng.choice(CODE_BYTES, 12, replace=False)
+        assert decode(corrupt(bits, rng, erasures=erased), KEY).payload in (None, p)
+
+
+# --------------------------------------------------------------------------- #
+# Beyond the design: rejected, never mis-decoded
+
+
+def test_beyond_design_byte_errors_are_never_misdecoded(record_property):
+    rng = np.random.default_rng(2024)
+    trials, none, correct = 1500, 0, 0
+    for i in range(trials):
+        p = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)),
+                    int(rng.integers(1, 4)))
+        key = rng.bytes(16)
+        n_errors = int(rng.integers(7, CODE_BYTES + 1))
+        wrong = rng.choice(CODE_BYTES, n_errors, replace=False)
+        res = decode(corrupt(encode(p, key), rng, errors=wrong), key)
+        assert res.payload is None or res.payload == p, (i, n_errors, res)
+        none += res.payload is None
+        correct += res.payload == p
+    record_property("beyond_design_none", none)
+    print(f"7+ confident byte errors: {none}/{trials} rejected, {correct} decoded correctly")
+    # Confident errors give the erasure schedule nothing to go on: almost all fail.
+    assert none >= 0.95 * trials
+
+
+def test_beyond_design_mixed_corruption_is_never_misdecoded(record_property):
+    rng = np.random.default_rng(99)
+    trials, none = 1500, 0
+    p = Payload(123, 456, 2)
+    bits = encode(p, KEY)
+    for i in range(trials):
+        while True:
+            n_erasures = int(rng.integers(0, CODE_BYTES + 1))
+            n_errors = int(rng.integers(0, CODE_BYTES - n_erasures + 1))
+            if not guaranteed(n_erasures, n_errors):
+                break
+        order = rng.permutation(CODE_BYTES)
+        soft = corrupt(bits, rng, erasures=order[:n_erasures],
+                       errors=order[n_erasures:n_erasures + n_errors])
+        res = decode(soft, KEY)
+        assert res.payload is None or res.payload == p, (i, n_erasures, n_errors, res)
+        none += res.payload is None
+    record_property("beyond_design_mixed_none", none)
+    print(f"mixed corruption beyond the bound: {none}/{trials} rejected")
+
+
+@settings(max_examples=200, deadline=None)
+@given(p=payloads, key=keys, data=st.data())
+def test_property_more_than_six_byte_errors_never_misdecode(p, key, data):
+    n = data.draw(st.integers(7, CODE_BYTES), label="n_errors")
+    positions = data.draw(st.lists(st.integers(0, CODE_BYTES - 1), min_size=n, max_size=n,
+                                   unique=True), label="positions")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    res = decode(corrupt(encode(p, key), rng, errors=positions), key)
+    assert res.payload is None or res.payload == p
+
+
+def test_random_soft_input_never_decodes():
+    rng = np.random.default_rng(7)
+    for i in range(3000):
+        soft = rng.normal(size=CODE_BITS) * rng.uniform(0.01, 10)
+        res = decode(soft, rng.bytes(int(rng.integers(1, 33))))
+        assert res.payload is None, (i, res)
+        assert res.reason != "decoded"
+
+
+def test_wrong_key_never_decodes_a_clean_codeword():
+    rng = np.random.default_rng(8)
+    for i in range(3000):
+        p = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)),
+                    int(rng.integers(1, 4)))
+        right, wrong = rng.bytes(16), rng.bytes(16)
+        soft = confident_soft(encode(p, right), rng)
+        if i % 2:  # also with the least reliable bytes looking like erasures
+            soft[: 8 * int(rng.integers(1, 12))] *= 1e-3
+        res = decode(soft, wrong)
+        assert res.payload is None, (i, res)
+
+
+@pytest.mark.parametrize("bad", ["a flipped CRC", "random data bytes"])
+def test_crc_rejects_valid_rs_words(bad):
+    # A word that is a valid RS codeword but whose CRC is wrong must be rejected.
+    rng = np.random.default_rng(3)
+    data = Payload(9, 10).to_bytes()
+    crc = bytearray(_codec._crc(data))
+    if bad == "a flipped CRC":
+        crc[0] ^= 0x01
+    else:
+        data = rng.bytes(9)
+    word = np.frombuffer(bytes(_codec._rs().encode(data + bytes(crc))), np.uint8)
+    word = word ^ _codec._whitening(KEY)
+    res = decode(2.0 * np.unpackbits(word) - 1.0, KEY)
+    assert res.payload is None
+    assert "CRC" in res.reason or "invalid" in res.reason
+
+
+# --------------------------------------------------------------------------- #
+# False-alarm arithmetic
+
+
+def _expected_false_alarm(schedule) -> float:
+    # Module docstring: sum over attempts of V(25 - e, t) / 256**(12 - e) * 2**-32,
+    # t = (12 - e) // 2, V(n, t) = sum_{i<=t} C(n, i) 255**i.
+    total = 0.0
+    for e in schedule:
+        t = (12 - e) // 2
+        ball = sum(comb(25 - e, i) * 255**i for i in range(t + 1))
+        total += ball / 256 ** (12 - e)
+    return total / 2**32
+
+
+def test_false_alarm_matches_docstring_formula():
+    expected = _expected_false_alarm((0, 2, 4, 6, 8, 10))
+    assert false_alarm_per_hypothesis() == pytest.approx(expected, rel=1e-12)
+    assert ERASURE_SCHEDULE == (0, 2, 4, 6, 8, 10)
+    assert false_alarm_per_hypothesis() < 1e-9
+    # The docstring quotes "about 1.4e-11".
+    assert 1.3e-11 < false_alarm_per_hypothesis() < 1.5e-11
+
+
+@pytest.mark.parametrize("schedule", [(0,), (0, 4), (2, 6, 10), (0, 2, 4, 6, 8, 10, 12)])
+def test_false_alarm_other_schedules(schedule):
+    assert false_alarm_per_hypothesis(schedule) == pytest.approx(
+        _expected_false_alarm(schedule), rel=1e-12)
+
+
+def test_false_alarm_grows_with_attempts():
+    a = false_alarm_per_hypothesis((0,))
+    b = false_alarm_per_hypothesis((0, 2))
+    assert 0 < a < b < false_alarm_per_hypothesis()

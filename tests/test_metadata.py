@@ -1,0 +1,826 @@
+"""Tests for provmark.metadata: the GB 45438 / TC260 metadata label in PNG, JPEG, WebP."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import struct
+import xml.etree.ElementTree as ET
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, PngImagePlugin
+
+from provmark.metadata import (
+    DIGITAL_SOURCE_TYPE_TRAINED,
+    MAX_FIELD_LENGTH,
+    TC260_NAMESPACE,
+    AIGCLabel,
+    LabelReading,
+    integrity_code,
+    read_label,
+    read_label_file,
+    sign_label,
+    verify_integrity,
+    write_label,
+    write_label_file,
+)
+
+LABEL = AIGCLabel("1", "001191440300MA5DXXXX00000", "img-20250901-0001")
+FORMATS = ["png", "jpeg", "webp-lossy", "webp-lossless"]
+XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+# --------------------------------------------------------------------------- #
+# Helpers: files made in memory with Pillow, and small independent parsers
+# --------------------------------------------------------------------------- #
+def _pixels(h: int = 24, w: int = 40) -> Image.Image:
+    rng = np.random.default_rng(1234)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+
+
+def make_file(fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img = _pixels()
+    if fmt == "png":
+        img.save(buf, "PNG", **kwargs)
+    elif fmt == "jpeg":
+        img.save(buf, "JPEG", quality=90, **kwargs)
+    elif fmt == "webp-lossy":
+        img.save(buf, "WEBP", quality=80, **kwargs)
+    elif fmt == "webp-lossless":
+        img.save(buf, "WEBP", lossless=True, **kwargs)
+    else:  # pragma: no cover
+        raise AssertionError(fmt)
+    return buf.getvalue()
+
+
+def icc_bytes() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def exif_bytes() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "MakerCo"  # Make
+    exif[0x0110] = "Model-7"  # Model
+    exif[0x0131] = "SomeSoftware 1.0"  # Software
+    return exif.tobytes()
+
+
+def decoded(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def info(data: bytes) -> dict:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return dict(im.info)
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    """Raw chunks (length..CRC) of a PNG; an independent, minimal parser."""
+    out, pos = [], 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        out.append(data[pos : pos + 12 + n])
+        pos += 12 + n
+    return out
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_insert_before_idat(data: bytes, *chunks: bytes) -> bytes:
+    raw = png_chunks(data)
+    i = next(i for i, c in enumerate(raw) if c[4:8] == b"IDAT")
+    return data[:8] + b"".join(raw[:i] + list(chunks) + raw[i:])
+
+
+def png_with_xmp(xmp: str | bytes) -> bytes:
+    body = xmp.encode("utf-8") if isinstance(xmp, str) else xmp
+    return png_insert_before_idat(
+        make_file("png"), png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + body)
+    )
+
+
+def jpeg_with_xmp(xmp: str | bytes) -> bytes:
+    body = XMP_HEADER + (xmp.encode("utf-8") if isinstance(xmp, str) else xmp)
+    data = make_file("jpeg")
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + data[2:]
+
+
+def webp_with_xmp(xmp: str) -> bytes:
+    buf = io.BytesIO()
+    _pixels().save(buf, "WEBP", quality=80, xmp=xmp.encode("utf-8"))
+    return buf.getvalue()
+
+
+def with_xmp(fmt: str, xmp: str) -> bytes:
+    return {"png": png_with_xmp, "jpeg": jpeg_with_xmp, "webp-lossy": webp_with_xmp}[fmt](xmp)
+
+
+def xmp_of(data: bytes) -> str:
+    """The XMP packet as Pillow sees it."""
+    inf = info(data)
+    x = inf.get("xmp", inf.get("XML:com.adobe.xmp"))
+    return x.decode("utf-8") if isinstance(x, bytes) else x
+
+
+def xmp_packet(description: str, *, quote: str = '"') -> str:
+    q = quote
+    return (
+        f"<?xpacket begin={q}\ufeff{q} id={q}W5M0MpCehiHzreSzNTczkc9d{q}?>\n"
+        f"<x:xmpmeta xmlns:x={q}adobe:ns:meta/{q}>\n"
+        f"<rdf:RDF xmlns:rdf={q}http://www.w3.org/1999/02/22-rdf-syntax-ns#{q}>\n"
+        f"{description}\n"
+        "</rdf:RDF>\n</x:xmpmeta>\n"
+        f"<?xpacket end={q}w{q}?>"
+    )
+
+
+# the bare object, as the TC260 practice guide's sample and generators put it in XMP
+OTHER_BARE_JSON = (
+    '{"Label":"2","ContentProducer":"OTHER-PRODUCER","ProduceID":"o-77",'
+    '"ReservedCode1":"","ContentPropagator":"","PropagateID":"","ReservedCode2":""}'
+)
+# the GB 45438 Annex E wrapped object, as in a PNG text chunk keyed AIGC
+OTHER_LABEL_JSON = '{"AIGC":' + OTHER_BARE_JSON + "}"
+ATTR_FORM = xmp_packet(
+    '<rdf:Description rdf:about="" xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/" '
+    'TC260:AIGC="' + OTHER_LABEL_JSON.replace('"', "&quot;") + '"/>'
+)
+ELEMENT_FORM = xmp_packet(  # element form, entity-escaped quotes, bare object
+    '<rdf:Description rdf:about="" xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/">\n'
+    "  <TC260:AIGC>" + OTHER_BARE_JSON.replace('"', "&quot;") + "</TC260:AIGC>\n</rdf:Description>"
+)
+ELEMENT_FORM_PLAIN = xmp_packet(  # element form, literal quotes, wrapped object
+    '<rdf:Description rdf:about="" xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/">\n'
+    f"  <TC260:AIGC>\n    {OTHER_LABEL_JSON}\n  </TC260:AIGC>\n</rdf:Description>"
+)
+RICH_XMP = xmp_packet(
+    "<rdf:Description rdf:about=''\n"
+    "  xmlns:dc='http://purl.org/dc/elements/1.1/'\n"
+    "  xmlns:xmp='http://ns.adobe.com/xap/1.0/'\n"
+    "  xmlns:tc='http://www.tc260.org.cn/ns/AIGC/1.0/'\n"
+    "  xmlns:Iptc4xmpExt='http://iptc.org/std/Iptc4xmpExt/2008-02-29/'\n"
+    "  xmp:Rating='3'\n"
+    "  tc:AIGC='" + OTHER_BARE_JSON.replace('"', "&quot;") + "'>\n"
+    "  <dc:title><rdf:Alt><rdf:li xml:lang='x-default'>Hello &amp; welcome</rdf:li>"
+    "</rdf:Alt></dc:title>\n"
+    "  <dc:creator><rdf:Seq><rdf:li>Ann</rdf:li><rdf:li>Bob</rdf:li></rdf:Seq></dc:creator>\n"
+    "  <Iptc4xmpExt:DigitalSourceType>http://cv.iptc.org/newscodes/digitalsourcetype/"
+    "compositeWithTrainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>\n"
+    "</rdf:Description>\n"
+    "<!-- a comment that must survive -->",
+    quote="'",
+)
+
+
+# --------------------------------------------------------------------------- #
+# AIGCLabel
+# --------------------------------------------------------------------------- #
+def test_to_json_is_the_standard_compact_form():
+    assert LABEL.to_json() == (
+        '{"AIGC":{"Label":"1","ContentProducer":"001191440300MA5DXXXX00000",'
+        '"ProduceID":"img-20250901-0001","ReservedCode1":"","ContentPropagator":"",'
+        '"PropagateID":"","ReservedCode2":""}}'
+    )
+    assert LABEL.to_json(wrapped=False) == LABEL.to_json()[len('{"AIGC":') : -1]
+    assert AIGCLabel.from_json(LABEL.to_json()) == LABEL
+    assert AIGCLabel.from_json(LABEL.to_json().encode()) == LABEL
+    assert AIGCLabel.from_json(LABEL.to_json(wrapped=False)) == LABEL
+    assert LABEL.meaning == "AI-generated"
+
+
+def test_from_json_accepts_missing_optional_keys():
+    lab = AIGCLabel.from_json('{"AIGC":{"Label":"3","ContentProducer":"P","ProduceID":"i"}}')
+    assert lab == AIGCLabel("3", "P", "i")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("label", "4", r'Label must be "1" .*got \'4\''),
+        ("label", "", r"Label must be"),
+        ("content_producer", "", r"ContentProducer is empty"),
+        ("produce_id", "", r"ProduceID is empty"),
+        ("content_producer", "ACME Inc", r"ContentProducer contains a space at position 4"),
+        ("produce_id", 'a"b', r"ProduceID contains a double quote"),
+        ("reserved_code1", "a\\b", r"ReservedCode1 contains a backslash"),
+        ("content_propagator", "平台", r"ContentPropagator contains the non-ASCII character"),
+        ("propagate_id", "a\nb", r"PropagateID contains the control character U\+000A"),
+        (
+            "reserved_code2",
+            "x" * (MAX_FIELD_LENGTH + 1),
+            r"ReservedCode2 is 257 characters long; the maximum is 256",
+        ),
+        ("produce_id", 12, r"ProduceID must be a string"),
+    ],
+)
+def test_invalid_fields_raise_naming_the_field(field, value, message):
+    kwargs = dict(label="1", content_producer="P", produce_id="i")
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=message):
+        AIGCLabel(**kwargs)
+
+
+def test_max_length_field_is_accepted():
+    lab = AIGCLabel("2", "P" * MAX_FIELD_LENGTH, "~" * MAX_FIELD_LENGTH)
+    assert AIGCLabel.from_json(lab.to_json()) == lab
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", r"not valid JSON"),
+        ("[1, 2]", r"must be an object"),
+        ('{"Other": {}}', r"has neither an AIGC nor a Label key"),
+        ('{"AIGC": "1"}', r"value of AIGC must be an object"),
+        ('{"AIGC":{"ContentProducer":"P","ProduceID":"i"}}', r"Label is missing"),
+        ('{"AIGC":{"Label":"1","ProduceID":"i"}}', r"ContentProducer is missing"),
+        ('{"AIGC":{"Label":1,"ContentProducer":"P","ProduceID":"i"}}', r"Label is the number 1"),
+        (
+            '{"AIGC":{"Label":"1","ContentProducer":"P","ProduceID":"i","Extra":"x"}}',
+            r"unknown key",
+        ),
+        (
+            '{"AIGC":{"Label":"1","Label":"2","ContentProducer":"P","ProduceID":"i"}}',
+            r"'Label' more than once",
+        ),
+        (
+            '{"AIGC":{"Label":"1","ContentProducer":"P Q","ProduceID":"i"}}',
+            r"ContentProducer contains a space",
+        ),
+        (
+            '{"AIGC":{"Label":"1","ContentProducer":"P","ProduceID":null}}',
+            r"ProduceID must be a string",
+        ),
+        (
+            '{"AIGC":{"Label":"1","ContentProducer":"' + "x" * 9000 + '","ProduceID":"i"}}',
+            r"characters long",
+        ),
+        ("[" * 100000 + "]" * 100000, r"characters long|not valid JSON"),
+    ],
+)
+def test_from_json_is_strict(text, message):
+    with pytest.raises(ValueError, match=message):
+        AIGCLabel.from_json(text)
+
+
+def test_with_propagator_keeps_producer_fields():
+    signed = sign_label(LABEL, b"payload", b"k")
+    prop = signed.with_propagator("PLATFORM-9", "share-123", "rc2")
+    assert (prop.label, prop.content_producer, prop.produce_id, prop.reserved_code1) == (
+        signed.label,
+        signed.content_producer,
+        signed.produce_id,
+        signed.reserved_code1,
+    )
+    assert (prop.content_propagator, prop.propagate_id, prop.reserved_code2) == (
+        "PLATFORM-9",
+        "share-123",
+        "rc2",
+    )
+    assert signed.content_propagator == ""  # frozen: the original is unchanged
+    with pytest.raises(ValueError, match="ContentPropagator is empty"):
+        LABEL.with_propagator("", "x")
+    with pytest.raises(ValueError, match="PropagateID contains a space"):
+        LABEL.with_propagator("P", "a b")
+
+
+# --------------------------------------------------------------------------- #
+# Integrity code
+# --------------------------------------------------------------------------- #
+def test_integrity_code_format_and_verification():
+    payload, key = bytes(range(20)), b"provider-secret"
+    code = integrity_code(LABEL, payload, key)
+    assert re.fullmatch(r"pm1:[A-Z2-7]{26}", code)
+    signed = sign_label(LABEL, payload, key)
+    assert signed.reserved_code1 == code
+    assert verify_integrity(signed, payload, key) is True
+    assert verify_integrity(signed, payload, b"other-key") is False
+    assert verify_integrity(signed, payload[:-1] + b"\xff", key) is False
+    tampered = AIGCLabel(signed.label, signed.content_producer, "img-other", code)
+    assert verify_integrity(tampered, payload, key) is False
+    relabelled = AIGCLabel("2", signed.content_producer, signed.produce_id, code)
+    assert verify_integrity(relabelled, payload, key) is False
+    # propagators may add their fields without breaking the producer's code
+    assert verify_integrity(signed.with_propagator("PLAT", "p1", "x"), payload, key) is True
+    # it survives the file round trip
+    out = read_label(write_label(make_file("png"), signed))
+    assert verify_integrity(out.label, payload, key) is True
+
+
+def test_integrity_code_excludes_reserved_code1_and_accepts_mappings():
+    payload, key = b"\x01\x02", b"k"
+    a = integrity_code(LABEL, payload, key)
+    b = integrity_code(
+        AIGCLabel(LABEL.label, LABEL.content_producer, LABEL.produce_id, "XYZ"), payload, key
+    )
+    c = integrity_code(LABEL.to_dict(), payload, key)
+    d = integrity_code({"AIGC": {**LABEL.to_dict(), "ReservedCode1": "zzz"}}, payload, key)
+    assert a == b == c == d
+    assert integrity_code(LABEL, b"", key) != a
+
+
+def test_verify_integrity_none_without_code():
+    assert verify_integrity(LABEL, b"x", b"k") is None
+    other = AIGCLabel("1", "P", "i", reserved_code1="vendor-sig:abc")
+    assert verify_integrity(other, b"x", b"k") is None
+    future = AIGCLabel("1", "P", "i", reserved_code1="pm2:AAAA")
+    assert verify_integrity(future, b"x", b"k") is None
+    broken = AIGCLabel("1", "P", "i", reserved_code1="pm1:AAAA")
+    assert verify_integrity(broken, b"x", b"k") is False
+
+
+def test_integrity_code_argument_errors():
+    with pytest.raises(ValueError, match="key must not be empty"):
+        integrity_code(LABEL, b"x", b"")
+    with pytest.raises(TypeError, match="key must be bytes"):
+        integrity_code(LABEL, b"x", "secret")
+    with pytest.raises(TypeError, match="payload_bytes must be bytes"):
+        integrity_code(LABEL, "payload", b"k")
+    with pytest.raises(ValueError, match="has no ProduceID"):
+        integrity_code({"Label": "1", "ContentProducer": "P"}, b"x", b"k")
+    with pytest.raises(TypeError, match="label_fields must be"):
+        integrity_code(42, b"x", b"k")
+
+
+# --------------------------------------------------------------------------- #
+# Writing and reading files
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_keeps_pixels(fmt):
+    data = make_file(fmt)
+    out = write_label(data, LABEL)
+    r = read_label(out)
+    assert isinstance(r, LabelReading)
+    assert r.label == LABEL and r.found
+    assert r.source == "xmp"
+    assert r.raw_json == LABEL.to_json(wrapped=False)  # the bare object inside XMP
+    assert r.problems == ()
+    assert r.digital_source_type == DIGITAL_SOURCE_TYPE_TRAINED
+    assert r.declared_label == "1"
+    assert r.container == fmt.split("-")[0]
+    np.testing.assert_array_equal(decoded(out), decoded(data))
+    # Pillow, an independent reader, finds the packet and the namespace
+    assert TC260_NAMESPACE in xmp_of(out)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exif_and_icc_kept_byte_for_byte(fmt):
+    exif, icc = exif_bytes(), icc_bytes()
+    data = make_file(fmt, exif=exif, icc_profile=icc)
+    before = info(data)
+    assert before["icc_profile"] == icc
+    out = write_label(data, LABEL)
+    after = info(out)
+    assert after["icc_profile"] == before["icc_profile"]
+    assert after["exif"] == before["exif"]
+    assert before["exif"].endswith(exif[-32:])
+    # the raw containers hold the same bytes too
+    assert before["exif"].removeprefix(b"Exif\x00\x00") in out
+    if fmt != "png":  # PNG stores the ICC profile zlib-compressed
+        assert icc in out
+    assert read_label(out).label == LABEL
+
+
+def test_png_every_other_chunk_kept_in_order():
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Comment", "hello")
+    meta.add_itxt("Description", "描述", lang="zh", tkey="说明", zip=True)
+    data = make_file("png", pnginfo=meta, exif=exif_bytes(), icc_profile=icc_bytes())
+    out = write_label(data, LABEL)
+    before, after = png_chunks(data), png_chunks(out)
+    added = [c for c in after if c not in before]
+    assert len(added) == 1 and added[0][4:8] == b"iTXt"
+    assert [c for c in after if c in before] == before
+    # the XMP goes before the image data
+    kinds = [c[4:8] for c in after]
+    assert after.index(added[0]) < kinds.index(b"IDAT")
+
+
+def test_jpeg_segments_kept_and_xmp_after_exif():
+    data = make_file("jpeg", exif=exif_bytes(), icc_profile=icc_bytes())
+    out = write_label(data, LABEL)
+    i_exif = out.index(b"Exif\x00\x00")
+    i_xmp = out.index(XMP_HEADER)
+    i_icc = out.index(b"ICC_PROFILE\x00")
+    assert i_exif < i_xmp
+    # removing our APP1 gives back the original file exactly
+    seg_len = struct.unpack(">H", out[i_xmp - 2 : i_xmp])[0]
+    assert out[: i_xmp - 4] + out[i_xmp - 2 + seg_len :] == data
+    assert i_icc > 0
+
+
+@pytest.mark.parametrize("fmt", ["webp-lossy", "webp-lossless"])
+def test_webp_becomes_extended_with_xmp_flag(fmt):
+    data = make_file(fmt)
+    assert data[12:16] in (b"VP8 ", b"VP8L")
+    out = write_label(data, LABEL)
+    assert out[12:16] == b"VP8X"
+    assert out[20] & 0x04  # XMP flag
+    assert struct.unpack("<I", out[4:8])[0] == len(out) - 8
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.size == (40, 24)
+    assert data[12:] in out  # the original bitstream chunk is untouched
+
+
+def test_webp_lossless_alpha_sets_alpha_flag():
+    rgba = np.random.default_rng(3).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True)
+    data = buf.getvalue()
+    assert data[12:16] == b"VP8L"
+    out = write_label(data, LABEL)
+    assert out[20] == 0x04 | 0x10  # XMP and alpha
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(out))), np.asarray(Image.open(io.BytesIO(data)))
+    )
+    assert read_label(out).label == LABEL
+
+
+def test_webp_animation_keeps_frames():
+    rng = np.random.default_rng(4)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)) for _ in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    out = write_label(buf.getvalue(), LABEL)
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.n_frames == 3
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+
+
+def test_webp_extended_keeps_flags_and_chunks():
+    data = make_file("webp-lossy", exif=exif_bytes(), icc_profile=icc_bytes())
+    assert data[12:16] == b"VP8X"
+    out = write_label(data, LABEL)
+    assert out[20] == data[20] | 0x04
+    assert out[21:30] == data[21:30]
+    assert data[30:] in out  # all chunks after VP8X kept, in order, before the new XMP
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp-lossy"])
+def test_existing_xmp_keeps_its_other_properties(fmt):
+    data = with_xmp(fmt, RICH_XMP)
+    assert read_label(data).label == AIGCLabel.from_json(OTHER_LABEL_JSON)
+    out = write_label(data, LABEL)
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+    assert r.digital_source_type == DIGITAL_SOURCE_TYPE_TRAINED
+    packet = xmp_of(out)
+    root = ET.fromstring(packet.encode("utf-8"))
+    ns = {
+        "dc": "http://purl.org/dc/elements/1.1/",
+        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+        "xmp": "http://ns.adobe.com/xap/1.0/",
+    }
+    assert root.find(".//dc:title/rdf:Alt/rdf:li", ns).text == "Hello & welcome"
+    assert [li.text for li in root.findall(".//dc:creator/rdf:Seq/rdf:li", ns)] == ["Ann", "Bob"]
+    ratings = [d.get("{http://ns.adobe.com/xap/1.0/}Rating") for d in root.iter()]
+    assert "3" in ratings
+    assert "<!-- a comment that must survive -->" in packet
+    assert len(re.findall(r"AIGC\s*=|<[\w.-]+:AIGC\b", packet)) == 1  # one property left
+    assert "OTHER-PRODUCER" not in packet
+    assert "compositeWithTrainedAlgorithmicMedia" not in packet
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_relabelling_is_stable(fmt):
+    once = write_label(make_file(fmt), LABEL)
+    prop = LABEL.with_propagator("PLAT", "p-1")
+    twice = write_label(once, prop)
+    thrice = write_label(twice, LABEL)
+    assert read_label(twice).label == prop
+    assert read_label(thrice).label == LABEL
+    assert len(thrice) == len(once)
+    assert xmp_of(thrice).count("<TC260:AIGC>") == 1
+
+
+# --------------------------------------------------------------------------- #
+# Files written by other producers
+# --------------------------------------------------------------------------- #
+OTHER = AIGCLabel.from_json(OTHER_LABEL_JSON)
+
+
+def test_reads_png_text_chunk_keyed_aigc():
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("AIGC", OTHER_LABEL_JSON)
+    r = read_label(make_file("png", pnginfo=meta))
+    assert r.label == OTHER and r.source == "png-text" and r.problems == ()
+    meta = PngImagePlugin.PngInfo()
+    meta.add_itxt("AIGC", OTHER_LABEL_JSON, zip=True)
+    r = read_label(make_file("png", pnginfo=meta))
+    assert r.label == OTHER and r.source == "png-text"
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp-lossy"])
+@pytest.mark.parametrize(
+    ("packet", "raw"),
+    [
+        (ATTR_FORM, OTHER_LABEL_JSON),
+        (ELEMENT_FORM, OTHER_BARE_JSON),
+        (ELEMENT_FORM_PLAIN, OTHER_LABEL_JSON),
+        (RICH_XMP, OTHER_BARE_JSON),
+    ],
+    ids=["attribute-wrapped", "element-bare", "element-wrapped", "exiftool-style"],
+)
+def test_reads_xmp_forms_of_other_tools(fmt, packet, raw):
+    r = read_label(with_xmp(fmt, packet))
+    assert r.label == OTHER
+    assert r.source == "xmp"
+    assert r.raw_json == raw
+    assert r.problems == ()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_wrapped_json_option(fmt):
+    out = write_label(make_file(fmt), LABEL, wrapped_json=True)
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+    assert r.raw_json == LABEL.to_json()
+
+
+def test_reads_nonstandard_namespace_with_problem():
+    packet = ELEMENT_FORM.replace(TC260_NAMESPACE, TC260_NAMESPACE.rstrip("/"))
+    r = read_label(png_with_xmp(packet))
+    assert r.label == OTHER
+    assert any("instead of" in p for p in r.problems)
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_writing_updates_png_aigc_text_chunk_too(wrapped):
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("AIGC", OTHER_LABEL_JSON if wrapped else OTHER_BARE_JSON)
+    out = write_label(make_file("png", pnginfo=meta), LABEL)
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+    assert info(out)["AIGC"] == LABEL.to_json(wrapped=wrapped)  # same shape as before
+
+
+# --------------------------------------------------------------------------- #
+# Malformed input: never an exception, always a clear problem line
+# --------------------------------------------------------------------------- #
+def _png_text(json_text: str) -> bytes:
+    return png_insert_before_idat(
+        make_file("png"), png_chunk(b"tEXt", b"AIGC\x00" + json_text.encode("latin-1"))
+    )
+
+
+def _labelled(fmt: str) -> bytes:
+    return write_label(make_file(fmt), LABEL)
+
+
+def _truncated_xmp(keep_label: bool) -> bytes:
+    packet = ELEMENT_FORM
+    cut = packet.index("</TC260:AIGC>") + (len("</TC260:AIGC>") + 3 if keep_label else -10)
+    return png_with_xmp(packet[:cut])
+
+
+BOMB = zlib.compress(b" " * (8 * 1024 * 1024), 9)
+MALFORMED = {
+    "invalid-json": (lambda: _png_text('{"AIGC":{"Label":"1",'), r"not valid JSON", False),
+    "wrong-label": (
+        lambda: _png_text(OTHER_LABEL_JSON.replace('"Label":"2"', '"Label":"9"')),
+        r"Label must be",
+        False,
+    ),
+    "forbidden-char": (
+        lambda: _png_text(OTHER_LABEL_JSON.replace("OTHER-PRODUCER", "OTHER PRODUCER")),
+        r"ContentProducer contains a space at position 5",
+        False,
+    ),
+    "oversized-field": (
+        lambda: _png_text(OTHER_LABEL_JSON.replace("o-77", "o" * 300)),
+        r"ProduceID is 300 characters long; the maximum is 256",
+        False,
+    ),
+    "huge-json": (lambda: _png_text("{" + " " * 20000 + "}"), r"characters long", False),
+    "truncated-xmp-after-label": (lambda: _truncated_xmp(True), r"not well-formed XML", True),
+    "truncated-xmp-inside-label": (
+        lambda: _truncated_xmp(False),
+        r"ends inside the TC260:AIGC property",
+        False,
+    ),
+    "xmp-with-entities": (
+        lambda: png_with_xmp('<!DOCTYPE x [<!ENTITY a "aaaa">]>' + ELEMENT_FORM),
+        r"DOCTYPE",
+        True,
+    ),
+    "xmp-not-utf8": (
+        lambda: png_with_xmp(b"\xff\xfe<x:xmpmeta \x00\x00"),
+        r"not well-formed",
+        False,
+    ),
+    "truncated-png": (lambda: _labelled("png")[:-30], r"PNG is truncated", True),
+    "truncated-png-in-xmp": (
+        lambda: (lambda d: d[: d.index(b"<TC260:AIGC>") + 20])(_labelled("png")),
+        r"PNG is truncated",
+        False,
+    ),
+    "bad-crc": (
+        lambda: (lambda d: d[:-1] + bytes([d[-1] ^ 1]))(_labelled("png")),
+        r"bad CRC",
+        True,
+    ),
+    "truncated-jpeg-header": (
+        lambda: (lambda d: d[: d.index(b"<TC260:AIGC>") + 5])(_labelled("jpeg")),
+        r"JPEG is truncated",
+        False,
+    ),
+    "truncated-jpeg-scan": (lambda: _labelled("jpeg")[:-40], r"does not end with an EOI", True),
+    "truncated-webp": (lambda: _labelled("webp-lossy")[:-15], r"WebP is truncated", False),
+    "webp-flag-missing": (
+        lambda: (lambda d: d[:20] + bytes([d[20] & ~0x04]) + d[21:])(_labelled("webp-lossy")),
+        r"does not flag it",
+        True,
+    ),
+    "zip-bomb-itxt": (
+        lambda: png_insert_before_idat(
+            make_file("png"), png_chunk(b"iTXt", b"AIGC\x00\x01\x00\x00\x00" + BOMB)
+        ),
+        r"decompresses to more than",
+        False,
+    ),
+    "disagreeing-copies": (
+        lambda: png_insert_before_idat(
+            _labelled("png"), png_chunk(b"tEXt", b"AIGC\x00" + OTHER_LABEL_JSON.encode())
+        ),
+        r"labels that disagree",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_input_gives_problem_not_exception(case):
+    make, message, label_expected = MALFORMED[case]
+    r = read_label(make())
+    assert r.problems, case
+    assert any(re.search(message, p) for p in r.problems), r.problems
+    assert (r.label is not None) == label_expected, r
+    if r.label is not None:
+        assert r.label in (LABEL, OTHER)
+
+
+def test_declared_label_survives_invalid_fields():
+    r = read_label(_png_text(OTHER_LABEL_JSON.replace("OTHER-PRODUCER", "bad producer")))
+    assert r.label is None and r.declared_label == "2"
+    assert r.raw_json is not None and "bad producer" in r.raw_json
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_truncation_is_survived(fmt):
+    data = write_label(make_file(fmt, exif=exif_bytes()), LABEL)
+    for n in range(12, len(data), 7):
+        r = read_label(data[:n])  # must not raise
+        assert r.label in (None, LABEL)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fmt=st.sampled_from(FORMATS),
+    flips=st.lists(
+        st.tuples(st.integers(min_value=12), st.integers(1, 255)), min_size=1, max_size=8
+    ),
+)
+def test_random_corruption_never_raises(fmt, flips):
+    data = bytearray(_LABELLED[fmt])
+    for pos, xor in flips:
+        data[pos % (len(data) - 12) + 12] ^= xor
+    r = read_label(bytes(data))
+    assert isinstance(r.problems, tuple)
+
+
+_LABELLED = {fmt: write_label(make_file(fmt), LABEL) for fmt in FORMATS}
+
+
+def test_unknown_format_is_a_clear_value_error():
+    with pytest.raises(ValueError, match=r"unsupported image format.*PNG, JPEG and WebP"):
+        read_label(b"GIF89a" + b"\x00" * 20)
+    with pytest.raises(ValueError, match="unsupported image format"):
+        read_label(b"")
+    with pytest.raises(ValueError, match="RIFF file of type b'AVI '"):
+        write_label(b"RIFF\x10\x00\x00\x00AVI LIST", LABEL)
+    with pytest.raises(TypeError, match="bytes of an image file"):
+        read_label("picture.png")
+    with pytest.raises(TypeError, match="must be an AIGCLabel"):
+        write_label(make_file("png"), {"Label": "1"})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_writing_into_truncated_container_raises(fmt):
+    data = make_file(fmt)
+    cut = data[: len(data) // 2] if fmt != "jpeg" else data[:30]
+    with pytest.raises(ValueError, match="cannot write a label"):
+        write_label(cut, LABEL)
+
+
+def test_malformed_existing_xmp_refused_unless_replaced():
+    data = png_with_xmp(ELEMENT_FORM[:-40])
+    with pytest.raises(
+        ValueError, match=r"existing XMP packet cannot be updated.*replace_malformed_xmp=True"
+    ):
+        write_label(data, LABEL)
+    out = write_label(data, LABEL, replace_malformed_xmp=True)
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+
+
+def test_jpeg_xmp_too_large_for_app1():
+    def packet(n: int) -> str:
+        return xmp_packet(
+            "<rdf:Description rdf:about='' xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+            f"<dc:description>{'x' * n}</dc:description></rdf:Description>"
+        )
+
+    huge = packet(0xFFFF - 2 - len(XMP_HEADER) - len(packet(0).encode()) - 10)  # fits, barely
+    with pytest.raises(ValueError, match="does not fit a JPEG APP1 segment"):
+        write_label(jpeg_with_xmp(huge), LABEL)
+
+
+# --------------------------------------------------------------------------- #
+# Path helpers
+# --------------------------------------------------------------------------- #
+def test_write_label_file_atomic_and_refuses_same_file(tmp_path):
+    src = tmp_path / "in.png"
+    src.write_bytes(make_file("png"))
+    os.chmod(src, 0o640)
+    dst = tmp_path / "out.png"
+    assert write_label_file(src, dst, LABEL) == dst
+    assert read_label_file(dst).label == LABEL
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]  # no temp left
+
+    with pytest.raises(ValueError, match=r"same file as src.*allow_same_file=True"):
+        write_label_file(src, src, LABEL)
+    with pytest.raises(ValueError, match="same file"):
+        write_label_file(src, tmp_path / "." / "in.png", LABEL)
+    original = src.read_bytes()
+    write_label_file(str(src), str(src), LABEL, allow_same_file=True)
+    assert read_label_file(src).label == LABEL
+    assert src.read_bytes() != original
+
+
+def test_write_label_file_failure_leaves_destination_alone(tmp_path):
+    src = tmp_path / "broken.png"
+    src.write_bytes(make_file("png")[:50])
+    dst = tmp_path / "dst.png"
+    dst.write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"broken\.png: cannot write a label"):
+        write_label_file(src, dst, LABEL)
+    assert dst.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.png", "dst.png"]
+
+
+def test_read_label_file_names_the_path_for_unknown_format(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_bytes(b"hello world, not an image")
+    with pytest.raises(ValueError, match=r"notes\.txt: unsupported image format"):
+        read_label_file(p)
+
+
+# --------------------------------------------------------------------------- #
+# Property tests
+# --------------------------------------------------------------------------- #
+_ALLOWED = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\')
+required_field = st.text(alphabet=_ALLOWED, min_size=1, max_size=MAX_FIELD_LENGTH)
+optional_field = st.text(alphabet=_ALLOWED, min_size=0, max_size=MAX_FIELD_LENGTH)
+labels = st.builds(
+    AIGCLabel,
+    label=st.sampled_from(["1", "2", "3"]),
+    content_producer=required_field,
+    produce_id=required_field,
+    reserved_code1=optional_field,
+    content_propagator=optional_field,
+    propagate_id=optional_field,
+    reserved_code2=optional_field,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lab=labels)
+def test_property_json_round_trip(lab):
+    assert AIGCLabel.from_json(lab.to_json()) == lab
+    assert AIGCLabel.from_json(lab.to_json(wrapped=False)) == lab
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lab=labels, fmt=st.sampled_from(["png", "jpeg", "webp-lossy"]))
+def test_property_file_round_trip(lab, fmt):
+    out = write_label(_BASE[fmt], lab)
+    r = read_label(out)
+    assert r.label == lab and r.problems == ()
+    relabelled = write_label(out, LABEL)
+    assert read_label(relabelled).label == LABEL
+
+
+_BASE = {fmt: make_file(fmt) for fmt in ["png", "jpeg", "webp-lossy"]}

@@ -248,19 +248,21 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
                         dll[bx, i, j] = max_change
                     elif v < -max_change:
                         dll[bx, i, j] = -max_change
+        # The pixel values are integers, so round(v + d) = v + round(d): round the
+        # change once per LL sample and add it to the three channels as an integer.
+        step = np.empty((nbx, 8, 8), np.int32)
+        for bx in range(nbx):
+            for i in range(8):
+                for j in range(8):
+                    step[bx, i, j] = np.int32(math.floor(dll[bx, i, j] + 0.5))
         for r in range(16):
             yy = by * 16 + r
             i = r >> 1
             for xx in range(nbx * 16):
-                dp = dll[xx >> 4, i, (xx & 15) >> 1] + 0.5
+                dp = step[xx >> 4, i, (xx & 15) >> 1]
                 for ch in range(3):
-                    val = rgb[yy, xx, ch] + dp
-                    if val < 0.0:
-                        out[yy, xx, ch] = 0
-                    elif val >= 255.0:
-                        out[yy, xx, ch] = 255
-                    else:
-                        out[yy, xx, ch] = np.uint8(int(val))
+                    val = np.int32(rgb[yy, xx, ch]) + dp
+                    out[yy, xx, ch] = np.uint8(min(max(val, 0), 255))
             for xx in range(nbx * 16, w):
                 for ch in range(3):
                     out[yy, xx, ch] = rgb[yy, xx, ch]

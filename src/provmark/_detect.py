@@ -173,8 +173,25 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1) -> dict:
             "reliability": float(np.mean(np.abs(coded)))}
 
 
-def detect(image, *, key: bytes | str | None = None) -> Detection:
+#: Grid candidates from the synchronisation search that are decoded.
+SEARCH_DECODES = 3
+
+
+def _attempt(y, k, cand, pilot_hypotheses):
+    score, nblocks = fold_scores(y, k, cand.oy, cand.ox, cand.ty, cand.tx)
+    ev = evaluate(score, k, hypotheses=1)
+    ev["blocks"] = nblocks
+    ev["cand"] = cand
+    ev["pilot_hypotheses"] = pilot_hypotheses
+    return ev
+
+
+def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Detection:
     """Look for a provmark watermark and decode its payload.
+
+    The embedding grid is tried first where an uncropped image has it; if that does
+    not decode, a blind search finds the grid's pixel offset and tile phase in a
+    cropped copy (:mod:`provmark._sync`) and the best candidates are decoded.
 
     Parameters
     ----------
@@ -182,6 +199,8 @@ def detect(image, *, key: bytes | str | None = None) -> Detection:
         The image to examine (at least 256x256).
     key : bytes or str or None, optional
         The key used at embedding; ``None`` is the public default key.
+    search : bool, default True
+        Search for the grid offset when the aligned grid does not decode.
 
     Returns
     -------
@@ -189,33 +208,65 @@ def detect(image, *, key: bytes | str | None = None) -> Detection:
         ``found`` is True only when decoding succeeded and the false-alarm
         probability is at most 1e-9; ``payload`` is None otherwise.
 
+    Notes
+    -----
+    False-alarm probability: each decoding attempt succeeds on a null image with
+    probability :func:`provmark._codec.false_alarm_per_hypothesis` (about 1.4e-11),
+    independently of the pilot slots (which the code slots do not share). With ``n``
+    attempts and a pilot score ``z`` that was the best of ``m`` grid hypotheses, the
+    reported bound is ``n * p_dec * min(1, m * exp(-z**2 / 2))``.
+
     References
     ----------
     P. Fernandez et al., "The Stable Signature", ICCV 2023 (false-positive control
     of watermark detection); DESIGN.md section 3 (calibrated detection).
     """
+    from ._sync import SyncCandidate
+    from ._sync import search as sync_search
+
     rgb, _ = as_rgb_array(image)
     h, w = rgb.shape[:2]
     check_min_size(h, w)
     k = normalize_key(key)
     y = read_luma(rgb)
-    score, nblocks = fold_scores(y, k)
-    ev = evaluate(score, k, hypotheses=1)
-    res = ev["result"]
-    found = res.payload is not None and ev["fap"] <= MAX_FALSE_ALARM
+    attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
+    candidates: list = []
+    searched = 1
+    if attempts[0]["result"].payload is None and search:
+        candidates, searched = sync_search(y, k, top=SEARCH_DECODES)
+        for cand in candidates:
+            if (cand.oy, cand.ox, cand.ty, cand.tx) == (0, 0, 0, 0):
+                continue
+            attempts.append(_attempt(y, k, cand, searched))
+            if attempts[-1]["result"].payload is not None:
+                break
+    decoded = [a for a in attempts if a["result"].payload is not None]
+    best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
+    res = best["result"]
+    p_dec = _codec.false_alarm_per_hypothesis()
+    fap = 1.0
+    if res.payload is not None:
+        fap = min(1.0, len(attempts) * p_dec
+                  * min(1.0, best["pilot_hypotheses"] * pilot_p_value(best["z"])))
+    found = res.payload is not None and fap <= MAX_FALSE_ALARM
     reason = res.reason if res.payload is None else (
         "decoded" if found else "decoded word not significant enough")
+    cand = best["cand"]
     return Detection(
         found=found,
         payload=res.payload if found else None,
-        false_alarm_probability=ev["fap"],
-        sync_score=ev["z"],
+        false_alarm_probability=fap,
+        sync_score=best["z"],
         corrected_symbols=res.corrected_symbols if found else 0,
         erasures=res.erasures if found else 0,
-        hypotheses=1,
-        offset=(0, 0),
-        blocks_used=nblocks,
-        bit_reliability=ev["reliability"],
+        hypotheses=searched,
+        offset=(cand.oy, cand.ox),
+        blocks_used=best["blocks"],
+        bit_reliability=best["reliability"],
         key_fingerprint=key_fingerprint(k),
         reason=reason,
+        details={"decode_attempts": len(attempts),
+                 "aligned_sync_score": attempts[0]["z"],
+                 "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in candidates],
+                 "tile_phase": (cand.ty, cand.tx)},
     )

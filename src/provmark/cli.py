@@ -111,6 +111,8 @@ def cmd_detect(args) -> int:
             worst = EXIT_ERROR
             continue
         row = {"input": str(path), **det.to_dict(), "detect_ms": round(ms, 1)}
+        if args.explain:
+            row["search"] = {k: v for k, v in det.details.items()}
         rows.append(row)
         if not det.found and worst == EXIT_OK:
             worst = EXIT_NOT_FOUND
@@ -123,9 +125,28 @@ def cmd_detect(args) -> int:
                       f"{det.corrected_symbols} bytes corrected, {det.erasures} erased")
             else:
                 print(f"{path}: no mark found ({det.reason}; sync z={det.sync_score:.1f})")
+            if args.explain:
+                _explain(det)
     if args.json:
         print(json.dumps(rows if len(rows) != 1 else rows[0], indent=None))
     return worst
+
+
+def _explain(det) -> None:
+    d = det.details
+    print(f"  grid: aligned-grid pilot z={d.get('aligned_sync_score', 0.0):.2f}; "
+          f"{det.hypotheses} grid hypotheses scored; {d.get('decode_attempts', 1)} decoded")
+    cands = d.get("candidates") or []
+    if cands:
+        print("  best grid candidates (pilot z, pixel offset dy,dx, tile phase ty,tx):")
+        for z, oy, ox, ty, tx in cands:
+            print(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
+    else:
+        print("  the aligned grid decoded; no search was needed")
+    print(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
+          f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
+          f"bit reliability {det.bit_reliability:.2f}; "
+          f"false-alarm probability {det.false_alarm_probability:.1e}")
 
 
 def cmd_check(args) -> int:
@@ -201,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", help=key_help)
     p.add_argument("--json", action="store_true",
                    help="print JSON (an object for one image, a list for several)")
+    p.add_argument("--explain", action="store_true",
+                   help="also print the synchronisation search: best grid candidates and scores")
     p.set_defaults(func=cmd_detect)
 
     p = add("check", "say whether an image can carry the mark, and how robustly",

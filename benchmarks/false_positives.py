@@ -74,9 +74,14 @@ def worker(args):
             img, what = _synthetic(rng, int(rng.integers(256, 700)), int(rng.integers(256, 700)))
             key = None
         else:
-            base = _crop_rescale(rng, photos[rng.integers(len(photos))])
             payload = provmark.Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)))
-            img = provmark.embed(base, payload, key=f"true-{seed}-{i}")
+            while True:  # small busy crops can be refused (EmbedError): take another
+                base = _crop_rescale(rng, photos[rng.integers(len(photos))])
+                try:
+                    img = provmark.embed(base, payload, key=f"true-{seed}-{i}")
+                    break
+                except provmark.EmbedError:
+                    continue
             key, what = f"wrong-{seed}-{i}", "marked, wrong key"
         det = provmark.detect(img, key=key)
         out.append((what, det.found, det.payload is not None, det.sync_score,

@@ -53,6 +53,21 @@ ATTACK_SET = (
     ("occlusion 25% blurred", "occlude", {"area": 0.25, "fill": "blur"}, 0.99),
 )
 
+#: Geometric attacks of the blind-resynchronisation issue (bar in the last column).
+#: Only translation (cropping) is resynchronised so far; the resize rows show
+#: what is still missing.
+GEOMETRY_SET = (
+    ("crop 50% area, random offset", "crop", {"area": 0.5, "position": "random"}, 0.99),
+    ("crop 25% area, random offset", "crop", {"area": 0.25, "position": "random"}, 0.90),
+    ("JPEG 60 + crop 71% sides + brightness x0.5", "combined",
+     {"quality": 60, "crop_side": 0.71, "brightness_factor": 0.5, "position": "random"}, 0.95),
+    ("resize x0.5", "resize", {"scale": 0.5}, 0.99),
+    ("resize x1.5", "resize", {"scale": 1.5}, 0.99),
+    ("screenshot (1280 wide, 40 px border, JPEG 80)", "screenshot",
+     {"width": 1280, "border": 40, "quality": 80}, 0.99),
+)
+ATTACK_SETS = {"core": ATTACK_SET, "geometry": GEOMETRY_SET, "all": ATTACK_SET + GEOMETRY_SET}
+
 
 def load_photo(name: str, size: tuple[int, int]) -> np.ndarray:
     from skimage import data
@@ -76,7 +91,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_case(job):
     """One photo at one size: embed ``payloads`` times, run every attack."""
-    name, size_label, n_payloads, seed = job
+    name, size_label, n_payloads, seed, set_name = job
+    attack_set = ATTACK_SETS[set_name]
     img = load_photo(name, SIZES[size_label])
     rng = np.random.default_rng(seed)
     rows = []
@@ -86,8 +102,10 @@ def run_case(job):
         key = f"bench-key-{seed}-{i}"
         marked = provmark.embed(img, payload, key=key)
         quality = {"psnr": psnr(img, marked), "ssim": ssim(img, marked)}
-        for label, attack, params, _ in ATTACK_SET:
+        for label, attack, params, _ in attack_set:
             attacked = marked if attack is None else A.apply(attack, marked, rng=rng, **params)
+            if min(attacked.shape[:2]) < 256:
+                continue  # the bar counts crops that keep at least 256x256
             det = provmark.detect(attacked, key=key)
             rows.append({"photo": name, "size": size_label, "attack": label,
                          "ok": det.payload == payload, "found": det.found,
@@ -96,10 +114,10 @@ def run_case(job):
     return rows
 
 
-def summarise(rows, sizes):
+def summarise(rows, sizes, attack_set=ATTACK_SET):
     lines = ["| attack | bar | " + " | ".join(f"{s} exact" for s in sizes) + " | all |",
              "|---|---|" + "---|" * (len(sizes) + 1)]
-    for label, _, _, bar in ATTACK_SET:
+    for label, _, _, bar in attack_set:
         cells = []
         all_ok = [r["ok"] for r in rows if r["attack"] == label]
         for s in sizes:
@@ -108,7 +126,7 @@ def summarise(rows, sizes):
         rate = sum(all_ok) / max(len(all_ok), 1)
         mark = "" if rate >= bar else " **below bar**"
         lines.append(f"| {label} | {bar:.0%} | " + " | ".join(cells) + f" | {rate:.1%}{mark} |")
-    quality = [r for r in rows if r["attack"] == "none"]
+    quality = [r for r in rows if r["attack"] == attack_set[0][0]]
     lines.append("")
     lines.append("| size | PSNR min | PSNR mean | SSIM min | SSIM mean |")
     lines.append("|---|---|---|---|---|")
@@ -136,10 +154,12 @@ def main(argv=None) -> int:
     parser.add_argument("--payloads", type=int, default=3, help="payloads (and keys) per photo and size")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="attack_set", choices=list(ATTACK_SETS), default="core",
+                        help="core: the core bar; geometry: crops and resizes; all: both")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--json", help="write every case as JSON here")
     args = parser.parse_args(argv)
-    jobs = [(p, s, args.payloads, args.seed * 1000 + i)
+    jobs = [(p, s, args.payloads, args.seed * 1000 + i, args.attack_set)
             for i, (p, s) in enumerate((p, s) for s in args.sizes for p in args.photos)]
     t0 = time.time()
     rows = []
@@ -148,9 +168,9 @@ def main(argv=None) -> int:
             rows.extend(part)
             print(f"\r{done}/{len(jobs)} photo-size jobs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    table = summarise(rows, args.sizes)
-    header = (f"Command: python benchmarks/robustness.py --sizes {' '.join(args.sizes)} "
-              f"--payloads {args.payloads} --seed {args.seed}\n"
+    table = summarise(rows, args.sizes, ATTACK_SETS[args.attack_set])
+    header = (f"Command: python benchmarks/robustness.py --set {args.attack_set} --sizes "
+              f"{' '.join(args.sizes)} --payloads {args.payloads} --seed {args.seed}\n"
               f"{len(rows)} detections in {time.time() - t0:.0f} s; photos: {', '.join(args.photos)}\n")
     print(header)
     print(table)

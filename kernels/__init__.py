@@ -19,6 +19,7 @@ from ._modulation import (
 )
 from ._transforms import (
     DCT8,
+    DCT8_64,
     block_dct8,
     block_idct8,
     dct_matrix,
@@ -31,6 +32,7 @@ __all__ = [
     "FASTMATH",
     "ANGLE_PERIOD",
     "DCT8",
+    "DCT8_64",
     "dct_matrix",
     "haar_dwt2",
     "haar_idwt2",

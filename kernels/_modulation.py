@@ -116,7 +116,7 @@ def aqim_target(c1, c2, bit, dither, r_floor, margin, min_angle):
     under blur or resampling turns angles a little even in strong texture.
     Returns the target pair ``(t1, t2)``.
     """
-    r = math.sqrt(c1 * c1 + c2 * c2)
+    r = math.hypot(c1, c2)
     theta = math.atan2(c2, c1)
     base = dither + bit * _SPACING
     k = math.floor((theta - base) / ANGLE_PERIOD + 0.5)
@@ -140,7 +140,7 @@ def aqim_target(c1, c2, bit, dither, r_floor, margin, min_angle):
 def aqim_margin(c1, c2, dither):
     """Signed distance (coefficient units) of a pair from the bit decision boundary:
     positive inside a bit-0 region, negative inside a bit-1 region."""
-    r = math.sqrt(c1 * c1 + c2 * c2)
+    r = math.hypot(c1, c2)
     theta = math.atan2(c2, c1)
     k = math.floor((theta - dither) / ANGLE_PERIOD + 0.5)
     a = abs(theta - dither - k * ANGLE_PERIOD)  # in [0, 2 * half width]
@@ -165,7 +165,7 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
     r_floor, floor_base, floor_gain, margin, min_angle, cap_base, cap_texture : float
         strength parameters (see
         :func:`aqim_target`); the change of one symbol is capped at
-        ``cap_base + cap_texture * texture``.
+        ``(cap_base + cap_texture * hypot(texture, detail)) * boost[slot]``.
     out_delta : (nby, nbx, P, 2) float32 change to add to each coefficient pair
     out_coef : (nby, nbx, P, 2) float32 original coefficient pairs (diagnostics)
     """

@@ -7,8 +7,9 @@ references are ``pywt.dwt2(x, 'haar', mode='periodization')`` and
 
 Sub-band order and signs follow PyWavelets: ``cA, (cH, cV, cD)``, where ``cH``
 (horizontal detail) is low-pass along each row and high-pass down the columns and
-``cV`` the reverse; the two can be swapped freely (invisible-watermark swaps H and V
-on its inverse transform; the round-trip test here would catch that).
+``cV`` the reverse, so these kernels and PyWavelets are interchangeable
+(invisible-watermark swaps H and V on its inverse transform; the tests here would
+catch that).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def dct_matrix(n: int = 8) -> np.ndarray:
 
 
 DCT8 = dct_matrix(8).astype(np.float32)
+#: The exact (float64) matrix, for the float64 modulation kernels: a float32 basis
+#: made a change of exactly 0.5 grey round down.
+DCT8_64 = dct_matrix(8)
 
 
 @njit_fast(parallel=True)

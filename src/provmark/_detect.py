@@ -19,9 +19,9 @@ from ._image import as_rgb_array, check_min_size
 from ._keys import key_fingerprint, normalize_key
 from ._layout import BLOCK_PX, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
-from .kernels import DCT8, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
+from .kernels import DCT8_64, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
 
-_C64 = DCT8.astype(np.float64)
+_C64 = DCT8_64
 #: ``found`` requires the false-alarm probability to be at most this.
 MAX_FALSE_ALARM = 1e-9
 #: Per-observation soft scores are clipped to +-SOFT_CLIP (robust to outlier blocks).

@@ -18,9 +18,9 @@ from ._image import ImageError, as_rgb_array, check_min_size
 from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
 from ._payload import Payload
-from .kernels import DCT8, aqim_embed_deltas, apply_block_deltas
+from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas
 
-_C64 = DCT8.astype(np.float64)
+_C64 = DCT8_64
 
 
 @dataclass(frozen=True)
@@ -128,23 +128,31 @@ def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: floa
                    min_psnr: float = 40.0) -> tuple[np.ndarray, float, int]:
     """Compute the coefficient changes for ``payload`` and check them.
 
-    Closed loop: embed, look at what the detector will read, and give the slots
-    that came out weak (busy blocks whose rotation hit the cap) a larger cap, up to
-    ``len(BOOST_PASSES)`` times. Returns ``(delta, scale, wrong_code_bits)``; the
-    image is not touched.
+    Returns ``(delta, scale, wrong_code_bits)``; the image is not touched. See
+    :func:`_closed_loop` for the weak-slot boosting.
     """
     h, w = rgb.shape[:2]
     layout = keyed_layout(key)
     tile_bits = layout.tile_bits(_codec.encode(payload, key))
     params = DEFAULT_STRENGTH.scaled(strength)
+    delta, scale, wrong = _closed_loop(rgb, tile_bits, layout, params, min_psnr)
+    return delta, scale, wrong
+
+
+def _closed_loop(rgb, tile_bits, layout, params, min_psnr):
+    """Embed, look at what the detector will read, and give the slots that came out
+    weak (busy blocks whose rotation hit the cap) a larger cap; returns
+    ``(delta, scale, wrong_code_bits)``."""
+    h, w = rgb.shape[:2]
+    dither = layout.dither
     boost = np.ones(tile_bits.shape, np.float64)
     agreement = None
     for extra in (None,) + BOOST_PASSES:
         if extra is not None:
             boost = np.where(agreement < WEAK_SLOT, np.maximum(boost, extra), boost)
-        delta, coef = compute_deltas(rgb, tile_bits, layout.dither, params, boost)
+        delta, coef = compute_deltas(rgb, tile_bits, dither, params, boost)
         scale = psnr_scale(delta, h * w, min_psnr)
-        agreement = _slot_agreement(coef, delta, scale, tile_bits, layout.dither)
+        agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)
         soft = agreement.reshape(-1)[layout.code_slots].sum(axis=0)
         if (soft > 0).all() and (agreement > WEAK_SLOT).mean() > 0.9:
             break

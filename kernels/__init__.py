@@ -17,6 +17,7 @@ from ._modulation import (
     apply_block_deltas,
     luma_pair_coeffs,
 )
+from ._template import template_score_grid
 from ._transforms import (
     DCT8,
     DCT8_64,
@@ -45,4 +46,5 @@ __all__ = [
     "apply_block_deltas",
     "luma_pair_coeffs",
     "aqim_soft_fold",
+    "template_score_grid",
 ]

@@ -212,8 +212,9 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
 
 
 @njit_exact(parallel=True)
-def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
-    """Add ``scale * delta`` (LL-band DCT changes) to every channel of ``rgb``.
+def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, out):
+    """Add ``scale * delta`` (LL-band DCT changes) and a synchronisation template
+    to every channel of ``rgb``.
 
     The inverse DCT of a change confined to a few coefficients is the sum of their
     basis images; the inverse Haar of an LL-only change adds ``dLL / 2`` to each of
@@ -221,8 +222,18 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
     chroma (B - Y, R - Y) unchanged. The change of any pixel is clamped to
     ``+-max_change`` grey levels (a hard visibility bound at strong edges); values
     are rounded half up and clipped to 0..255. Pixels outside whole blocks are copied.
+
+    ``template`` is a periodic (Q, Q) float32 tile added as ``template[y % Q, x % Q]
+    * tamp[by, bx]`` (``tamp`` (nby, nbx) float32 per-block amplitudes; all zero
+    adds nothing). It is summed with the QIM change before the single rounding.
     """
     h = rgb.shape[0]
+    q = template.shape[0]
+    use_template = False
+    for by in range(tamp.shape[0]):
+        for bx in range(tamp.shape[1]):
+            if tamp[by, bx] != 0.0:
+                use_template = True
     w = rgb.shape[1]
     nby, nbx, npairs, _ = delta.shape
     for by in prange(nby):
@@ -249,7 +260,7 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
                     elif v < -max_change:
                         dll[bx, i, j] = -max_change
         # The pixel values are integers, so round(v + d) = v + round(d): round the
-        # change once per LL sample and add it to the three channels as an integer.
+        # change once per pixel and add it to the three channels as an integer.
         step = np.empty((nbx, 8, 8), np.int32)
         for bx in range(nbx):
             for i in range(8):
@@ -259,7 +270,12 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, out):
             yy = by * 16 + r
             i = r >> 1
             for xx in range(nbx * 16):
-                dp = step[xx >> 4, i, (xx & 15) >> 1]
+                if use_template:
+                    bx = xx >> 4
+                    d = dll[bx, i, (xx & 15) >> 1] + template[yy % q, xx % q] * tamp[by, bx]
+                    dp = np.int32(math.floor(d + 0.5))
+                else:
+                    dp = step[xx >> 4, i, (xx & 15) >> 1]
                 for ch in range(3):
                     val = np.int32(rgb[yy, xx, ch]) + dp
                     out[yy, xx, ch] = np.uint8(min(max(val, 0), 255))

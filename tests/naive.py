@@ -204,7 +204,7 @@ def ll_only_inverse_haar(dll):
     return pix
 
 
-def apply_deltas(rgb, pairs, delta, scale, max_change):
+def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None):
     """Reference for ``apply_block_deltas``: the marked uint8 image.
 
     The LL-band change of each block is ``scipy.fft.idctn`` of its coefficient
@@ -212,7 +212,9 @@ def apply_deltas(rgb, pairs, delta, scale, max_change):
     adding up); the pixel change is its inverse Haar (:func:`ll_only_inverse_haar`),
     clamped to ``+-max_change``, added to R, G and B alike, rounded half up
     (``floor(x + 0.5)``) and clipped to 0..255. Pixels outside whole blocks
-    (``delta.shape[:2]`` blocks from the origin) are copied.
+    (``delta.shape[:2]`` blocks from the origin) are copied. With ``template`` (a
+    (Q, Q) tile) and ``tamp`` (per-block amplitudes), ``template[y % Q, x % Q] *
+    tamp[block]`` is added to the clamped change before the rounding.
     """
     pairs = np.asarray(pairs)
     nby, nbx = delta.shape[:2]
@@ -226,6 +228,12 @@ def apply_deltas(rgb, pairs, delta, scale, max_change):
             dll[BLOCK * by:BLOCK * (by + 1), BLOCK * bx:BLOCK * (bx + 1)] = scipy.fft.idctn(
                 coeffs, norm="ortho")
     change = np.clip(ll_only_inverse_haar(dll), -max_change, max_change)
+    if template is not None:
+        q = template.shape[0]
+        hh, ww = change.shape
+        tiled = np.tile(np.asarray(template, np.float64), (hh // q + 1, ww // q + 1))[:hh, :ww]
+        amp = np.kron(np.asarray(tamp, np.float64), np.ones((BLOCK_PX, BLOCK_PX)))
+        change = change + tiled * amp
     out = np.array(rgb, copy=True)
     region = np.asarray(rgb[:BLOCK_PX * nby, :BLOCK_PX * nbx], np.float64)
     marked = np.floor(region + change[..., None] + 0.5)

@@ -84,7 +84,7 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     from ._keys import normalize_key
 
     probe = Payload(provider=0xABCDE, content_id=0x123456789, label=1)
-    _, scale, wrong = plan_embedding(rgb, probe, normalize_key(key))
+    _, scale, wrong, _ = plan_embedding(rgb, probe, normalize_key(key))
     if wrong:
         reasons.append(f"the mark would not read back even without an attack ({wrong} of 200 code "
                        "bits wrong): the image is too flat or saturated, or too busy for the "

@@ -19,6 +19,7 @@ from ._image import as_rgb_array, check_min_size
 from ._keys import key_fingerprint, normalize_key
 from ._layout import BLOCK_PX, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
+from ._template import estimate_affine, warp_to_grid
 from .kernels import DCT8_64, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
 
 _C64 = DCT8_64
@@ -175,6 +176,15 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1) -> dict:
 
 #: Grid candidates from the synchronisation search that are decoded.
 SEARCH_DECODES = 3
+#: Template score (mean whitened spectral peak) needed to trust a geometry estimate:
+#: unmarked photos score about 1-1.5, marked copies 2-4 (a wrong estimate only
+#: costs time: the grid search and the decoder still have to agree).
+MIN_TEMPLATE_SCORE = 1.8
+
+
+def _is_transformed(g) -> bool:
+    return (abs(g.scale_y - 1) > 0.002 or abs(g.scale_x - 1) > 0.002
+            or abs(g.rotation) > 0.1)
 
 
 def _attempt(y, k, cand, pilot_hypotheses):
@@ -232,14 +242,31 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
     attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
     candidates: list = []
     searched = 1
+    geometry = None
     if attempts[0]["result"].payload is None and search:
-        candidates, searched = sync_search(y, k, top=SEARCH_DECODES)
+        candidates, n = sync_search(y, k, top=SEARCH_DECODES)
+        searched += n
         for cand in candidates:
             if (cand.oy, cand.ox, cand.ty, cand.tx) == (0, 0, 0, 0):
                 continue
             attempts.append(_attempt(y, k, cand, searched))
             if attempts[-1]["result"].payload is not None:
                 break
+        if attempts[-1]["result"].payload is None:
+            # Not on the embedding scale: estimate the resize/rotation from the
+            # template's spectrum, resample onto the grid and search again.
+            geometry = estimate_affine(y, k)
+            searched += geometry.hypotheses
+            if geometry.score >= MIN_TEMPLATE_SCORE and _is_transformed(geometry):
+                yw = np.ascontiguousarray(warp_to_grid(y, geometry.matrix), dtype=np.float32)
+                if min(yw.shape) >= BLOCK_PX * 4:
+                    candidates, n = sync_search(yw, k, top=SEARCH_DECODES)
+                    searched += n
+                    for cand in candidates:
+                        attempts.append(_attempt(yw, k, cand, searched))
+                        attempts[-1]["geometry"] = geometry
+                        if attempts[-1]["result"].payload is not None:
+                            break
     decoded = [a for a in attempts if a["result"].payload is not None]
     best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
     res = best["result"]
@@ -252,6 +279,7 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
     reason = res.reason if res.payload is None else (
         "decoded" if found else "decoded word not significant enough")
     cand = best["cand"]
+    geo = best.get("geometry")
     return Detection(
         found=found,
         payload=res.payload if found else None,
@@ -261,6 +289,8 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
         erasures=res.erasures if found else 0,
         hypotheses=searched,
         offset=(cand.oy, cand.ox),
+        scale=1.0 if geo is None else round((geo.scale_y * geo.scale_x) ** 0.5, 5),
+        rotation=0.0 if geo is None else round(geo.rotation, 3),
         blocks_used=best["blocks"],
         bit_reliability=best["reliability"],
         key_fingerprint=key_fingerprint(k),
@@ -268,5 +298,9 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
         details={"decode_attempts": len(attempts),
                  "aligned_sync_score": attempts[0]["z"],
                  "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in candidates],
-                 "tile_phase": (cand.ty, cand.tx)},
+                 "tile_phase": (cand.ty, cand.tx),
+                 "template": None if geometry is None else {
+                     "score": geometry.score, "scale_y": geometry.scale_y,
+                     "scale_x": geometry.scale_x, "rotation": geometry.rotation,
+                     "used": geo is not None}},
     )

@@ -18,6 +18,7 @@ from ._image import ImageError, as_rgb_array, check_min_size
 from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
 from ._payload import Payload
+from ._template import N_FREQS, block_amplitude, keyed_template
 from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas
 
 _C64 = DCT8_64
@@ -93,16 +94,18 @@ def compute_deltas(rgb: np.ndarray, tile_bits: np.ndarray, dither: np.ndarray,
     return delta, coef
 
 
-def psnr_scale(delta: np.ndarray, n_pixels: int, min_psnr: float) -> float:
+def psnr_scale(delta: np.ndarray, n_pixels: int, min_psnr: float,
+               reserved: float = 0.0) -> float:
     """Largest factor <= 1 keeping the expected PSNR at or above ``min_psnr``.
 
     The chain is orthonormal, so the squared error added to each channel equals the
-    coefficients' squared change; rounding to uint8 adds about 1/12 per pixel.
+    coefficients' squared change; rounding to uint8 adds about 1/12 per pixel and
+    ``reserved`` (squared error) is spent elsewhere (the synchronisation template).
     """
     energy = float(np.square(delta, dtype=np.float64).sum())
     if energy == 0.0:
         return 1.0
-    budget = n_pixels * (255.0**2 / 10 ** (min_psnr / 10.0) - 1.0 / 12.0)
+    budget = n_pixels * (255.0**2 / 10 ** (min_psnr / 10.0) - 1.0 / 12.0) - reserved
     if budget <= 0:
         return 0.0
     return min(1.0, math.sqrt(budget / energy))
@@ -125,38 +128,42 @@ def _slot_agreement(coef, delta, scale, tile_bits, dither):
 
 
 def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 1.0,
-                   min_psnr: float = 40.0) -> tuple[np.ndarray, float, int]:
+                   min_psnr: float = 40.0) -> tuple[np.ndarray, float, int, np.ndarray]:
     """Compute the coefficient changes for ``payload`` and check them.
 
-    Returns ``(delta, scale, wrong_code_bits)``; the image is not touched. See
-    :func:`_closed_loop` for the weak-slot boosting.
+    Returns ``(delta, scale, wrong_code_bits, template_amplitude)``; the image is
+    not touched. See :func:`_closed_loop` for the weak-slot boosting.
     """
     h, w = rgb.shape[:2]
     layout = keyed_layout(key)
     tile_bits = layout.tile_bits(_codec.encode(payload, key))
     params = DEFAULT_STRENGTH.scaled(strength)
-    delta, scale, wrong = _closed_loop(rgb, tile_bits, layout, params, min_psnr)
-    return delta, scale, wrong
+    return _closed_loop(rgb, tile_bits, layout, params, min_psnr)
 
 
 def _closed_loop(rgb, tile_bits, layout, params, min_psnr):
     """Embed, look at what the detector will read, and give the slots that came out
     weak (busy blocks whose rotation hit the cap) a larger cap; returns
-    ``(delta, scale, wrong_code_bits)``."""
+    ``(delta, scale, wrong_code_bits, template_amplitude)``."""
     h, w = rgb.shape[:2]
     dither = layout.dither
     boost = np.ones(tile_bits.shape, np.float64)
     agreement = None
+    tamp = None
     for extra in (None,) + BOOST_PASSES:
         if extra is not None:
             boost = np.where(agreement < WEAK_SLOT, np.maximum(boost, extra), boost)
         delta, coef = compute_deltas(rgb, tile_bits, dither, params, boost)
-        scale = psnr_scale(delta, h * w, min_psnr)
+        if tamp is None:
+            tamp = block_amplitude(coef)
+            # The template's squared error: 16 unit cosines average 8 per pixel.
+            reserved = float(np.square(tamp, dtype=np.float64).sum()) * 256 * N_FREQS / 2
+        scale = psnr_scale(delta, h * w, min_psnr, reserved)
         agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)
         soft = agreement.reshape(-1)[layout.code_slots].sum(axis=0)
         if (soft > 0).all() and (agreement > WEAK_SLOT).mean() > 0.9:
             break
-    return delta, scale, int((soft <= 0).sum())
+    return delta, scale, int((soft <= 0).sum()), tamp
 
 
 def embed(image, payload: Payload, *, key: bytes | str | None = None,
@@ -215,7 +222,8 @@ def embed(image, payload: Payload, *, key: bytes | str | None = None,
     rgb, was_pil = as_rgb_array(image)
     h, w = rgb.shape[:2]
     check_min_size(h, w)
-    delta, scale, wrong = plan_embedding(rgb, payload, normalize_key(key), strength, min_psnr)
+    k = normalize_key(key)
+    delta, scale, wrong, tamp = plan_embedding(rgb, payload, k, strength, min_psnr)
     if wrong:
         raise EmbedError(
             f"the mark does not read back from this {w}x{h} image ({wrong} of "
@@ -224,7 +232,8 @@ def embed(image, payload: Payload, *, key: bytes | str | None = None,
             "image, a lower min_psnr (e.g. 38) or a higher strength; "
             "provmark.check_embeddable explains")
     out = np.empty_like(rgb)
-    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change), out)
+    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change),
+                       keyed_template(k).tile, tamp, out)
     if was_pil:
         from PIL import Image
         return Image.fromarray(out, "RGB")

@@ -355,7 +355,9 @@ def test_embedded_pairs_decode_as_their_bits(rng, textured_rgb):
 
 def _apply(rgb, pairs, delta, scale, max_change):
     out = np.zeros_like(rgb)
-    apply_block_deltas(rgb, pairs, delta, C64, float(scale), float(max_change), out)
+    nby, nbx = delta.shape[:2]
+    apply_block_deltas(rgb, pairs, delta, C64, float(scale), float(max_change),
+                       np.zeros((4, 4), np.float32), np.zeros((nby, nbx), np.float32), out)
     return out
 
 
@@ -392,6 +394,22 @@ def test_apply_block_deltas_matches_reference(shape, pairs, scale, max_change, r
 
 
 @pytest.mark.nojit
+def test_apply_block_deltas_adds_the_template_before_rounding(rng, textured_rgb):
+    rgb = textured_rgb(70, 53, rng)
+    nby, nbx = 70 // 16, 53 // 16
+    delta = rng.normal(0, 10, (nby, nbx, len(PAIRS), 2)).astype(np.float32)
+    template = rng.normal(0, 1.5, (8, 8)).astype(np.float32)
+    tamp = rng.uniform(0, 0.8, (nby, nbx)).astype(np.float32)
+    out = np.empty_like(rgb)
+    apply_block_deltas(rgb, PAIRS, delta, C64, 1.0, 12.0, template, tamp, out)
+    ref = naive.apply_deltas(rgb, PAIRS, delta, 1.0, 12.0, template, tamp)
+    diff = np.abs(out.astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # and the template really is there: without it the image differs
+    plain = _apply(rgb, PAIRS, delta, 1.0, 12.0)
+    assert (plain != out).mean() > 0.2
+
+
 def test_apply_block_deltas_identity_and_grey_change(rng, textured_rgb):
     rgb = textured_rgb(40, 37, rng)
     delta = np.zeros((2, 2, len(PAIRS), 2), np.float32)

@@ -1,0 +1,92 @@
+"""The synchronisation template and blind recovery of resize, aspect change and
+rotation (provmark._template, and detect() end to end)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import provmark
+from provmark import _template
+from provmark._detect import read_luma
+from provmark._keys import normalize_key
+
+KEY = normalize_key(b"geometry-test-key")
+
+
+def test_template_tile_is_keyed_periodic_and_in_band():
+    a, b = _template.keyed_template(KEY), _template.keyed_template(b"another key")
+    assert a.tile.shape == (_template.PERIOD, _template.PERIOD)
+    assert not np.allclose(a.tile, b.tile)
+    r = np.hypot(a.freqs[:, 0], a.freqs[:, 1])
+    assert (r >= _template.BAND[0] - 1e-9).all() and (r <= _template.BAND[1] + 1e-9).all()
+    spec = np.abs(np.fft.fft2(a.tile))
+    # 16 cosines -> 32 spectral peaks (with their mirror images), nothing else
+    assert (spec > 1e-3 * spec.max()).sum() == 2 * _template.N_FREQS
+
+
+def test_no_template_on_small_images(photo_factory):
+    img = photo_factory("coffee", 512, 512)
+    marked = provmark.embed(img, provmark.Payload(1, 2), key=KEY)
+    est = _template.estimate_affine(read_luma(marked), KEY)
+    assert est.score < provmark._detect.MIN_TEMPLATE_SCORE
+
+
+@pytest.fixture(scope="module")
+def marked_1024(photo_factory):
+    img = photo_factory("coffee", 1024, 1024)
+    payload = provmark.Payload(4242, 123456789, 2)
+    return img, provmark.embed(img, payload, key=KEY), payload
+
+
+@pytest.mark.parametrize("sy, sx, rot", [(0.5, 0.5, 0), (1.5, 1.5, 0), (1.0, 0.7, 0),
+                                         (1.0, 1.0, 2.0), (0.8, 0.8, -1.0)])
+def test_estimate_affine_recovers_the_transform(marked_1024, sy, sx, rot):
+    _, marked, _ = marked_1024
+    h, w = marked.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rot, 1.0)
+    m[:, :2] = m[:, :2] @ np.diag([sx, sy])
+    out = (int(w * sx), int(h * sy))
+    m[:, 2] += np.array(out) / 2 - m[:, :2] @ np.array([w / 2, h / 2])
+    warped = cv2.warpAffine(marked, m, out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    est = _template.estimate_affine(read_luma(np.ascontiguousarray(warped)), KEY)
+    assert est.score > 2.0
+    assert est.scale_y == pytest.approx(sy, rel=3e-3)
+    assert est.scale_x == pytest.approx(sx, rel=3e-3)
+    # OpenCV's positive angle is counter-clockwise; ours is measured in (y, x).
+    assert abs(abs(est.rotation) - abs(rot)) < 0.15
+
+
+def test_unmarked_image_scores_low(photo_factory):
+    img = photo_factory("coffee", 1024, 1024)
+    assert _template.estimate_affine(read_luma(img), KEY).score < 1.8
+
+
+@pytest.mark.parametrize("attack", ["resize0.5", "resize1.5", "aspect", "rotate2", "screenshot"])
+def test_detect_after_geometric_attacks(marked_1024, attack):
+    from provmark import attacks as A
+
+    _, marked, payload = marked_1024
+    copy = {"resize0.5": lambda x: A.resize(x, scale=0.5),
+            "resize1.5": lambda x: A.resize(x, scale=1.5),
+            "aspect": lambda x: A.resize(x, size=(1024, 700)),
+            "rotate2": lambda x: A.rotate(x, angle=2.0),
+            "screenshot": lambda x: A.screenshot(x, width=1280, border=40, quality=80)}[attack](marked)
+    det = provmark.detect(copy, key=KEY)
+    assert det.found and det.payload == payload, det
+    assert det.false_alarm_probability <= 1e-9
+    if attack == "resize0.5":
+        assert det.scale == pytest.approx(0.5, rel=5e-3)
+    # the wrong key finds nothing on the same copy
+    assert provmark.detect(copy, key=b"not the key").payload is None
+
+
+def test_warp_to_grid_inverts_a_known_resize(marked_1024):
+    _, marked, _ = marked_1024
+    y = read_luma(marked)
+    small = cv2.resize(y, (512, 512), interpolation=cv2.INTER_AREA)
+    back = _template.warp_to_grid(small, np.diag([0.5, 0.5]))
+    assert back.shape == (1024, 1024)
+    ref = cv2.resize(small, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(back[8:-8, 8:-8] - ref[8:-8, 8:-8]).mean() < 2.0

@@ -89,6 +89,50 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def _load_peers():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("provmark_bench_peers",
+                                                  Path(__file__).with_name("peers.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return {k: v for k, v in mod.available_peers().items() if not isinstance(v, str)}
+
+
+def run_peer_case(job):
+    """The same photo, size and attacks for every installed peer (blind detection:
+    the peer sees only the attacked copy and its payload length)."""
+    name, size_label, seed, set_name, peer_names = job
+    attack_set = ATTACK_SETS[set_name]
+    img = load_photo(name, SIZES[size_label])
+    rng = np.random.default_rng(seed)
+    peers = _load_peers()
+    rows = []
+    for peer_name in peer_names:
+        method = peers.get(peer_name)
+        if method is None:
+            continue
+        bits = rng.integers(0, 2, method.payload_bits).astype(bool)
+        try:
+            marked = method.embed(img, bits)
+        except ValueError:
+            continue
+        for label, attack, params, _ in attack_set:
+            attacked = marked if attack is None else A.apply(attack, marked, rng=rng, **params)
+            if min(attacked.shape[:2]) < 256:
+                continue
+            try:
+                found = method.detect(attacked).bits
+                acc = float(np.mean(found == bits))
+            except ValueError:
+                acc = 0.0
+            rows.append({"method": peer_name, "photo": name, "size": size_label,
+                         "attack": label, "ok": acc == 1.0, "bit_accuracy": acc})
+    return rows
+
+
 def run_case(job):
     """One photo at one size: embed ``payloads`` times, run every attack."""
     name, size_label, n_payloads, seed, set_name = job
@@ -107,14 +151,32 @@ def run_case(job):
             if min(attacked.shape[:2]) < 256:
                 continue  # the bar counts crops that keep at least 256x256
             det = provmark.detect(attacked, key=key)
-            rows.append({"photo": name, "size": size_label, "attack": label,
+            rows.append({"method": "provmark", "photo": name, "size": size_label, "attack": label,
                          "ok": det.payload == payload, "found": det.found,
                          "wrong": det.found and det.payload != payload,
                          "sync": det.sync_score, **quality})
     return rows
 
 
+def summarise_peers(rows, attack_set):
+    methods = sorted({r["method"] for r in rows})
+    lines = ["| attack | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for label, *_ in attack_set:
+        cells = []
+        for m in methods:
+            rr = [r for r in rows if r["method"] == m and r["attack"] == label]
+            if not rr:
+                cells.append("-")
+                continue
+            exact = sum(r["ok"] for r in rr)
+            acc = np.mean([r.get("bit_accuracy", 1.0 if r["ok"] else 0.0) for r in rr])
+            cells.append(f"{exact}/{len(rr)} exact" + ("" if m == "provmark" else f", bits {acc:.0%}"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarise(rows, sizes, attack_set=ATTACK_SET):
+    rows = [r for r in rows if r.get("method", "provmark") == "provmark"]
     lines = ["| attack | bar | " + " | ".join(f"{s} exact" for s in sizes) + " | all |",
              "|---|---|" + "---|" * (len(sizes) + 1)]
     for label, _, _, bar in attack_set:
@@ -156,6 +218,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="attack_set", choices=list(ATTACK_SETS), default="core",
                         help="core: the core bar; geometry: crops and resizes; all: both")
+    parser.add_argument("--peers", nargs="*", default=None, metavar="PEER",
+                        help="also run these peers blind on the same photos and attacks "
+                             "(no names: every installed one; make peers installs them)")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--json", help="write every case as JSON here")
     args = parser.parse_args(argv)
@@ -169,6 +234,20 @@ def main(argv=None) -> int:
             print(f"\r{done}/{len(jobs)} photo-size jobs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     table = summarise(rows, args.sizes, ATTACK_SETS[args.attack_set])
+    if args.peers is not None:
+        names = args.peers or list(_load_peers())
+        pjobs = [(p, s, args.seed * 1000 + i, args.attack_set, names)
+                 for i, (p, s) in enumerate((p, s) for s in args.sizes for p in args.photos)]
+        peer_rows = []
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for done, part in enumerate(pool.map(run_peer_case, pjobs), start=1):
+                peer_rows.extend(part)
+                print(f"\r{done}/{len(pjobs)} peer jobs", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        table += ("\n\nSide by side (exact = every payload bit right; provmark with the "
+                  "payloads above, peers blind with one random payload each):\n\n"
+                  + summarise_peers(rows + peer_rows, ATTACK_SETS[args.attack_set]))
+        rows += peer_rows
     header = (f"Command: python benchmarks/robustness.py --set {args.attack_set} --sizes "
               f"{' '.join(args.sizes)} --payloads {args.payloads} --seed {args.seed}\n"
               f"{len(rows)} detections in {time.time() - t0:.0f} s; photos: {', '.join(args.photos)}\n")

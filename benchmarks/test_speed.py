@@ -114,3 +114,31 @@ def test_reference_block_dct(benchmark, sized_photo):
         return scipy.fft.dctn(blocks, axes=(1, 3), norm="ortho")
 
     benchmark(ref)
+
+
+@pytest.fixture(scope="module")
+def marked_1080p():
+    from conftest import SIZES, photo
+
+    img = photo(SIZES["1920x1080"])
+    return img, provmark.embed(img, PAYLOAD)
+
+
+@pytest.mark.parametrize("case", ["cropped", "resized0.75", "unmarked"])
+def test_detect_with_search_1080p(benchmark, marked_1080p, case):
+    """Detection when the grid is not where it was embedded: a crop at an odd
+    offset (grid search), a 0.75x resize (template + resampling + grid search), and
+    an unmarked image (every stage runs and fails: the worst case)."""
+    import cv2
+
+    img, marked = marked_1080p
+    benchmark.group = "detect with search 1920x1080 source"
+    if case == "cropped":
+        copy = np.ascontiguousarray(marked[17:1057, 23:1903])
+    elif case == "resized0.75":
+        copy = np.ascontiguousarray(cv2.resize(marked, (1440, 810), interpolation=cv2.INTER_AREA))
+    else:
+        copy = img
+    _warm(provmark.detect, copy)
+    det = benchmark(provmark.detect, copy)
+    assert (det.payload == PAYLOAD) if case != "unmarked" else (det.payload is None)

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit_exact, prange
+from ._jit import njit_exact, njit_fast, prange
 
 #: Angle lattice period of one bit value; bit 0 and bit 1 points alternate every
 #: half period and a symbol decodes correctly within a quarter period. pi/2 beat pi
@@ -48,7 +48,7 @@ WB = 0.114
 LOW = 3
 
 
-@njit_exact
+@njit_fast
 def _block_features(rgb, y0, x0, c, pairs, ll, tmp, dct):
     """Luma -> Haar LL (8x8) -> the low DCT coefficients of the 16x16 block at (y0, x0).
 
@@ -56,7 +56,9 @@ def _block_features(rgb, y0, x0, c, pairs, ll, tmp, dct):
     of the LL-band DCT coefficients with ``u + v >= 3`` that carry no symbol (found
     by Parseval — the total energy of the orthonormal block minus the computed low
     coefficients — so the other 55 coefficients never need computing), and the RMS
-    of the three Haar detail bands (fine texture).
+    of the three Haar detail bands (fine texture). Compiled with the restricted
+    fastmath set: these are measurements, not decisions (the decisions are in
+    :func:`aqim_target`, compiled exactly).
     """
     detail = 0.0
     energy = 0.0
@@ -223,12 +225,14 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
     ``+-max_change`` grey levels (a hard visibility bound at strong edges); values
     are rounded half up and clipped to 0..255. Pixels outside whole blocks are copied.
 
-    ``template`` is a periodic (Q, Q) float32 tile added as ``template[y % Q, x % Q]
+    ``template`` is a periodic (Q, Q) float32 tile, Q a power of two, added as
+    ``template[y % Q, x % Q]
     * tamp[by, bx]`` (``tamp`` (nby, nbx) float32 per-block amplitudes; all zero
     adds nothing). It is summed with the QIM change before the single rounding.
     """
     h = rgb.shape[0]
     q = template.shape[0]
+    qmask = q - 1  # q is a power of two (checked by the caller)
     use_template = False
     for by in range(tamp.shape[0]):
         for bx in range(tamp.shape[1]):
@@ -266,16 +270,23 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
             for i in range(8):
                 for j in range(8):
                     step[bx, i, j] = np.int32(math.floor(dll[bx, i, j] + 0.5))
+        dprow = np.empty(nbx * 16, np.int32)
         for r in range(16):
             yy = by * 16 + r
             i = r >> 1
-            for xx in range(nbx * 16):
-                if use_template:
+            # First the integer change of every pixel of the row, then one pass over
+            # the three channels (two simple loops vectorise better than one).
+            if use_template:
+                ty = yy % q
+                for xx in range(nbx * 16):
                     bx = xx >> 4
-                    d = dll[bx, i, (xx & 15) >> 1] + template[yy % q, xx % q] * tamp[by, bx]
-                    dp = np.int32(math.floor(d + 0.5))
-                else:
-                    dp = step[xx >> 4, i, (xx & 15) >> 1]
+                    d = dll[bx, i, (xx & 15) >> 1] + template[ty, xx & qmask] * tamp[by, bx]
+                    dprow[xx] = np.int32(math.floor(d + 0.5))
+            else:
+                for xx in range(nbx * 16):
+                    dprow[xx] = step[xx >> 4, i, (xx & 15) >> 1]
+            for xx in range(nbx * 16):
+                dp = dprow[xx]
                 for ch in range(3):
                     val = np.int32(rgb[yy, xx, ch]) + dp
                     out[yy, xx, ch] = np.uint8(min(max(val, 0), 255))

@@ -29,7 +29,7 @@ from ._keys import derive_rng
 from .kernels import template_score_grid
 
 #: Period of the template tile (pixels) and number of keyed cosines.
-PERIOD = 64
+PERIOD = 64  # a power of two: the apply kernel wraps with a bit mask
 N_FREQS = 16
 #: Radial band of the template (cycles per pixel).
 BAND = (0.11, 0.19)

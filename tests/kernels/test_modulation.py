@@ -398,7 +398,7 @@ def test_apply_block_deltas_adds_the_template_before_rounding(rng, textured_rgb)
     rgb = textured_rgb(70, 53, rng)
     nby, nbx = 70 // 16, 53 // 16
     delta = rng.normal(0, 10, (nby, nbx, len(PAIRS), 2)).astype(np.float32)
-    template = rng.normal(0, 1.5, (8, 8)).astype(np.float32)
+    template = rng.normal(0, 1.5, (8, 8)).astype(np.float32)  # Q must be a power of two
     tamp = rng.uniform(0, 0.8, (nby, nbx)).astype(np.float32)
     out = np.empty_like(rgb)
     apply_block_deltas(rgb, PAIRS, delta, C64, 1.0, 12.0, template, tamp, out)

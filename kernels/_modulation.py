@@ -228,7 +228,8 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
     ``template`` is a periodic (Q, Q) float32 tile, Q a power of two, added as
     ``template[y % Q, x % Q]
     * tamp[by, bx]`` (``tamp`` (nby, nbx) float32 per-block amplitudes; all zero
-    adds nothing). It is summed with the QIM change before the single rounding.
+    adds nothing). It is summed with the QIM change, and the sum clamped to
+    ``+-max_change``, before the single rounding.
     """
     h = rgb.shape[0]
     q = template.shape[0]
@@ -281,6 +282,7 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
                 for xx in range(nbx * 16):
                     bx = xx >> 4
                     d = dll[bx, i, (xx & 15) >> 1] + template[ty, xx & qmask] * tamp[by, bx]
+                    d = min(max(d, -max_change), max_change)
                     dprow[xx] = np.int32(math.floor(d + 0.5))
             else:
                 for xx in range(nbx * 16):

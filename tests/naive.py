@@ -214,7 +214,8 @@ def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None)
     (``floor(x + 0.5)``) and clipped to 0..255. Pixels outside whole blocks
     (``delta.shape[:2]`` blocks from the origin) are copied. With ``template`` (a
     (Q, Q) tile) and ``tamp`` (per-block amplitudes), ``template[y % Q, x % Q] *
-    tamp[block]`` is added to the clamped change before the rounding.
+    tamp[block]`` is added to the clamped change and the sum clamped again before the
+    rounding.
     """
     pairs = np.asarray(pairs)
     nby, nbx = delta.shape[:2]
@@ -233,7 +234,7 @@ def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None)
         hh, ww = change.shape
         tiled = np.tile(np.asarray(template, np.float64), (hh // q + 1, ww // q + 1))[:hh, :ww]
         amp = np.kron(np.asarray(tamp, np.float64), np.ones((BLOCK_PX, BLOCK_PX)))
-        change = change + tiled * amp
+        change = np.clip(change + tiled * amp, -max_change, max_change)
     out = np.array(rgb, copy=True)
     region = np.asarray(rgb[:BLOCK_PX * nby, :BLOCK_PX * nbx], np.float64)
     marked = np.floor(region + change[..., None] + 0.5)

@@ -5,13 +5,19 @@ The implicit (watermark) label of GB 45438-2025: :func:`embed` hides a
 :func:`detect` reads it back after compression, colour grading, blur and occlusion
 and returns a :class:`Detection` with a calibrated false-alarm probability.
 :func:`check_embeddable` says beforehand whether an image can carry the mark.
+:func:`label` writes all three GB 45438 layers at once (visible label, watermark,
+signed metadata) and :func:`inspect` reads them back into a forensic verdict; the
+metadata and visible-label formats live in :mod:`provmark.metadata` and
+:mod:`provmark.explicit`.
 """
 
 from ._check import Embeddability, check_embeddable
 from ._detect import Detection, detect
 from ._embed import EmbedError, embed
 from ._image import ImageError
+from ._inspect import InspectionReport, inspect
 from ._keys import PUBLIC_KEY
+from ._label import Labelled, label, write_labelled
 from ._payload import Payload
 
 __version__ = "0.1.0"
@@ -19,6 +25,11 @@ __version__ = "0.1.0"
 __all__ = [
     "embed",
     "detect",
+    "label",
+    "Labelled",
+    "write_labelled",
+    "inspect",
+    "InspectionReport",
     "Payload",
     "Detection",
     "check_embeddable",

@@ -1,8 +1,10 @@
 """The ``provmark`` command line: a thin shell over the public API.
 
 Exit codes (every subcommand):
-  0  done / mark found (for ``detect``: in every image)
-  1  no mark found (``detect``: in at least one image, none with an input error)
+  0  done / mark found (for ``detect``: in every image; for ``inspect``: every image
+     has a watermark or a valid metadata label)
+  1  no mark found (``detect``: in at least one image, none with an input error;
+     ``inspect``: an image with neither a watermark nor a valid metadata label)
   2  usage or input error (bad arguments, unreadable or unsupported image)
 """
 
@@ -171,6 +173,102 @@ def cmd_check(args) -> int:
     return EXIT_OK if res.ok else EXIT_ERROR
 
 
+def cmd_label(args) -> int:
+    import provmark
+    from ._io import read_image
+    from ._label import write_labelled
+    from .explicit import FontNotFoundError
+
+    payload = provmark.Payload(provider=args.provider, content_id=args.content_id, label=args.label)
+    key = _read_key(args.key_file)
+    src = read_image(args.input)
+    t0 = time.perf_counter()
+    try:
+        res = provmark.label(src.rgb, payload, key=key, content_producer=args.content_producer,
+                             produce_id=args.produce_id, explicit=not args.no_explicit,
+                             text=args.text, position=args.position, strength=args.strength)
+    except FontNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+    elapsed = time.perf_counter() - t0
+    out = write_labelled(args.output, res, quality=args.quality, exif=src.exif,
+                         icc_profile=src.icc_profile, source=args.input, overwrite=args.force)
+    info = {"input": str(args.input), "output": str(out), "width": int(src.rgb.shape[1]),
+            "height": int(src.rgb.shape[0]), "psnr_db": round(_psnr(src.rgb, res.image), 2),
+            "label_ms": round(elapsed * 1e3, 1),
+            "payload": {"label": payload.label, "provider": payload.provider,
+                        "content_id": payload.content_id},
+            "metadata": res.label.to_dict(),
+            "explicit_box": None if res.explicit_box is None else list(res.explicit_box),
+            "explicit_text_height_px": res.explicit_text_height}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        vis = ("no visible label" if res.explicit_box is None else
+               f"visible label {args.text!r} at {list(res.explicit_box)} "
+               f"({res.explicit_text_height}px text)")
+        print(f"{out}: labelled provider={payload.provider} content_id={payload.content_id} "
+              f"label={payload.label} ({payload.label_meaning}); metadata "
+              f"ContentProducer={res.label.content_producer} ProduceID={res.label.produce_id} "
+              f"ReservedCode1={res.label.reserved_code1}; {vis}; {info['label_ms']} ms")
+    return EXIT_OK
+
+
+def cmd_inspect(args) -> int:
+    import provmark
+    from ._image import ImageError
+
+    key = _read_key(args.key_file)
+    any_error = False
+    all_found = True
+    rows = []
+    for path in args.inputs:
+        try:
+            rep = provmark.inspect(path, key=key)
+        except ImageError as exc:
+            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            rows.append({"input": str(path), "error": msg})
+            print(f"provmark inspect: {msg}", file=sys.stderr)
+            any_error = True
+            continue
+        rows.append(rep.to_dict())
+        all_found = all_found and rep.found
+        if not args.json:
+            _print_report(rep)
+    if args.json:
+        print(json.dumps(rows if len(rows) != 1 else rows[0]))
+    if any_error:
+        return EXIT_ERROR
+    return EXIT_OK if all_found else EXIT_NOT_FOUND
+
+
+def _print_report(rep) -> None:
+    print(f"{rep.source}: {rep.verdict.upper()} ({rep.container}, {rep.width}x{rep.height})")
+    m = rep.metadata
+    if m is not None and m.label is not None:
+        lab = m.label
+        print(f"  metadata:  valid ({m.source}) Label={lab.label} ({lab.meaning}) "
+              f"ContentProducer={lab.content_producer} ProduceID={lab.produce_id} "
+              f"ReservedCode1={lab.reserved_code1 or '-'}")
+        if lab.content_propagator:
+            print(f"             ContentPropagator={lab.content_propagator} "
+                  f"PropagateID={lab.propagate_id}")
+    else:
+        print(f"  metadata:  {rep.layers['metadata']}")
+    det = rep.detection
+    if det.found:
+        p = det.payload
+        print(f"  watermark: found provider={p.provider} content_id={p.content_id} "
+              f"label={p.label} ({p.label_meaning}); false-alarm probability "
+              f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}; "
+              f"offset={det.offset} scale={det.scale:g} rotation={det.rotation:g} deg")
+    else:
+        print(f"  watermark: absent ({det.reason}; sync z={det.sync_score:.1f})")
+    print(f"  integrity: {rep.layers['integrity']}")
+    print(f"  explicit:  {rep.layers['explicit']}")
+    for line in rep.problems:
+        print(f"  problem: {line}")
+
+
 def cmd_demo(args) -> int:
     from ._demo import run_demo
 
@@ -234,6 +332,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", help=key_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_check)
+
+    p = add("label", "write all three GB 45438 labels: visible label, watermark, metadata",
+            "provmark label in.png -o out.png --provider 4242 --content-id 123456789 "
+            "--content-producer ACME --produce-id img-123456789")
+    p.add_argument("input", help="input image (PNG, JPEG or WebP); never modified")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image; format from the extension (.png, .jpg, .webp)")
+    p.add_argument("--provider", type=_int_arg, required=True, help="provider code, 0 .. 2**24-1")
+    p.add_argument("--content-id", type=_int_arg, required=True, help="content ID, 0 .. 2**40-1")
+    p.add_argument("--content-producer", required=True,
+                   help="metadata ContentProducer (printable ASCII, no space, quote or backslash)")
+    p.add_argument("--produce-id", required=True, help="metadata ProduceID (same character rules)")
+    p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,
+                   help="generation label: 1 AI-generated (default), 2 possibly, 3 suspected")
+    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--no-explicit", action="store_true", help="do not draw the visible label")
+    p.add_argument("--text", default="AI生成",
+                   help='visible label text; must contain "AI" or "人工智能" and "生成" or "合成" '
+                        '(default "AI生成")')
+    p.add_argument("--position", default="bottom-right",
+                   help="visible label position: top-left, top, top-right, left, right, "
+                        "bottom-left, bottom, bottom-right (default)")
+    p.add_argument("--quality", type=int, default=95,
+                   help="JPEG/WebP quality of the output, 1..100 (default 95; WebP 100 = lossless)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="embedding strength multiplier (default 1.0)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_label)
+
+    p = add("inspect", "report every label layer of images and whether they agree",
+            "provmark inspect found-online.jpg other.webp --json")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files to examine")
+    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (an object for one image, a list for several)")
+    p.set_defaults(func=cmd_inspect)
 
     p = add("demo", "embed into the bundled sample photo, compress it, detect, report",
             "provmark demo --out demo-output")

@@ -1,0 +1,173 @@
+"""``provmark.label``: all three GB 45438 layers in one call at generation time.
+
+This module owns the order and the binding of the layers: the explicit (visible)
+label is drawn first (:func:`provmark.explicit.draw_label`), the watermark is then
+embedded in the labelled pixels (:func:`provmark.embed`) so that it covers the final
+image, and the metadata label (:class:`provmark.metadata.AIGCLabel`) is built with
+its ``Label`` taken from the payload and its ``ReservedCode1`` set to the HMAC
+integrity code that binds the producer fields to the payload and the key
+(:func:`provmark.metadata.sign_label`). :func:`write_labelled` writes the pixels
+and the metadata label to one file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import metadata as _metadata
+from ._embed import embed
+from ._image import ImageError, as_rgb_array
+from ._io import FORMATS, write_image
+from ._keys import normalize_key
+from ._payload import Payload
+from .explicit import draw_label
+
+
+@dataclass(frozen=True, eq=False)
+class Labelled:
+    """Result of :func:`label`.
+
+    Attributes
+    ----------
+    image : numpy.ndarray or PIL.Image.Image
+        The labelled, watermarked pixels; a PIL image when the input was one.
+    label : AIGCLabel
+        The metadata label to write with the pixels (:func:`write_labelled`), its
+        ``ReservedCode1`` holding the integrity code.
+    payload : Payload
+        The payload embedded in the pixels.
+    explicit_box : tuple of int or None
+        ``(x0, y0, x1, y1)`` of the visible label's plate (exclusive ends), or None
+        when ``explicit=False``.
+    explicit_text_height : int
+        Height in pixels of the visible label's rendered ink (0 without one).
+    """
+
+    image: object
+    label: _metadata.AIGCLabel
+    payload: Payload
+    explicit_box: tuple[int, int, int, int] | None = None
+    explicit_text_height: int = 0
+
+
+def label(image, payload: Payload, *, content_producer: str, produce_id: str,
+          key: bytes | str | None = None, explicit: bool = True, text: str = "AI生成",
+          position: str = "bottom-right", strength: float = 1.0,
+          min_psnr: float = 40.0) -> Labelled:
+    """Apply the explicit label, the watermark and the metadata label in one call.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray or PIL.Image
+        The generated image (at least 256x256). Not modified.
+    payload : Payload
+        What the watermark carries; its ``label`` (1/2/3) also becomes the metadata
+        ``Label``.
+    content_producer : str
+        GB 45438 ``ContentProducer`` (the service's name or code): printable ASCII
+        without space, ``"`` or ``\\``, at most 256 characters. Required.
+    produce_id : str
+        GB 45438 ``ProduceID`` (this content's ID), same rules. Required.
+    key : bytes, str or None, optional
+        Watermark key, also the HMAC key of the integrity code. ``None`` is the
+        public key: anyone can then read the mark *and recompute the integrity
+        code*, so it only detects accidental or careless edits; use a secret key
+        for a code that cannot be forged.
+    explicit : bool, optional
+        Draw the visible label (default True).
+    text, position : str, optional
+        Visible label text and position (see :func:`provmark.explicit.draw_label`).
+    strength, min_psnr : float, optional
+        Passed to :func:`provmark.embed`.
+
+    Returns
+    -------
+    Labelled
+
+    Raises
+    ------
+    ValueError
+        Invalid metadata fields (the message names each), label text or position.
+    provmark.EmbedError
+        The image cannot carry a mark that reads back.
+
+    Examples
+    --------
+    >>> import provmark
+    >>> from PIL import Image
+    >>> photo = Image.open("generated.png")  # doctest: +SKIP
+    >>> out = provmark.label(photo, provmark.Payload(4242, 7), content_producer="ACME",
+    ...                      produce_id="img-7")  # doctest: +SKIP
+    >>> from provmark._label import write_labelled
+    >>> write_labelled("generated-labelled.png", out)  # doctest: +SKIP
+    >>> out.label.reserved_code1[:4]  # doctest: +SKIP
+    'pm1:'
+    """
+    if not isinstance(payload, Payload):
+        raise TypeError(f"payload must be a provmark.Payload, got {type(payload).__name__}")
+    for name, value in (("content_producer", content_producer), ("produce_id", produce_id)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    k = normalize_key(key)
+    # Validate the metadata fields before any pixel work (AIGCLabel names bad fields).
+    unsigned = _metadata.AIGCLabel(str(payload.label), content_producer, produce_id)
+    rgb, was_pil = as_rgb_array(image)
+    box = None
+    text_h = 0
+    if explicit:
+        drawn = draw_label(rgb, text=text, position=position)
+        rgb, box, text_h = drawn.image, drawn.box, drawn.text_height_px
+    marked = embed(rgb, payload, key=k, strength=strength, min_psnr=min_psnr)
+    signed = _metadata.sign_label(unsigned, payload.to_bytes(), k)
+    if was_pil:
+        from PIL import Image
+        marked = Image.fromarray(np.ascontiguousarray(marked), "RGB")
+    return Labelled(image=marked, label=signed, payload=payload, explicit_box=box,
+                    explicit_text_height=int(text_h))
+
+
+def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int = 95,
+                   exif: bytes | None = None, icc_profile: bytes | None = None,
+                   source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """Write a :class:`Labelled` image with its metadata label to ``path`` atomically.
+
+    The pixels are encoded (format from the extension: .png, .jpg/.jpeg, .webp) to a
+    temporary file next to ``path``, the XMP label is added to that file's bytes and
+    the result is renamed over ``path``: a reader never sees a file without its
+    label. EXIF and the ICC profile, when given, are carried into the output.
+    Refuses to write over ``source`` (the input) and, unless ``overwrite``, over an
+    existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        raise ImageError(f"{p}: unknown output extension {p.suffix!r}; use .png, .jpg or .webp")
+    if source is not None and p.exists() and Path(source).exists() and p.samefile(source):
+        raise ImageError(f"{p}: refusing to overwrite the input image; choose another output path")
+    if p.exists() and not overwrite:
+        raise ImageError(f"{p}: already exists; pass --force (overwrite=True) to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageError(f"{parent}: output directory does not exist")
+    rgb, _ = as_rgb_array(labelled.image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".pixels{suffix}", dir=parent)
+    os.close(fd)
+    try:
+        write_image(tmp, rgb, quality=quality, exif=exif, icc_profile=icc_profile, overwrite=True)
+        _metadata.write_label_file(tmp, p, labelled.label)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    return p

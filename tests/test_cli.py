@@ -376,3 +376,34 @@ def test_installed_entry_point(files):
     rows = json.loads(proc.stdout)
     assert [r["found"] for r in rows] == [True, False]
     assert rows[0]["payload"]["content_id"] == 123456789
+
+
+def test_embed_batch_writes_consecutive_content_ids(tmp_path, capsys):
+    import cv2
+    from skimage import data
+
+    import provmark
+    from provmark.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("coffee", "chelsea"):
+        cv2.imwrite(str(src / f"{name}.png"), cv2.resize(getattr(data, name)()[..., ::-1], (512, 384)))
+    (src / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    code = main(["embed", str(src / "chelsea.png"), str(src / "broken.png"), str(src / "coffee.png"),
+                 "-o", str(out), "--provider", "9", "--content-id", "500", "--format", ".jpg"])
+    captured = capsys.readouterr()
+    assert code == 2 and "broken.png" in captured.err  # one bad file: reported, others done
+    found = {p.name: provmark.detect(np.asarray(Image.open(p).convert("RGB"))).payload
+             for p in sorted(out.iterdir())}
+    assert found == {"chelsea.jpg": provmark.Payload(9, 500), "coffee.jpg": provmark.Payload(9, 502)}
+
+
+def test_embed_batch_needs_a_directory(tmp_path, files):
+    from provmark.cli import main
+
+    target = tmp_path / "file.png"
+    target.write_bytes(b"x")
+    assert main(["embed", str(files["plain"]), str(files["marked"]), "-o", str(target),
+                 "--provider", "1", "--content-id", "1"]) == 2

@@ -66,30 +66,77 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def cmd_embed(args) -> int:
-    import provmark
+def _progress(done: int, total: int, name: str) -> None:
+    """A one-line progress bar on stderr (only when it is a terminal)."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / max(total, 1))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[-40:]:<40}",
+          end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _embed_one(provmark, payload, key, args, src_path, out_path) -> dict:
     from ._io import read_image, write_image
 
-    payload = provmark.Payload(provider=args.provider, content_id=args.content_id, label=args.label)
-    key = _read_key(args.key_file)
-    src = read_image(args.input)
+    src = read_image(src_path)
     t0 = time.perf_counter()
     marked = provmark.embed(src.rgb, payload, key=key, strength=args.strength)
     elapsed = time.perf_counter() - t0
-    out = write_image(args.output, marked, quality=args.quality, exif=src.exif,
-                      icc_profile=src.icc_profile, source=args.input, overwrite=args.force)
-    info = {"input": str(args.input), "output": str(out), "width": int(src.rgb.shape[1]),
+    out = write_image(out_path, marked, quality=args.quality, exif=src.exif,
+                      icc_profile=src.icc_profile, source=src_path, overwrite=args.force)
+    return {"input": str(src_path), "output": str(out), "width": int(src.rgb.shape[1]),
             "height": int(src.rgb.shape[0]), "psnr_db": round(_psnr(src.rgb, marked), 2),
             "embed_ms": round(elapsed * 1e3, 1),
             "payload": {"label": payload.label, "provider": payload.provider,
                         "content_id": payload.content_id}}
-    if args.json:
-        print(json.dumps(info))
+
+
+def cmd_embed(args) -> int:
+    import provmark
+    from ._image import ImageError
+
+    key = _read_key(args.key_file)
+    inputs = [Path(p) for p in args.inputs]
+    out = Path(args.output)
+    if len(inputs) > 1:
+        # Batch: OUTPUT is a directory; content IDs are consecutive from --content-id.
+        if out.exists() and not out.is_dir():
+            raise _UsageError(f"{out}: with several inputs, -o must be a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        if len({p.name for p in inputs}) != len(inputs):
+            raise _UsageError("two inputs have the same file name; they would write the same output")
+        targets = [out / (p.stem + (args.format or p.suffix.lower())) for p in inputs]
     else:
-        print(f"{out}: marked provider={payload.provider} content_id={payload.content_id} "
-              f"label={payload.label} ({payload.label_meaning}); PSNR {info['psnr_db']} dB, "
-              f"{info['embed_ms']} ms")
-    return EXIT_OK
+        targets = [out]
+    last = args.content_id + len(inputs) - 1
+    if len(inputs) > 1 and last >= 2**40:
+        raise _UsageError(f"content_id {args.content_id} + {len(inputs)} inputs runs past "
+                          "2**40-1: start lower")
+    status = EXIT_OK
+    for i, (src_path, out_path) in enumerate(zip(inputs, targets)):
+        payload = provmark.Payload(provider=args.provider, content_id=args.content_id + i,
+                                   label=args.label)
+        try:
+            info = _embed_one(provmark, payload, key, args, src_path, out_path)
+        except (ImageError, ValueError) as exc:
+            if len(inputs) == 1:
+                raise
+            msg = str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
+            print(f"provmark embed: {msg}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"input": str(src_path), "error": msg}))
+            status = EXIT_ERROR
+            _progress(i + 1, len(inputs), src_path.name)
+            continue
+        if args.json:
+            print(json.dumps(info))
+        else:
+            print(f"{info['output']}: marked provider={payload.provider} "
+                  f"content_id={payload.content_id} label={payload.label} "
+                  f"({payload.label_meaning}); PSNR {info['psnr_db']} dB, {info['embed_ms']} ms")
+        _progress(i + 1, len(inputs), src_path.name)
+    return status
 
 
 def cmd_detect(args) -> int:
@@ -296,11 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     key_help = ("file holding the secret key (its bytes, one trailing newline removed); "
                 "default: the public key anyone can read")
-    p = add("embed", "embed a provenance watermark into an image",
-            "provmark embed in.png -o out.png --provider 4242 --content-id 123456789 --label 1")
-    p.add_argument("input", help="input image (PNG, JPEG or WebP); never modified")
+    p = add("embed", "embed a provenance watermark into an image (or a batch of images)",
+            "provmark embed in.png -o out.png --provider 4242 --content-id 123456789 --label 1\n"
+            "  provmark embed gen/*.png -o marked/ --provider 4242 --content-id 1000 --format .jpg")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="input image(s) (PNG, JPEG or WebP); never modified")
     p.add_argument("-o", "--output", required=True,
-                   help="output image; format from the extension (.png, .jpg, .webp)")
+                   help="output image; format from the extension (.png, .jpg, .webp). With several "
+                        "inputs: a directory, and content IDs count up from --content-id")
+    p.add_argument("--format", choices=(".png", ".jpg", ".webp"),
+                   help="batch output format (default: each input's own extension)")
     p.add_argument("--provider", type=_int_arg, required=True, help="provider code, 0 .. 2**24-1")
     p.add_argument("--content-id", type=_int_arg, required=True, help="content ID, 0 .. 2**40-1")
     p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,

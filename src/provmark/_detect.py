@@ -244,29 +244,30 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
     searched = 1
     geometry = None
     if attempts[0]["result"].payload is None and search:
-        candidates, n = sync_search(y, k, top=SEARCH_DECODES)
-        searched += n
-        for cand in candidates:
-            if (cand.oy, cand.ox, cand.ty, cand.tx) == (0, 0, 0, 0):
-                continue
-            attempts.append(_attempt(y, k, cand, searched))
+        # Geometry first (its spectrum costs ~15-30 ms): a resized or rotated copy is
+        # resampled onto the grid before the grid search, so the search runs once.
+        geometry = estimate_affine(y, k)
+        searched += geometry.hypotheses
+        planes = [(y, None)]
+        if geometry.score >= MIN_TEMPLATE_SCORE and _is_transformed(geometry):
+            yw = np.ascontiguousarray(warp_to_grid(y, geometry.matrix), dtype=np.float32)
+            if min(yw.shape) >= BLOCK_PX * 4:
+                # The original plane stays as a fallback in case the estimate is wrong.
+                planes.insert(0, (yw, geometry))
+        for plane, geo in planes:
+            found_cands, n = sync_search(plane, k, top=SEARCH_DECODES)
+            searched += n
+            candidates = candidates or found_cands
+            for cand in found_cands:
+                if geo is None and (cand.oy, cand.ox, cand.ty, cand.tx) == (0, 0, 0, 0):
+                    continue
+                attempts.append(_attempt(plane, k, cand, searched))
+                attempts[-1]["geometry"] = geo
+                if attempts[-1]["result"].payload is not None:
+                    break
             if attempts[-1]["result"].payload is not None:
+                candidates = found_cands
                 break
-        if attempts[-1]["result"].payload is None:
-            # Not on the embedding scale: estimate the resize/rotation from the
-            # template's spectrum, resample onto the grid and search again.
-            geometry = estimate_affine(y, k)
-            searched += geometry.hypotheses
-            if geometry.score >= MIN_TEMPLATE_SCORE and _is_transformed(geometry):
-                yw = np.ascontiguousarray(warp_to_grid(y, geometry.matrix), dtype=np.float32)
-                if min(yw.shape) >= BLOCK_PX * 4:
-                    candidates, n = sync_search(yw, k, top=SEARCH_DECODES)
-                    searched += n
-                    for cand in candidates:
-                        attempts.append(_attempt(yw, k, cand, searched))
-                        attempts[-1]["geometry"] = geometry
-                        if attempts[-1]["result"].payload is not None:
-                            break
     decoded = [a for a in attempts if a["result"].payload is not None]
     best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
     res = best["result"]

@@ -49,7 +49,7 @@ class Strength:
     margin: float = 28.0
     min_angle: float = 0.12
     cap_base: float = 14.0
-    cap_texture: float = 1.0
+    cap_texture: float = 0.9
     min_psnr: float = 40.0
     max_change: float = 12.0
 

@@ -193,6 +193,7 @@ def _attempt(y, k, cand, pilot_hypotheses):
     ev["blocks"] = nblocks
     ev["cand"] = cand
     ev["pilot_hypotheses"] = pilot_hypotheses
+    ev["plane"] = y
     return ev
 
 
@@ -231,6 +232,44 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
     P. Fernandez et al., "The Stable Signature", ICCV 2023 (false-positive control
     of watermark detection); DESIGN.md section 3 (calibrated detection).
     """
+    return locate(image, key=key, search=search)[0]
+
+
+@dataclass(frozen=True)
+class GridLocation:
+    """Where the embedding grid lies in the luma plane that the decoding used.
+
+    ``plane`` is the luma of the image (or of its resampled copy when a geometric
+    transform was estimated); block ``(by, bx)`` of the grid starts at pixel
+    ``(oy + 16*by, ox + 16*bx)`` of ``plane`` and holds tile slot
+    ``((by + ty) % 16, (bx + tx) % 16)``.
+    """
+
+    plane: np.ndarray
+    oy: int
+    ox: int
+    ty: int
+    tx: int
+    #: The 2x2 geometry ``A`` (copy = A @ grid, (y, x) order) when the plane is a
+    #: resampled copy, else None (the plane is the image's own luma).
+    matrix: np.ndarray | None = None
+    image_shape: tuple[int, int] = (0, 0)
+
+    def plane_to_image(self, yx: np.ndarray) -> np.ndarray:
+        """Map ``(N, 2)`` (y, x) pixel positions in ``plane`` to the image's pixels
+        (the inverse of :func:`provmark._template.warp_to_grid`'s resampling)."""
+        yx = np.asarray(yx, np.float64)
+        if self.matrix is None:
+            return yx.copy()
+        c_plane = (np.array(self.plane.shape[:2], np.float64) - 1) / 2.0
+        c_image = (np.array(self.image_shape, np.float64) - 1) / 2.0
+        return (yx - c_plane) @ np.asarray(self.matrix, np.float64).T + c_image
+
+
+def locate(image, *, key: bytes | str | None = None, search: bool = True
+           ) -> tuple[Detection, GridLocation]:
+    """:func:`detect`, plus the grid location of the best decoding attempt (for
+    per-region analysis such as the tamper map)."""
     from ._sync import SyncCandidate
     from ._sync import search as sync_search
 
@@ -281,7 +320,7 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
         "decoded" if found else "decoded word not significant enough")
     cand = best["cand"]
     geo = best.get("geometry")
-    return Detection(
+    detection = Detection(
         found=found,
         payload=res.payload if found else None,
         false_alarm_probability=fap,
@@ -305,3 +344,5 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
                      "scale_x": geometry.scale_x, "rotation": geometry.rotation,
                      "used": geo is not None}},
     )
+    return detection, GridLocation(best["plane"], cand.oy, cand.ox, cand.ty, cand.tx,
+                                   None if geo is None else geo.matrix, (h, w))

@@ -145,7 +145,7 @@ def run_peer_case(job):
 
 def run_case(job):
     """One photo at one size: embed ``payloads`` times, run every attack."""
-    name, size_label, n_payloads, seed, set_name = job
+    name, size_label, n_payloads, seed, set_name, search = job
     attack_set = ATTACK_SETS[set_name]
     img = load_photo(name, SIZES[size_label])
     rng = np.random.default_rng(seed)
@@ -160,7 +160,7 @@ def run_case(job):
             attacked = marked if attack is None else A.apply(attack, marked, rng=rng, **params)
             if min(attacked.shape[:2]) < 256:
                 continue  # the bar counts crops that keep at least 256x256
-            det = provmark.detect(attacked, key=key)
+            det = provmark.detect(attacked, key=key, search=search)
             rows.append({"method": "provmark", "photo": name, "size": size_label, "attack": label,
                          "ok": det.payload == payload, "found": det.found,
                          "wrong": det.found and det.payload != payload,
@@ -231,10 +231,14 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", nargs="*", default=None, metavar="PEER",
                         help="also run these peers blind on the same photos and attacks "
                              "(no names: every installed one; make peers installs them)")
+    parser.add_argument("--search", choices=("standard", "exhaustive"), default="standard",
+                        help="detect's search mode (exhaustive: also sweep scales and rotations, "
+                             "for resized or rotated copies of sources under 0.6 MP)")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--json", help="write every case as JSON here")
     args = parser.parse_args(argv)
-    jobs = [(p, s, args.payloads, args.seed * 1000 + i, args.attack_set)
+    search = "exhaustive" if args.search == "exhaustive" else True
+    jobs = [(p, s, args.payloads, args.seed * 1000 + i, args.attack_set, search)
             for i, (p, s) in enumerate((p, s) for s in args.sizes for p in args.photos)]
     t0 = time.time()
     rows = []
@@ -259,7 +263,8 @@ def main(argv=None) -> int:
                   + summarise_peers(rows + peer_rows, ATTACK_SETS[args.attack_set]))
         rows += peer_rows
     header = (f"Command: python benchmarks/robustness.py --set {args.attack_set} --sizes "
-              f"{' '.join(args.sizes)} --payloads {args.payloads} --seed {args.seed}\n"
+              f"{' '.join(args.sizes)} --payloads {args.payloads} --seed {args.seed} "
+              f"--search {args.search}\n"
               f"{len(rows)} detections in {time.time() - t0:.0f} s; photos: {', '.join(args.photos)}\n")
     print(header)
     print(table)

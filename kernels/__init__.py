@@ -18,6 +18,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._template import template_score_grid
+from ._viterbi import viterbi_decode
 from ._transforms import (
     DCT8,
     DCT8_64,
@@ -30,6 +31,7 @@ from ._transforms import (
 )
 
 __all__ = [
+    "viterbi_decode",
     "FASTMATH",
     "ANGLE_PERIOD",
     "DCT8",

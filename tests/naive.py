@@ -262,3 +262,35 @@ def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
     np.add.at(score, slot, m)
     np.add.at(weight, slot, 1.0)
     return score, weight
+
+
+# ------------------------------------------------------------ convolutional code
+
+
+def conv_encode_full(bits, generators=(0o171, 0o133), constraint=7):
+    """Rate-1/2 convolutional encoder written from its definition: output ``j`` at
+    time ``t`` is the parity of ``generator_j AND (b_t, b_{t-1}, ..., b_{t-6})`` with
+    ``b_t`` in the generator's most significant bit; zero tail appended."""
+    tail = constraint - 1
+    seq = list(bits) + [0] * tail
+    out = []
+    for t in range(len(seq)):
+        reg = 0
+        for i in range(constraint):  # i = 0 is the newest bit
+            bit = seq[t - i] if t - i >= 0 else 0
+            reg |= bit << (constraint - 1 - i)
+        out.extend(bin(reg & g).count("1") & 1 for g in generators)
+    return np.array(out, dtype=np.int64)
+
+
+def ml_decode_bruteforce(llr, n_info, generators=(0o171, 0o133), constraint=7):
+    """Maximum-likelihood decoding by trying every input word (exponential: short
+    words only). The metric is ``sum_j (1 - 2 c_j) * llr_j`` (positive llr = bit 0)."""
+    best, best_bits = -math.inf, None
+    for word in range(2**n_info):
+        bits = [(word >> (n_info - 1 - i)) & 1 for i in range(n_info)]
+        coded = conv_encode_full(bits, generators, constraint)
+        metric = float(np.sum((1 - 2 * coded) * llr))
+        if metric > best:
+            best, best_bits = metric, bits
+    return np.array(best_bits, dtype=np.int64), best

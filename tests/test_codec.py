@@ -309,3 +309,51 @@ def test_false_alarm_grows_with_attempts():
     a = false_alarm_per_hypothesis((0,))
     b = false_alarm_per_hypothesis((0, 2))
     assert 0 < a < b < false_alarm_per_hypothesis()
+
+
+# --------------------------------------------------------------------------- #
+# The channel layer: inner convolutional code + Viterbi in front of RS
+
+
+@settings(max_examples=40, deadline=None)
+@given(payload=payloads, key=keys)
+def test_channel_roundtrip(payload, key):
+    channel = _codec.encode_channel(payload, key)
+    assert channel.shape == (_codec.CHANNEL_BITS,) and set(np.unique(channel)) <= {0, 1}
+    result = _codec.decode_channel(2.0 * channel - 1.0, key)
+    assert result.payload == payload
+
+
+def test_channel_corrects_noise_that_defeats_repetition():
+    """At a raw channel bit error rate of about 10% (Gaussian noise sigma 0.8 on +-1
+    values) the concatenated code decodes every word; sending the RS bits twice
+    (the former layout) decoded 66 in 100 in the same setting (measured)."""
+    rng = np.random.default_rng(11)
+    raw_errors = []
+    for _ in range(40):
+        payload = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)))
+        channel = _codec.encode_channel(payload, KEY)
+        soft = (2.0 * channel - 1.0) + rng.normal(0, 0.8, channel.size)
+        raw_errors.append(np.mean((soft > 0) != (channel == 1)))
+        assert _codec.decode_channel(soft, KEY).payload == payload
+    assert 0.07 < np.mean(raw_errors) < 0.14
+
+
+def test_channel_never_decodes_random_scores():
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        soft = rng.normal(size=_codec.CHANNEL_BITS) * rng.uniform(0.01, 10)
+        assert _codec.decode_channel(soft, KEY).payload is None
+
+
+def test_channel_wrong_key_never_decodes():
+    rng = np.random.default_rng(13)
+    for i in range(100):
+        payload = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)))
+        channel = _codec.encode_channel(payload, KEY)
+        assert _codec.decode_channel(2.0 * channel - 1.0, b"other-key-%d" % i).payload is None
+
+
+def test_channel_rejects_wrong_length():
+    with pytest.raises(ValueError, match="400"):
+        _codec.decode_channel(np.zeros(200), KEY)

@@ -90,3 +90,49 @@ def test_warp_to_grid_inverts_a_known_resize(marked_1024):
     assert back.shape == (1024, 1024)
     ref = cv2.resize(small, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     assert np.abs(back[8:-8, 8:-8] - ref[8:-8, 8:-8]).mean() < 2.0
+
+
+# --------------------------------------------------------------------------- #
+# search="exhaustive": rotated and resized copies of sources without a template
+
+
+@pytest.fixture(scope="module")
+def marked_512():
+    from skimage import data
+
+    img = np.ascontiguousarray(cv2.resize(data.chelsea(), (512, 512), interpolation=cv2.INTER_AREA))
+    payload = provmark.Payload(provider=77, content_id=123456)
+    return img, provmark.embed(img, payload, key="sweep"), payload
+
+
+@pytest.mark.parametrize("attack, params", [("rotate", {"angle": -2.0}),
+                                            ("resize", {"scale": 0.75})])
+def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params):
+    from provmark import attacks
+
+    _, marked, payload = marked_512
+    copy = attacks.apply(attack, marked, rng=np.random.default_rng(0), **params)
+    det = provmark.detect(copy, key="sweep", search="exhaustive")
+    assert det.found and det.payload == payload
+    assert det.false_alarm_probability <= 1e-9
+    sweep = det.details["scale_sweep"]
+    assert sweep is not None and sweep["hypotheses_scored"] >= 1
+    if attack == "rotate":
+        assert abs(det.rotation - params["angle"]) <= 0.31
+    else:
+        assert abs(det.scale - params["scale"]) <= 0.01
+
+
+def test_exhaustive_sweep_finds_nothing_in_unmarked_or_wrong_key(marked_512):
+    img, marked, _ = marked_512
+    for image, key in ((img, "sweep"), (marked, "another key")):
+        det = provmark.detect(image, key=key, search="exhaustive")
+        assert not det.found and det.payload is None
+        sweep = det.details["scale_sweep"]
+        assert sweep["hypotheses_scored"] == sweep["of"] > 300
+        assert sweep["best_z"] < 6.5
+
+
+def test_search_argument_is_validated(marked_512):
+    with pytest.raises(ValueError, match="exhaustive"):
+        provmark.detect(marked_512[1], search="full")

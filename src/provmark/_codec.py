@@ -3,9 +3,13 @@ and soft-decision decoding with erasures — plus the false-alarm arithmetic.
 
 Encoding: 9 data bytes + CRC-32 (4 bytes) = 13 message bytes, RS(25, 13) adds 12
 parity bytes, and the 25-byte codeword is XORed with key-derived bytes (so that a
-wrong key, or an unmarked image, yields a uniformly random word) and sent as 200 bits.
+wrong key, or an unmarked image, yields a uniformly random word): 200 code bits.
+:func:`encode_channel` adds the inner convolutional code
+(:mod:`provmark._convolutional`) that turns them into the 400 bits the tile carries;
+:func:`decode_channel` runs its Viterbi decoder and hands the outer decoder the bits
+and their reliabilities.
 
-Decoding from soft bit scores: the least reliable bytes (smallest min |score| over
+Decoding from soft bit scores (:func:`decode`): the least reliable bytes (smallest min |score| over
 their 8 bits) are declared erasures, which lets RS repair ``2*errors + erasures <=
 12``. The erasure counts 0, 2, ..., 10 are tried in turn (:data:`ERASURE_SCHEDULE`):
 12 erasures would leave no error budget and accept any word whose CRC matches, a
@@ -18,7 +22,12 @@ with ``e`` erasures and ``t = (12 - e) // 2`` correctable errors yields *some* R
 codeword with probability ``V(25 - e, t) / 256**(12 - e)`` where ``V(n, t) =
 sum_{i<=t} C(n, i) 255**i`` (a bounded-distance decoder on the punctured code), and
 that codeword passes the CRC with probability ``2**-32``. The union bound over the
-attempts gives :func:`false_alarm_per_hypothesis` (about 1.4e-11).
+attempts gives :func:`false_alarm_per_hypothesis` (about 1.4e-11). The inner decoder
+keeps both premises: the channel values of a null image are sign-symmetric, so
+flipping them along any codeword of the (linear) inner code shifts the Viterbi
+decision by that codeword's input and leaves the reliabilities unchanged: the
+decision is uniform and independent of the reliabilities, and the whitening makes
+the outer word uniform whatever the decision's distribution.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from math import comb
 import numpy as np
 import reedsolo
 
+from . import _convolutional
 from ._keys import derive_bytes
 from ._payload import DATA_BYTES, Payload
 
@@ -39,6 +49,8 @@ PARITY_BYTES = 12
 MESSAGE_BYTES = DATA_BYTES + CRC_BYTES
 CODE_BYTES = MESSAGE_BYTES + PARITY_BYTES
 CODE_BITS = 8 * CODE_BYTES
+#: Bits the tile carries: the inner convolutional code's output.
+CHANNEL_BITS = 2 * CODE_BITS
 #: Erasure counts tried in order (each is a hypothesis in the false-alarm sum).
 ERASURE_SCHEDULE = (0, 2, 4, 6, 8, 10)
 
@@ -65,6 +77,11 @@ def encode(payload: Payload, key: bytes) -> np.ndarray:
     msg = data + _crc(data)
     word = np.frombuffer(bytes(_rs().encode(msg)), dtype=np.uint8) ^ _whitening(key)
     return np.unpackbits(word)
+
+
+def encode_channel(payload: Payload, key: bytes) -> np.ndarray:
+    """Payload -> the :data:`CHANNEL_BITS` bits written into the tile (uint8 0/1)."""
+    return _convolutional.encode(encode(payload, key), CHANNEL_BITS)
 
 
 @dataclass(frozen=True)
@@ -134,3 +151,15 @@ def decode(soft: np.ndarray, key: bytes,
             continue
         return DecodeResult(payload, errors, e, attempt, "decoded")
     return DecodeResult(None, 0, 0, len(schedule), reason)
+
+
+def decode_channel(soft: np.ndarray, key: bytes,
+                   schedule: tuple[int, ...] = ERASURE_SCHEDULE) -> DecodeResult:
+    """Decode :data:`CHANNEL_BITS` soft channel values (positive means bit 1):
+    Viterbi for the inner code, then :func:`decode` with its reliabilities."""
+    soft = np.asarray(soft, dtype=np.float64)
+    if soft.shape != (CHANNEL_BITS,):
+        raise ValueError(f"expected {CHANNEL_BITS} soft channel values, got shape {soft.shape}")
+    # The Viterbi kernel takes positive = bit 0.
+    bits, reliability = _convolutional.decode(-soft, CODE_BITS)
+    return decode(np.where(bits == 1, reliability, -reliability), key, schedule)

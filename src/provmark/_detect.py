@@ -17,9 +17,9 @@ import numpy as np
 from . import _codec
 from ._image import as_rgb_array, check_min_size
 from ._keys import key_fingerprint, normalize_key
-from ._layout import BLOCK_PX, PAIRS, TILE_BLOCKS, keyed_layout
+from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
-from ._template import estimate_affine, warp_to_grid
+from ._template import AffineEstimate, estimate_affine, warp_to_grid
 from .kernels import DCT8_64, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
 
 _C64 = DCT8_64
@@ -164,9 +164,9 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1) -> dict:
     norm = math.sqrt(float(np.square(pilot).sum()))
     z = float((sign * pilot).sum() / norm) if norm > 0 else 0.0
     # Positive score means bit 0; the codec wants positive = bit 1.
-    soft = -flat[layout.code_slots].sum(axis=0)
+    soft = -flat[layout.code_slots]
     scale = float(np.mean(np.abs(flat))) or 1.0
-    result = _codec.decode(soft / scale, key)
+    result = _codec.decode_channel(soft / scale, key)
     p_dec = _codec.false_alarm_per_hypothesis()
     fap = min(1.0, hypotheses * p_dec * pilot_p_value(z)) if result.payload else 1.0
     coded = soft / max(float(np.abs(soft).max()), 1e-12)
@@ -180,6 +180,68 @@ SEARCH_DECODES = 3
 #: unmarked photos score about 1-1.5, marked copies 2-4 (a wrong estimate only
 #: costs time: the grid search and the decoder still have to agree).
 MIN_TEMPLATE_SCORE = 1.8
+
+
+#: Scale sweep (``search="exhaustive"``): a scale whose quick pilot score reaches this
+#: is searched and decoded at once (null maxima over a whole sweep: 4.8-5.4);
+#: after a full sweep the best :data:`SWEEP_FINAL` scales are decoded in any case.
+SWEEP_TRY_Z = 6.0
+SWEEP_FINAL = 3
+
+
+def _sweep(y, k, attempts, searched):
+    """Exhaustive sweep of rotations (at scale 1) and isotropic scales for copies
+    whose template was not found (sources under 0.6 MP carry none). Appends
+    decoding attempts; returns the number of hypotheses and a summary for
+    ``Detection.details``."""
+    from ._sync import (SWEEP_MAX_PIXELS, SWEEP_MIN_SIDE, SWEEP_PHASE_STEP, SWEEP_RATIO,
+                        SWEEP_ROTATION_STEP, quick_score, resample_to_grid, sweep_hypotheses)
+    from ._sync import search as sync_search
+
+    h, w = y.shape
+    hyps = [(s, r) for s, r in sweep_hypotheses()
+            if min(h, w) / s >= SWEEP_MIN_SIDE and h * w / s**2 <= SWEEP_MAX_PIXELS]
+    # Every hypothesis the sweep could score is counted before any decoding, so the
+    # reported bound holds whatever point the sweep stops at.
+    per_hyp = (BLOCK_PX // SWEEP_PHASE_STEP) ** 2 * DITHER_BLOCKS**2
+    searched += len(hyps) * per_hyp
+    tried: set[tuple[float, float]] = set()
+    half_scale = math.sqrt(SWEEP_RATIO)
+    half_angle = SWEEP_ROTATION_STEP / 2
+
+    def try_hypothesis(s0: float, r0: float) -> bool:
+        nonlocal searched
+        near = ((s0 * half_scale, r0), (s0 / half_scale, r0)) if r0 == 0 else (
+            (s0, r0 + half_angle), (s0, r0 - half_angle))
+        for s, r in ((s0, r0),) + near:
+            if (round(s, 6), round(r, 4)) in tried:
+                continue
+            tried.add((round(s, 6), round(r, 4)))
+            plane, a = resample_to_grid(y, s, r)
+            cands, n = sync_search(plane, k, top=SEARCH_DECODES)
+            searched += n
+            geo = AffineEstimate(a, cands[0].z, s, s, r, 0)
+            for cand in cands:
+                attempts.append(_attempt(plane, k, cand, searched))
+                attempts[-1]["geometry"] = geo
+                if attempts[-1]["result"].payload is not None:
+                    return True
+        return False
+
+    scored = []
+    for s, r in hyps:
+        z = quick_score(resample_to_grid(y, s, r)[0], k)
+        scored.append((z, s, r))
+        if z >= SWEEP_TRY_Z and try_hypothesis(s, r):
+            break
+    else:
+        for z, s, r in sorted(scored, reverse=True)[:SWEEP_FINAL]:
+            if try_hypothesis(s, r):
+                break
+    best = max(scored, default=(float("nan"), 1.0, 0.0))
+    return searched, {"hypotheses_scored": len(scored), "of": len(hyps),
+                      "best_z": round(float(best[0]), 3), "best_scale": round(float(best[1]), 5),
+                      "best_rotation": round(float(best[2]), 2)}
 
 
 def _is_transformed(g) -> bool:
@@ -197,7 +259,7 @@ def _attempt(y, k, cand, pilot_hypotheses):
     return ev
 
 
-def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Detection:
+def detect(image, *, key: bytes | str | None = None, search: bool | str = True) -> Detection:
     """Look for a provmark watermark and decode its payload.
 
     The embedding grid is tried first where an uncropped image has it; if that does
@@ -210,8 +272,14 @@ def detect(image, *, key: bytes | str | None = None, search: bool = True) -> Det
         The image to examine (at least 256x256).
     key : bytes or str or None, optional
         The key used at embedding; ``None`` is the public default key.
-    search : bool, default True
-        Search for the grid offset when the aligned grid does not decode.
+    search : bool or "exhaustive", default True
+        ``True``: when the aligned grid does not decode, estimate the geometry from
+        the template and search the grid offset (crops, and resizes/rotations of
+        sources from 0.6 MP up). ``"exhaustive"``: when nothing decoded, also sweep
+        rotations (+-6 degrees) and scales (0.45 to 2.3) one hypothesis at a time
+        (rotated or resized copies of sources under 0.6 MP, which carry no
+        template); about 2-4 s more on a 512x512 image that carries no mark. ``False``:
+        the aligned grid only.
 
     Returns
     -------
@@ -266,19 +334,22 @@ class GridLocation:
         return (yx - c_plane) @ np.asarray(self.matrix, np.float64).T + c_image
 
 
-def locate(image, *, key: bytes | str | None = None, search: bool = True
+def locate(image, *, key: bytes | str | None = None, search: bool | str = True
            ) -> tuple[Detection, GridLocation]:
     """:func:`detect`, plus the grid location of the best decoding attempt (for
     per-region analysis such as the tamper map)."""
     from ._sync import SyncCandidate
     from ._sync import search as sync_search
 
+    if search not in (True, False, "exhaustive"):
+        raise ValueError(f"search={search!r}: use True, False or 'exhaustive'")
     rgb, _ = as_rgb_array(image)
     h, w = rgb.shape[:2]
     check_min_size(h, w)
     k = normalize_key(key)
     y = read_luma(rgb)
     attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
+    sweep_summary = None
     candidates: list = []
     searched = 1
     geometry = None
@@ -307,6 +378,8 @@ def locate(image, *, key: bytes | str | None = None, search: bool = True
             if attempts[-1]["result"].payload is not None:
                 candidates = found_cands
                 break
+        if search == "exhaustive" and attempts[-1]["result"].payload is None:
+            searched, sweep_summary = _sweep(y, k, attempts, searched)
     decoded = [a for a in attempts if a["result"].payload is not None]
     best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
     res = best["result"]
@@ -342,7 +415,8 @@ def locate(image, *, key: bytes | str | None = None, search: bool = True
                  "template": None if geometry is None else {
                      "score": geometry.score, "scale_y": geometry.scale_y,
                      "scale_x": geometry.scale_x, "rotation": geometry.rotation,
-                     "used": geo is not None}},
+                     "used": geo is not None},
+                 "scale_sweep": sweep_summary},
     )
     return detection, GridLocation(best["plane"], cand.oy, cand.ox, cand.ty, cand.tx,
                                    None if geo is None else geo.matrix, (h, w))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _codec
+from . import _codec, _convolutional
 from ._image import ImageError, as_rgb_array, check_min_size
 from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
@@ -136,15 +136,19 @@ def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: floa
     """
     h, w = rgb.shape[:2]
     layout = keyed_layout(key)
-    tile_bits = layout.tile_bits(_codec.encode(payload, key))
+    code_bits = _codec.encode(payload, key)
+    tile_bits = layout.tile_bits(_convolutional.encode(code_bits, _codec.CHANNEL_BITS))
     params = DEFAULT_STRENGTH.scaled(strength)
-    return _closed_loop(rgb, tile_bits, layout, params, min_psnr)
+    return _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits)
 
 
-def _closed_loop(rgb, tile_bits, layout, params, min_psnr):
+def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
     """Embed, look at what the detector will read, and give the slots that came out
     weak (busy blocks whose rotation hit the cap) a larger cap; returns
-    ``(delta, scale, wrong_code_bits, template_amplitude)``."""
+    ``(delta, scale, wrong_code_bits, template_amplitude)``, where the wrong code bits
+    are counted after the inner (Viterbi) decoder, as the detector would see them."""
+    channel_bits = tile_bits.reshape(-1)[layout.code_slots]
+    channel_sign = 1.0 - 2.0 * channel_bits
     h, w = rgb.shape[:2]
     dither = layout.dither
     boost = np.ones(tile_bits.shape, np.float64)
@@ -160,10 +164,14 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr):
             reserved = float(np.square(tamp, dtype=np.float64).sum()) * 256 * N_FREQS / 2
         scale = psnr_scale(delta, h * w, min_psnr, reserved)
         agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)
-        soft = agreement.reshape(-1)[layout.code_slots].sum(axis=0)
-        if (soft > 0).all() and (agreement > WEAK_SLOT).mean() > 0.9:
+        # Agreement is signed by the symbol (positive = right); the Viterbi decoder
+        # wants positive = bit 0.
+        soft = agreement.reshape(-1)[layout.code_slots] * channel_sign
+        decided, _ = _convolutional.decode(soft, code_bits.size)
+        wrong = int((decided != code_bits).sum())
+        if wrong == 0 and (agreement > WEAK_SLOT).mean() > 0.9:
             break
-    return delta, scale, int((soft <= 0).sum()), tamp
+    return delta, scale, wrong, tamp
 
 
 def embed(image, payload: Payload, *, key: bytes | str | None = None,

@@ -6,8 +6,9 @@ about one tile carries the full codeword (DESIGN.md section 3, "tiling for
 cropping"). Each block carries :data:`PAIRS_PER_BLOCK` symbols, so a tile has 512
 symbol slots. A keyed permutation assigns them to:
 
-* two copies of the 200 code bits (two places per tile: a local defect such as a
-  strong edge or a flat patch does not erase a bit everywhere), and
+* the 400 channel bits of the payload (its 200 Reed-Solomon bits through the inner
+  convolutional code, :mod:`provmark._codec`), scattered so that a local defect such
+  as a strong edge or a flat patch hits unrelated bits, and
 * 112 keyed pilot bits, whose correlation measures the presence and the alignment
   of the mark (the synchronisation score).
 
@@ -22,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._codec import CODE_BITS
+from ._codec import CHANNEL_BITS
 from ._keys import derive_rng
 from .kernels import ANGLE_PERIOD
 
@@ -42,8 +43,7 @@ N_SLOTS = TILE_BLOCKS * TILE_BLOCKS * PAIRS_PER_BLOCK
 #: per slot make those errors independent again (measured: JPEG 30 on 512x512
 #: photos went from 14/16 to 16/16 exact payloads).
 DITHER_BLOCKS = 2 * TILE_BLOCKS
-COPIES = 2
-N_PILOT = N_SLOTS - COPIES * CODE_BITS
+N_PILOT = N_SLOTS - CHANNEL_BITS
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,16 +51,16 @@ class KeyedLayout:
     """Key-dependent assignment of the tile's symbol slots (flat index into
     ``(TILE_BLOCKS, TILE_BLOCKS, PAIRS_PER_BLOCK)``)."""
 
-    code_slots: np.ndarray  # (COPIES, CODE_BITS) int64
+    code_slots: np.ndarray  # (CHANNEL_BITS,) int64
     pilot_slots: np.ndarray  # (N_PILOT,) int64
     pilot_bits: np.ndarray  # (N_PILOT,) int64 0/1
     dither: np.ndarray  # (D, D, P) float64 in [0, ANGLE_PERIOD)
 
-    def tile_bits(self, code_bits: np.ndarray) -> np.ndarray:
-        """The (T, T, P) int64 tile of symbols carrying ``code_bits`` and the pilot."""
+    def tile_bits(self, channel_bits: np.ndarray) -> np.ndarray:
+        """The (T, T, P) int64 tile of symbols carrying ``channel_bits``
+        (:func:`provmark._codec.encode_channel`) and the pilot."""
         flat = np.empty(N_SLOTS, dtype=np.int64)
-        for copy in range(COPIES):
-            flat[self.code_slots[copy]] = code_bits
+        flat[self.code_slots] = channel_bits
         flat[self.pilot_slots] = self.pilot_bits
         return flat.reshape(TILE_BLOCKS, TILE_BLOCKS, PAIRS_PER_BLOCK)
 
@@ -70,8 +70,8 @@ def keyed_layout(key: bytes) -> KeyedLayout:
     """Derive the layout for ``key`` (cached: one derivation per key and process)."""
     rng = derive_rng(key, "layout")
     perm = rng.permutation(N_SLOTS)
-    code_slots = perm[: COPIES * CODE_BITS].reshape(COPIES, CODE_BITS)
-    pilot_slots = perm[COPIES * CODE_BITS:]
+    code_slots = perm[:CHANNEL_BITS]
+    pilot_slots = perm[CHANNEL_BITS:]
     pilot_bits = rng.integers(0, 2, size=N_PILOT)
     dither = rng.uniform(0.0, ANGLE_PERIOD, size=(DITHER_BLOCKS, DITHER_BLOCKS, PAIRS_PER_BLOCK))
     for arr in (code_slots, pilot_slots, pilot_bits, dither):

@@ -244,6 +244,11 @@ def _sweep(y, k, attempts, searched):
                       "best_rotation": round(float(best[2]), 2)}
 
 
+def _is_near_identity(g) -> bool:
+    return (abs(g.scale_y - 1) < 0.005 and abs(g.scale_x - 1) < 0.005
+            and abs(g.rotation) < 0.25)
+
+
 def _is_transformed(g) -> bool:
     return (abs(g.scale_y - 1) > 0.002 or abs(g.scale_x - 1) > 0.002
             or abs(g.rotation) > 0.1)
@@ -362,8 +367,12 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         if geometry.score >= MIN_TEMPLATE_SCORE and _is_transformed(geometry):
             yw = np.ascontiguousarray(warp_to_grid(y, geometry.matrix), dtype=np.float32)
             if min(yw.shape) >= BLOCK_PX * 4:
-                # The original plane stays as a fallback in case the estimate is wrong.
-                planes.insert(0, (yw, geometry))
+                # The original plane stays as a fallback in case the estimate is wrong;
+                # a near-identity estimate on a crop is usually noise in the template
+                # fit, so there the unresampled plane goes first (a needless
+                # resampling blurs the grid: the tamper map lost IoU 0.94 -> 0.68).
+                first = 1 if _is_near_identity(geometry) else 0
+                planes.insert(first, (yw, geometry))
         for plane, geo in planes:
             found_cands, n = sync_search(plane, k, top=SEARCH_DECODES)
             searched += n

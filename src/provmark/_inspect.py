@@ -3,8 +3,9 @@
 This module owns the cross-layer verdict. It reads the GB 45438 metadata label
 (:func:`provmark.metadata.read_label`: parsed, validated, problems listed — malformed
 metadata never raises), detects the watermark in the pixels (:func:`provmark.detect`),
-verifies the ``ReservedCode1`` integrity code when both are present, and says per
-layer and overall what the image carries. The explicit (visible) label is not read
+verifies the ``ReservedCode1`` integrity code when both are present, maps where the
+decoded mark is missing (:mod:`provmark._tamper`), and says per layer and overall what
+the image carries. The explicit (visible) label is not read
 back: that needs OCR, so its layer is reported as "not checked".
 """
 
@@ -15,8 +16,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _tamper
 from . import metadata as _metadata
-from ._detect import Detection, detect
+from ._detect import Detection, locate
 from ._image import ImageError, as_rgb_array
 from ._keys import normalize_key
 
@@ -61,6 +63,11 @@ class InspectionReport:
         One of :data:`VERDICTS`.
     problems : tuple of str
         Everything wrong that was found (metadata problems, disagreements).
+    tamper : TamperMap or None
+        Where the decoded mark is present, missing or cannot be judged
+        (:func:`provmark._tamper.tamper_map`); None when no watermark was found.
+    tamper_summary : dict
+        The map's JSON-ready summary, or ``{"available": False, "reason": ...}``.
     """
 
     source: str
@@ -73,6 +80,9 @@ class InspectionReport:
     layers: dict = field(compare=False)
     verdict: str
     problems: tuple[str, ...] = ()
+    tamper: _tamper.TamperMap | None = field(default=None, repr=False, compare=False)
+    tamper_summary: dict = field(default_factory=lambda: _tamper.unavailable_summary(
+        "not computed"), compare=False)
 
     @property
     def found(self) -> bool:
@@ -101,6 +111,7 @@ class InspectionReport:
             },
             "watermark": self.detection.to_dict(),
             "integrity": self.integrity,
+            "tamper": dict(self.tamper_summary),
             "problems": list(self.problems),
         }
 
@@ -122,7 +133,8 @@ def _pixels(data: bytes, what: str):
     return rgb
 
 
-def inspect(image, *, key: bytes | str | None = None) -> InspectionReport:
+def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
+            search: bool | str = True) -> InspectionReport:
     """Read every label layer of an image file and say whether they agree.
 
     Parameters
@@ -132,6 +144,11 @@ def inspect(image, *, key: bytes | str | None = None) -> InspectionReport:
         so decoded pixel arrays are not accepted: use :func:`provmark.detect` for those.
     key : bytes, str or None, optional
         The watermark key, also the integrity code's HMAC key; None is the public key.
+    tamper : bool, default True
+        Compute the tamper map when the watermark is found (about 20-50 ms).
+    search : bool or "exhaustive", default True
+        Passed to :func:`provmark.detect`; ``"exhaustive"`` also finds resized or
+        rotated copies of sources under 0.6 MP (seconds per image).
 
     Returns
     -------
@@ -142,7 +159,10 @@ def inspect(image, *, key: bytes | str | None = None) -> InspectionReport:
         watermark's), "consistent", "watermark absent" (valid metadata label, no
         mark), "metadata stripped, watermark present", "metadata invalid, watermark
         present" / "metadata invalid, no watermark" (a label is there but malformed;
-        see ``problems``), "no label".
+        see ``problems``), "no label". ``tamper`` maps where the decoded mark is
+        missing (see ``docs/inspect.md``); a missing region is also listed in
+        ``problems``, and does not change the verdict (a crop of the marked image
+        is not a forgery; an analyst decides).
 
     Raises
     ------
@@ -176,7 +196,7 @@ def inspect(image, *, key: bytes | str | None = None) -> InspectionReport:
             f"image must be a file path or the file's bytes, not {type(image).__name__}; "
             "for a pixel array use provmark.detect")
     rgb = _pixels(data, what)
-    det = detect(rgb, key=k)
+    det, loc = locate(rgb, key=k, search=search)
 
     problems: list[str] = []
     try:
@@ -223,9 +243,29 @@ def inspect(image, *, key: bytes | str | None = None) -> InspectionReport:
     else:
         verdict = "metadata invalid, no watermark" if has_raw else "no label"
 
+    tmap = None
+    if not det.found:
+        tsum = _tamper.unavailable_summary(
+            "no watermark decoded: the map needs the payload to know what each block "
+            "should carry")
+    elif not tamper:
+        tsum = _tamper.unavailable_summary("not requested")
+    else:
+        tmap = _tamper.tamper_map(rgb, loc, det.payload, key=k)
+        tsum = tmap.to_dict()
+        if tsum["missing_regions"]:
+            big = tsum["missing_regions"][0]
+            n = tsum["missing_region_count"]
+            problems.append(
+                f"watermark missing in {tsum['missing_fraction']:.0%} of the image "
+                f"({n} region{'s' if n != 1 else ''}; largest {big['width']}x{big['height']} "
+                f"px at x={big['left']}, y={big['top']}): that part was replaced, "
+                "inpainted or pasted over after marking")
+
     layers = {"metadata": meta_state, "watermark": "found" if det.found else "absent",
               "integrity": integ_state, "explicit": "not checked"}
     return InspectionReport(
         source=what, container=reading.container if reading is not None else "?",
         width=int(rgb.shape[1]), height=int(rgb.shape[0]), metadata=reading, detection=det,
-        integrity=integrity, layers=layers, verdict=verdict, problems=tuple(problems))
+        integrity=integrity, layers=layers, verdict=verdict, problems=tuple(problems),
+        tamper=tmap, tamper_summary=tsum)

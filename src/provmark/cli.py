@@ -151,7 +151,8 @@ def cmd_detect(args) -> int:
         try:
             img = read_image(path)
             t0 = time.perf_counter()
-            det = provmark.detect(img.rgb, key=key)
+            det = provmark.detect(img.rgb, key=key,
+                                  search="exhaustive" if args.exhaustive else True)
             ms = (time.perf_counter() - t0) * 1e3
         except ImageError as exc:
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
@@ -192,6 +193,16 @@ def _explain(det) -> None:
             print(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
     else:
         print("  the aligned grid decoded; no search was needed")
+    tpl = d.get("template")
+    if tpl:
+        print(f"  template: score {tpl['score']:.2f} (trusted from 1.8), scale "
+              f"y {tpl['scale_y']:.4f} x {tpl['scale_x']:.4f}, rotation {tpl['rotation']:.2f} deg"
+              f"{'; used' if tpl['used'] else '; not used'}")
+    sweep = d.get("scale_sweep")
+    if sweep:
+        print(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep['of']} scale/rotation "
+              f"hypotheses scored; best pilot z {sweep['best_z']:.2f} at scale "
+              f"{sweep['best_scale']:g}, rotation {sweep['best_rotation']:g} deg")
     print(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "
@@ -265,27 +276,82 @@ def cmd_inspect(args) -> int:
     from ._image import ImageError
 
     key = _read_key(args.key_file)
+    html_paths = _html_targets(args) if args.html else []
     any_error = False
     all_found = True
     rows = []
-    for path in args.inputs:
+    for index, path in enumerate(args.inputs):
         try:
-            rep = provmark.inspect(path, key=key)
+            rep = provmark.inspect(path, key=key,
+                                   search="exhaustive" if args.exhaustive else True)
         except ImageError as exc:
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             rows.append({"input": str(path), "error": msg})
             print(f"provmark inspect: {msg}", file=sys.stderr)
             any_error = True
             continue
-        rows.append(rep.to_dict())
+        row = rep.to_dict()
+        if args.html:
+            from ._io import read_image
+            from ._report_html import write_html_report
+
+            out = html_paths[index]
+            try:
+                write_html_report(rep, read_image(path).rgb, out, overwrite=args.force)
+                row["html_report"] = str(out)
+            except (ImageError, OSError) as exc:
+                msg = str(exc) if str(out) in str(exc) else f"{out}: {exc}"
+                row["html_error"] = msg
+                print(f"provmark inspect: {msg}", file=sys.stderr)
+                any_error = True
+        rows.append(row)
         all_found = all_found and rep.found
         if not args.json:
             _print_report(rep)
+            if row.get("html_report"):
+                print(f"  report:    {row['html_report']}")
     if args.json:
         print(json.dumps(rows if len(rows) != 1 else rows[0]))
     if any_error:
         return EXIT_ERROR
     return EXIT_OK if all_found else EXIT_NOT_FOUND
+
+
+def _html_targets(args) -> list[Path]:
+    """Output file of each input's HTML report: ``--html`` itself for one input, else
+    ``<stem>.report.html`` inside the ``--html`` directory (created if needed)."""
+    out = Path(args.html)
+    inputs = [str(p) for p in args.inputs]
+    if len(inputs) == 1 and not out.is_dir():
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise _UsageError(f"--html {out}: the report file must end in .html "
+                              "(with several images, give a directory)")
+        return _check_free([out], args)
+    if out.suffix.lower() in (".html", ".htm") or (out.exists() and not out.is_dir()):
+        raise _UsageError(f"--html {out}: with several images --html must be a directory "
+                          "(one report per image is written into it)")
+    targets: list[Path] = []
+    used: set[str] = set()
+    for p in inputs:
+        stem = Path(p).stem or "image"
+        name, n = f"{stem}.report.html", 2
+        while name in used:
+            name, n = f"{stem}-{n}.report.html", n + 1
+        used.add(name)
+        targets.append(out / name)
+    _check_free(targets, args)
+    out.mkdir(parents=True, exist_ok=True)
+    return targets
+
+
+def _check_free(targets: list[Path], args) -> list[Path]:
+    resolved = {Path(p).resolve() for p in args.inputs}
+    for out in targets:
+        if out.resolve() in resolved:
+            raise _UsageError(f"--html: {out} is an input; refusing to overwrite it")
+        if out.exists() and not args.force:
+            raise _UsageError(f"--html: {out} already exists; pass --force to replace it")
+    return targets
 
 
 def _print_report(rep) -> None:
@@ -312,6 +378,13 @@ def _print_report(rep) -> None:
         print(f"  watermark: absent ({det.reason}; sync z={det.sync_score:.1f})")
     print(f"  integrity: {rep.layers['integrity']}")
     print(f"  explicit:  {rep.layers['explicit']}")
+    ts = rep.tamper_summary
+    if ts.get("available"):
+        print(f"  tamper:    mark missing in {ts['missing_fraction']:.1%} of the image "
+              f"({ts['missing_region_count']} region(s)), inconclusive "
+              f"{ts['inconclusive_fraction']:.1%}")
+    else:
+        print(f"  tamper:    no map ({ts.get('reason', 'not computed')})")
     for line in rep.problems:
         print(f"  problem: {line}")
 
@@ -374,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print JSON (an object for one image, a list for several)")
     p.add_argument("--explain", action="store_true",
                    help="also print the synchronisation search: best grid candidates and scores")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="if nothing is found, also sweep rotations (+-6 deg) and scales "
+                        "(0.45-2.3) one by one: finds resized or rotated copies of sources "
+                        "under 0.6 MP (which carry no template); 2-4 s more per unmarked image")
     p.set_defaults(func=cmd_detect)
 
     p = add("check", "say whether an image can carry the mark, and how robustly",
@@ -414,12 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_label)
 
-    p = add("inspect", "report every label layer of images and whether they agree",
-            "provmark inspect found-online.jpg other.webp --json")
+    p = add("inspect", "report every label layer of images, whether they agree, and where "
+                       "the watermark is missing (tamper map)",
+            "provmark inspect found-online.jpg other.webp --json\n"
+            "  provmark inspect found-online.jpg --html found-online.report.html\n"
+            "  provmark inspect case/*.jpg --html reports/    # one report per image")
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files to examine")
     p.add_argument("--key-file", help=key_help)
     p.add_argument("--json", action="store_true",
-                   help="print JSON (an object for one image, a list for several)")
+                   help="print JSON (an object for one image, a list for several); includes "
+                        "the tamper map's summary, not the map")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="as for detect: also sweep rotations and scales when the mark is not "
+                        "found at once (resized or rotated copies of sources under 0.6 MP)")
+    p.add_argument("--html", metavar="OUT",
+                   help="also write a self-contained HTML forensic report (verdict, layers, "
+                        "image, tamper map, metadata): OUT is a .html file for one image, a "
+                        "directory for several (<stem>.report.html each). Never an input")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing HTML reports")
     p.set_defaults(func=cmd_inspect)
 
     p = add("demo", "embed into the bundled sample photo, compress it, detect, report",
@@ -428,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for the marked image and the difference image (default demo-output)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_demo)
+
+
     return parser
 
 

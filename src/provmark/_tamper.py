@@ -1,0 +1,673 @@
+"""The tamper map: where in an image the decoded watermark is present, missing, or
+cannot be judged.
+
+Once the payload is decoded, the symbol that every slot of every block should carry
+is known, so each block's two coefficient pairs are local evidence that the mark is
+there. This module owns turning that evidence into a map an analyst can read, with
+thresholds whose error rates are known. ``docs/inspect.md`` explains it for users.
+
+Per symbol ``i`` (two per 16x16-pixel block), with ``err`` the angle of the pair
+from the expected bit's lattice point (wrapped to ``[-pi/4, pi/4)``):
+
+* ``u_i = sin(pi/8 - |err|) / sqrt(V)``, ``V = 1/2 - sin(pi/4) / (pi/2)``. Without
+  the mark (content pasted or inpainted, another payload) the angle relative to the
+  keyed dither is uniform, so ``u_i`` has mean 0 and variance 1 whatever the image,
+  and is bounded (``|u_i| <= 1.71``);
+* weight ``w_i = r / (s + 0.3 r)`` (``r`` the pair's radius, ``s`` a quarter of the
+  median radius): ``w_i * u_i * sqrt(V)`` is exactly the normalised margin that
+  :func:`provmark._detect.soft_scores` folds, so weak pairs count for little.
+
+Over a window of ``k x k`` blocks centred on a block (``k <= 9`` < the 16-block tile,
+so every symbol in it has its own slot and dither, independent of the others),
+``z = sum(w u) / sqrt(sum(w**2))`` is approximately N(0, 1) where the mark is absent
+(measured on unmarked photos with three keys: mean 0.05-0.09, sd 0.98-0.99, tails as
+N(0, 1)). Where the mark is intact its expectation is
+``E = sum(w mu) / sqrt(sum(w**2))``, ``mu`` the mean ``u`` that intact blocks of the
+same texture class (block luma standard deviation) show *in this copy*: it is
+calibrated on blocks well inside coarse windows that read significantly marked, which
+absorbs compression (it weakens flat areas first) and leaves the tampered region out.
+Classes: six bins of the block's luma standard deviation, each split by whether at
+least 10% of the block's pixels are clipped (the embedder's change is cut off there).
+The spread ``sigma`` of intact windows around E is measured on the same reference
+blocks (per class, from the 5% quantile of ``z - E``; at least 0.6): about 0.2-0.6
+on clean copies, up to 1.1 in flat areas after JPEG 50. Each block is judged on the
+smallest window (5x5, 7x7 or 9x9 blocks) where ``E >= 2.326 (1 + sigma)``; then it is
+
+* **missing** when ``z < min(E / (1 + sigma), Z_PRESENT)``: the threshold that makes
+  both errors equal between N(0, 1) (mark absent) and N(E, sigma) (intact), at most
+  1% each per window under that condition, capped at the one-sided 0.1% point of
+  the null so that significant evidence of the mark is never called missing. Next to
+  a missing region, blocks whose 3x3 window reads ``z < E/2`` join it (boundary
+  refinement: the capped threshold otherwise shrinks regions by about a block on
+  every side);
+* **inconclusive** when even the 9x9 window falls short (an intact mark would not
+  stand out from noise: flat areas after strong compression, a weakly marked copy,
+  partly clipped blocks with no reference) or the block is saturated (mean luma
+  within 1 grey level of 0 or 255, where the embedder writes nothing);
+* **present** otherwise.
+
+References
+----------
+J. Fridrich, M. Goljan, "Images with self-correcting capabilities", ICIP 1999, and
+C.-Y. Lin, S.-F. Chang, "A robust image authentication method distinguishing JPEG
+compression from malicious manipulation", IEEE Trans. CSVT 11(2), 2001 (locating
+tampering from a mark's local presence, tolerating compression).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _codec
+from ._keys import normalize_key
+from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
+from ._payload import Payload
+from .kernels import ANGLE_PERIOD, DCT8_64, luma_pair_coeffs
+
+#: Variance of ``sin(pi/8 - |e|)`` for ``e`` uniform on ``[-pi/4, pi/4)`` (null).
+NULL_VARIANCE = 0.5 - math.sin(math.pi / 4) / (math.pi / 2)
+#: Side of the analysis window, in 16-px blocks (5 blocks = 80 px): the smallest
+#: tried; where the mark is weak the window grows up to MAX_WINDOW_BLOCKS.
+WINDOW_BLOCKS = 5
+MAX_WINDOW_BLOCKS = 9
+#: One-sided 0.1% point of N(0, 1): above it the mark is significantly present.
+Z_PRESENT = 3.09
+#: One-sided 1% point of N(0, 1): the error rate each decision is held to.
+Z_ERROR = 2.326
+#: With the null N(0, 1) and intact windows spread by ``sigma`` around E, the
+#: threshold ``t = E / (1 + sigma)`` makes both errors equal, and they are at most
+#: 1% when ``E >= Z_ERROR * (1 + sigma)``.
+#: Floor of the measured spread of intact windows (clean copies measure 0.2-0.6).
+SIGMA_FLOOR = 0.6
+#: A block class needs this many reference blocks for its own spread estimate.
+MIN_SPREAD_BLOCKS = 40
+#: Side of the coarse windows whose significant blocks calibrate the expected strength.
+REFERENCE_BLOCKS = 9
+#: Texture classes: block luma standard deviation (grey levels) bin edges.
+TEXTURE_EDGES = (1.5, 3.0, 6.0, 12.0, 24.0)
+#: Pixels at or beyond these luma levels count as clipped; a block with at least
+#: CLIPPED_FRACTION of them is in the "partly clipped" half of the classes.
+CLIP_LEVELS = (2.0, 253.0)
+CLIPPED_FRACTION = 0.1
+N_CLASSES = 2 * (len(TEXTURE_EDGES) + 1)
+#: A block class needs this many reference symbols to be calibrated on its own.
+MIN_REFERENCE = 48
+#: Blocks whose mean luma is this close to 0 or 255 carry no mark (the embedder's
+#: floor is limited to 5x the headroom: below ~1 grey level it is under the rounding noise).
+SATURATION_HEADROOM = 1.0
+
+#: Coefficient pairs below this radius (LL-DCT units) are unreadable (uint8 rounding
+#: alone moves a coefficient by ~0.3); an intact mark never leaves a non-saturated
+#: block's pair this small (the embedder's floor is >= 5 there).
+UNREADABLE_RADIUS = 2.0
+#: The weight an unreadable pair gets is that of a pair of this radius.
+NOMINAL_RADIUS = 2.0
+
+#: Codes of :attr:`TamperMap.state`.
+NOT_ANALYSED, PRESENT, MISSING, INCONCLUSIVE = 0, 1, 2, 3
+STATE_NAMES = {NOT_ANALYSED: "not analysed", PRESENT: "present", MISSING: "missing",
+               INCONCLUSIVE: "inconclusive"}
+
+
+@dataclass(frozen=True, eq=False)
+class TamperMap:
+    """Result of :func:`tamper_map`.
+
+    Block-level arrays are ``(nby, nbx)`` over the analysed grid (block ``(by, bx)``
+    covers plane pixels ``oy + 16*by ..`` and ``ox + 16*bx ..``); the image-level
+    properties are ``(H, W)`` arrays in the examined image's own pixels, mapped back
+    through the resampling when the copy was resized or rotated.
+
+    Attributes
+    ----------
+    block_z : (nby, nbx) float64
+        Window z-score: about N(0, 1) where the mark is absent.
+    block_expected : (nby, nbx) float64
+        Expected z of an intact mark in the same window (texture-calibrated).
+    block_state : (nby, nbx) uint8
+        :data:`PRESENT`, :data:`MISSING` or :data:`INCONCLUSIVE`.
+    block_window : (nby, nbx) int64
+        Side (blocks) of the window each block was judged on.
+    origin : (int, int)
+        Grid origin ``(oy, ox)`` in the analysed plane.
+    shape : (int, int)
+        ``(H, W)`` of the examined image.
+    resampled : bool
+        True when the analysed plane is a resampled copy (resize/rotation undone).
+    summary : dict
+        JSON-ready figures: fractions of the analysed area, bounding boxes of the
+        missing regions (image pixels), windows, calibration.
+    """
+
+    block_z: np.ndarray = field(repr=False)
+    block_expected: np.ndarray = field(repr=False)
+    block_state: np.ndarray = field(repr=False)
+    block_window: np.ndarray = field(repr=False)
+    origin: tuple[int, int]
+    shape: tuple[int, int]
+    resampled: bool
+    summary: dict = field(compare=False)
+    _mapping: object = field(repr=False, compare=False)
+    _state: np.ndarray = field(repr=False, compare=False)
+
+    def to_image(self, block_array: np.ndarray, fill=np.nan) -> np.ndarray:
+        """Map a ``(nby, nbx)`` block array to the image's ``(H, W)`` pixels."""
+        arr = np.asarray(block_array)
+        if arr.shape != self.block_state.shape:
+            raise ValueError(f"expected a {self.block_state.shape} block array, got {arr.shape}")
+        if isinstance(fill, float) and np.isnan(fill) and arr.dtype.kind != "f":
+            arr = arr.astype(np.float32)
+        return self._mapping.expand(arr, fill)
+
+    @property
+    def state(self) -> np.ndarray:
+        """``(H, W)`` uint8: NOT_ANALYSED, PRESENT, MISSING or INCONCLUSIVE."""
+        return self._state
+
+    @property
+    def missing(self) -> np.ndarray:
+        """``(H, W)`` bool mask of the pixels where the mark is missing."""
+        return self._state == MISSING
+
+    @property
+    def inconclusive(self) -> np.ndarray:
+        """``(H, W)`` bool mask of the pixels that cannot be judged."""
+        return self._state == INCONCLUSIVE
+
+    @property
+    def z(self) -> np.ndarray:
+        """``(H, W)`` float32 window z-score (NaN outside the analysed grid)."""
+        return self.to_image(self.block_z.astype(np.float32))
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """``(H, W)`` float32 ``z / expected``: about 1 where the mark is intact, 0
+        where it is gone; NaN where not analysed or inconclusive."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(self.block_state == INCONCLUSIVE, np.nan,
+                         self.block_z / self.block_expected)
+        return self.to_image(r.astype(np.float32))
+
+    def to_dict(self) -> dict:
+        """The summary (no per-pixel arrays)."""
+        return dict(self.summary)
+
+
+def _box_sum(a: np.ndarray, k: int) -> np.ndarray:
+    """Sum of ``a`` over the ``k x k`` window centred on each element (``k`` odd;
+    zero outside)."""
+    r = k // 2
+    p = np.pad(a, r)
+    c = np.zeros((p.shape[0] + 1, p.shape[1] + 1), np.float64)
+    np.cumsum(np.cumsum(p, axis=0), axis=1, out=c[1:, 1:])
+    h, w = a.shape
+    return c[k:k + h, k:k + w] - c[:h, k:k + w] - c[k:k + h, :w] + c[:h, :w]
+
+
+def expected_tile_bits(payload: Payload, key: bytes) -> np.ndarray:
+    """The ``(T, T, P)`` tile of symbols the embedder wrote for ``payload``: the
+    channel bits (:func:`provmark._codec.encode_channel`, or the plain code bits of
+    a codec without an inner code) in the keyed code slots, plus the pilot."""
+    encode = getattr(_codec, "encode_channel", _codec.encode)
+    return keyed_layout(key).tile_bits(encode(payload, key))
+
+
+def _window_z(num, den, exp_num, k):
+    s_den = _box_sum(den, k)
+    ok = s_den > 1e-12
+    root = np.sqrt(np.where(ok, s_den, 1.0))
+    z = np.where(ok, _box_sum(num, k) / root, 0.0)
+    e = np.where(ok, _box_sum(exp_num, k) / root, 0.0)
+    return z, e
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    from scipy.ndimage import maximum_filter
+
+    return maximum_filter(mask.astype(np.uint8), size=2 * r + 1, mode="constant").astype(bool)
+
+
+def _reconstruct(seeds: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Seeds plus the parts of ``allowed`` 8-connected to them."""
+    from scipy.ndimage import label
+
+    both = seeds | allowed
+    lab, _ = label(both, structure=np.ones((3, 3), bool))
+    keep = np.unique(lab[seeds])
+    return np.isin(lab, keep[keep > 0])
+
+
+def symbol_evidence(plane: np.ndarray, oy: int, ox: int, ty: int, tx: int,
+                    tile_bits: np.ndarray, dither: np.ndarray, *, stats: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Per-symbol standardised score ``u`` and weight ``w`` ``(nby, nbx, P)``, and the
+    block mean and standard deviation of the luma ``(nby, nbx)`` (None unless ``stats``).
+
+    ``tile_bits`` is the ``(T, T, P)`` tile of expected symbols; block ``(by, bx)``
+    holds slot ``((by+ty) % T, (bx+tx) % T)`` and dither ``((by+ty) % D, (bx+tx) % D)``.
+    """
+    from ._detect import SOFT_RELATIVE, SOFT_SCALE
+
+    y = np.ascontiguousarray(plane, dtype=np.float32)
+    nby = (y.shape[0] - oy) // BLOCK_PX
+    nbx = (y.shape[1] - ox) // BLOCK_PX
+    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
+    luma_pair_coeffs(y, oy, ox, PAIRS, DCT8_64, coef)
+    c1 = coef[..., 0].astype(np.float64)
+    c2 = coef[..., 1].astype(np.float64)
+    radius = np.hypot(c1, c2)
+    iy = (np.arange(nby) + ty)[:, None]
+    ix = (np.arange(nbx) + tx)[None, :]
+    bits = tile_bits[iy % TILE_BLOCKS, ix % TILE_BLOCKS]
+    dith = dither[iy % DITHER_BLOCKS, ix % DITHER_BLOCKS]
+    base = dith + bits * (ANGLE_PERIOD / 2.0)
+    theta = np.arctan2(c2, c1)
+    err = theta - base
+    err -= ANGLE_PERIOD * np.floor(err / ANGLE_PERIOD + 0.5)
+    u = np.sin(math.pi / 8 - np.abs(err)) / math.sqrt(NULL_VARIANCE)
+    scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
+    # A pair below the readable radius has no angle to speak of, yet an intact mark
+    # would have put its floor there (flat fills, smooth inpainting): it counts as
+    # a pair of nominal radius reading exactly the null mean, u = 0.
+    unreadable = radius < UNREADABLE_RADIUS
+    u[unreadable] = 0.0
+    rw = np.maximum(radius, NOMINAL_RADIUS * unreadable)
+    w = rw / (scale + SOFT_RELATIVE * rw)
+    if not stats:
+        return u, w, None, None
+    blocks = y[oy:oy + nby * BLOCK_PX, ox:ox + nbx * BLOCK_PX].reshape(
+        nby, BLOCK_PX, nbx, BLOCK_PX)
+    mean = blocks.mean(axis=(1, 3), dtype=np.float64)
+    sq = np.square(blocks, dtype=np.float64).mean(axis=(1, 3))
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    return u, w, mean, std
+
+
+def _calibrate(u, w, usable, cls, z_ref):
+    """Mean ``u`` of intact symbols per block class, from blocks well inside
+    significantly marked coarse windows.
+
+    Returns ``(mu, calibrated, counts, overall, ref)``: ``mu`` per class
+    (``N_CLASSES``), whether each was measured (else filled in), reference symbols
+    per class, the mean over all reference symbols, and the reference block mask.
+    """
+    from scipy.ndimage import minimum_filter
+
+    sig = (z_ref >= Z_PRESENT) & usable
+    # Keep only blocks whose whole coarse neighbourhood is significant, so the
+    # border of a tampered region (half-significant windows) does not leak in.
+    ref = minimum_filter(sig.astype(np.uint8), size=REFERENCE_BLOCKS // 2 + 1,
+                         mode="nearest").astype(bool)
+    if ref.sum() < 4:
+        ref = sig
+    mu = np.full(N_CLASSES, np.nan)
+    counts = np.zeros(N_CLASSES, np.int64)
+    wtot = w[ref].sum()
+    overall = float((w * u)[ref].sum() / wtot) if wtot > 0 else 0.0
+    for c in range(N_CLASSES):
+        sel = ref & (cls == c)
+        counts[c] = int(sel.sum()) * u.shape[-1]
+        ww = w[sel]
+        if counts[c] >= MIN_REFERENCE and ww.sum() > 0:
+            mu[c] = float((ww * u[sel]).sum() / ww.sum())
+    calibrated = ~np.isnan(mu)
+    # Unclipped classes without enough reference take the nearest calibrated
+    # unclipped class, never more than the overall mean (compression hurts flat
+    # classes most, so borrowing from a busier class could overstate them). Partly
+    # clipped classes are much weaker and vary: without a reference of their own
+    # they expect nothing, i.e. they are inconclusive.
+    n_tex = len(TEXTURE_EDGES) + 1
+    have = np.flatnonzero(calibrated[:n_tex])
+    for c in range(n_tex):
+        if not calibrated[c]:
+            mu[c] = (min(mu[have[np.argmin(np.abs(have - c))]], overall) if have.size
+                     else overall)
+    mu[n_tex:][~calibrated[n_tex:]] = 0.0
+    return np.maximum(mu, 0.0), calibrated, counts, overall, ref
+
+
+def _shift(o: int, t: int, d: int) -> tuple[int, int]:
+    """Move a grid origin ``o`` (pixels, 0..15) by ``d`` pixels, keeping it in 0..15
+    by moving the tile phase ``t`` (blocks, modulo the dither period)."""
+    o += d
+    t += -(o // BLOCK_PX)
+    return o % BLOCK_PX, t % DITHER_BLOCKS
+
+
+def refine_origin(plane: np.ndarray, oy: int, ox: int, ty: int, tx: int,
+                  tile_bits: np.ndarray, dither: np.ndarray, radius: int = 2
+                  ) -> tuple[tuple[int, int, int, int], float]:
+    """Hill-climb the grid origin by up to ``radius`` pixels per axis to the position
+    where the expected symbols read strongest overall.
+
+    The synchronisation search accepts a grid a pixel or two off when it still
+    decodes (the payload has plenty of margin); the per-region evidence has none to
+    spare, so the tamper map re-centres the grid first. Returns the origin and
+    tile phase ``(oy, ox, ty, tx)`` and its overall z-score.
+    """
+    def score(cand):
+        u, w, _, _ = symbol_evidence(plane, cand[0], cand[1], cand[2], cand[3],
+                                     tile_bits, dither, stats=False)
+        den = float(np.square(w).sum())
+        return float((w * u).sum()) / math.sqrt(den) if den > 0 else -np.inf
+
+    cur = (oy, ox, ty, tx)
+    best = score(cur)
+    moved = {(0, 0)}
+    dy = dx = 0
+    while True:
+        step = None
+        for sy, sx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = dy + sy, dx + sx
+            if abs(ny) > radius or abs(nx) > radius or (ny, nx) in moved:
+                continue
+            moved.add((ny, nx))
+            cand = (*_shift(oy, ty, ny)[:1], *_shift(ox, tx, nx)[:1],
+                    _shift(oy, ty, ny)[1], _shift(ox, tx, nx)[1])
+            if min(plane.shape[0] - cand[0], plane.shape[1] - cand[1]) < BLOCK_PX:
+                continue
+            sc = score(cand)
+            if sc > best:
+                best, step = sc, (ny, nx, cand)
+        if step is None:
+            return cur, best
+        dy, dx, cur = step
+
+
+#: A resampling estimate this close to the identity (matrix entries) may be noise:
+#: the image's own luma is tried too and the grid that reads stronger is used.
+NEAR_IDENTITY = 0.01
+
+
+def _best_grid(rgb, location, tile_bits, dither):
+    """The grid to analyse: the decoder's, re-centred (:func:`refine_origin`); when
+    the decoder resampled by a near-identity transform, also the image's own luma at
+    the corresponding origin, whichever reads stronger."""
+    from ._detect import GridLocation, read_luma
+
+    grid, best = refine_origin(location.plane, location.oy, location.ox, location.ty,
+                               location.tx, tile_bits, dither)
+    if (location.matrix is None
+            or np.abs(np.asarray(location.matrix) - np.eye(2)).max() > NEAR_IDENTITY):
+        return location, grid
+    # Where the decoder's block (0, 0) lands in the image gives the own-luma origin.
+    p = location.plane_to_image(np.array([[grid[0], grid[1]]], np.float64))[0]
+    n = np.floor(np.round(p) / BLOCK_PX).astype(int)
+    o = np.round(p).astype(int) - BLOCK_PX * n
+    own = GridLocation(read_luma(rgb), int(o[0]), int(o[1]),
+                       int((grid[2] - n[0]) % DITHER_BLOCKS), int((grid[3] - n[1]) % DITHER_BLOCKS),
+                       None, rgb.shape[:2])
+    grid2, score2 = refine_origin(own.plane, own.oy, own.ox, own.ty, own.tx, tile_bits,
+                                  dither, radius=3)
+    return (own, grid2) if score2 > best else (location, grid)
+
+
+def _intact_spread(z: np.ndarray, e: np.ndarray, ref: np.ndarray, cls: np.ndarray
+                   ) -> np.ndarray:
+    """Spread of intact windows around their expectation, per block class.
+
+    Measured on the reference blocks as ``-q05(z - E) / 1.645`` (the lower tail is
+    the one that makes intact content read as missing; content makes it wider than
+    N(0, 1) predicts after strong compression), floored at :data:`SIGMA_FLOOR`;
+    classes with fewer than :data:`MIN_SPREAD_BLOCKS` reference blocks take the value
+    of all reference blocks (1.0 when there are none).
+    """
+    resid = (z - e)[ref & (e > 0)]
+    overall = (max(SIGMA_FLOOR, -float(np.quantile(resid, 0.05)) / 1.645)
+               if resid.size >= MIN_SPREAD_BLOCKS else 1.0)
+    sigma = np.full(N_CLASSES, overall)
+    for c in range(N_CLASSES):
+        r = (z - e)[ref & (e > 0) & (cls == c)]
+        if r.size >= MIN_SPREAD_BLOCKS:
+            sigma[c] = max(SIGMA_FLOOR, -float(np.quantile(r, 0.05)) / 1.645)
+    return sigma
+
+
+def block_classes(plane: np.ndarray, oy: int, ox: int, std: np.ndarray) -> np.ndarray:
+    """Class of every block: texture bin of its luma standard deviation
+    (:data:`TEXTURE_EDGES`), plus ``len(TEXTURE_EDGES) + 1`` when at least
+    :data:`CLIPPED_FRACTION` of its pixels are clipped black or white (the embedder's
+    change is cut off there, so such blocks carry a weaker mark: measured mean
+    score 0.4-0.6 against 0.8-0.9 for unclipped busy blocks)."""
+    nby, nbx = std.shape
+    blocks = plane[oy:oy + nby * BLOCK_PX, ox:ox + nbx * BLOCK_PX].reshape(
+        nby, BLOCK_PX, nbx, BLOCK_PX)
+    clipped = ((blocks <= CLIP_LEVELS[0]) | (blocks >= CLIP_LEVELS[1])).mean(axis=(1, 3))
+    texture = np.searchsorted(np.asarray(TEXTURE_EDGES), std, side="right")
+    return texture + (len(TEXTURE_EDGES) + 1) * (clipped >= CLIPPED_FRACTION)
+
+
+def block_map(plane: np.ndarray, oy: int, ox: int, ty: int, tx: int,
+              payload: Payload, key: bytes | str | None = None,
+              window: int = WINDOW_BLOCKS, max_window: int = MAX_WINDOW_BLOCKS) -> dict:
+    """Block-level tamper statistics on a luma plane with a known grid (see
+    :func:`tamper_map`); returns a dict of ``(nby, nbx)`` arrays and calibration."""
+    if window < 3 or window % 2 == 0 or max_window < window or max_window % 2 == 0:
+        raise ValueError(f"window={window}, max_window={max_window}: use odd numbers of "
+                         "blocks, 3 <= window <= max_window (e.g. 5 and 9)")
+    k = normalize_key(key)
+    layout = keyed_layout(k)
+    tile_bits = expected_tile_bits(payload, k)
+    u, w, mean, std = symbol_evidence(plane, oy, ox, ty, tx, tile_bits, layout.dither)
+    usable = np.minimum(mean, 255.0 - mean) >= SATURATION_HEADROOM
+    w = np.where(usable[..., None], w, 0.0)
+    cls = block_classes(plane, oy, ox, std)
+
+    num = (w * u).sum(axis=-1)
+    den = np.square(w).sum(axis=-1)
+    z_ref, _ = _window_z(num, den, den, REFERENCE_BLOCKS)
+    mu, calibrated, counts, overall, ref = _calibrate(u, w, usable, cls, z_ref)
+    exp_num = w.sum(axis=-1) * mu[cls]
+    sigma_cls = _intact_spread(*_window_z(num, den, exp_num, window), ref, cls)
+    sigma = sigma_cls[cls]
+    e_min = Z_ERROR * (1.0 + sigma)
+
+    # Each block is judged on the smallest window whose intact expectation reaches
+    # Z_ERROR * (1 + sigma): full resolution where the mark is strong, larger windows
+    # where it is weak, "inconclusive" where even the largest cannot separate.
+    shape = num.shape
+    z = np.zeros(shape)
+    e = np.zeros(shape)
+    used = np.zeros(shape, np.int64)
+    conclusive = np.zeros(shape, bool)
+    n_usable_frac = _box_sum(usable.astype(np.float64), max_window) / _box_sum(
+        np.ones(shape), max_window)
+    for kk in range(window, max_window + 1, 2):
+        zk, ek = _window_z(num, den, exp_num, kk)
+        ok = ~conclusive & (ek >= e_min) & usable
+        if kk == max_window:
+            ok |= ~conclusive & ~ok  # the largest window's figures for the rest
+        z[ok] = zk[ok]
+        e[ok] = ek[ok]
+        used[ok] = kk
+        conclusive |= (ek >= e_min) & usable & ok
+    conclusive &= n_usable_frac >= 0.25
+    state = np.full(shape, PRESENT, np.uint8)
+    state[~conclusive] = INCONCLUSIVE
+    seeds = conclusive & (z < np.minimum(e / (1.0 + sigma), Z_PRESENT))
+    state[seeds] = MISSING
+    if seeds.any():
+        # Boundary refinement: a window half over a missing region reads "present"
+        # under the capped threshold, so regions come out a block or two short on
+        # every side. Next to a found region, blocks whose 3x3 window is closer to
+        # the null than to the intact expectation (z < E/2: the boundary of a
+        # missing region is where half the window is missing) join it.
+        z3, e3 = _window_z(num, den, exp_num, 3)
+        zone = _dilate(seeds, max_window // 2) & usable & (state != MISSING)
+        grow = zone & (z3 < e3 / 2.0) & (e3 >= e_min / 2.0)
+        state[_reconstruct(seeds, grow)] = MISSING
+    return {"z": z, "expected": e, "state": state, "window": used, "mu": mu,
+            "sigma": sigma_cls, "calibrated": calibrated, "reference_counts": counts,
+            "overall_mu": overall,
+            "usable": usable, "classes": cls}
+
+
+class _Mapping:
+    """Block index of every image pixel (``-1`` outside the analysed grid)."""
+
+    def __init__(self, location, h: int, w: int, nby: int, nbx: int,
+                 origin: tuple[int, int]):
+        self.h, self.w, self.nby, self.nbx = h, w, nby, nbx
+        self.oy, self.ox = origin
+        self.aligned = location.matrix is None
+        if not self.aligned:
+            py, px = _image_to_plane(location, h, w)
+            iy = np.floor((py - self.oy) / BLOCK_PX + 0.5 / BLOCK_PX).astype(np.int32)
+            ix = np.floor((px - self.ox) / BLOCK_PX + 0.5 / BLOCK_PX).astype(np.int32)
+            inside = (iy >= 0) & (iy < nby) & (ix >= 0) & (ix < nbx)
+            self.flat = np.where(inside, iy * nbx + ix, -1).astype(np.int32)
+
+    def expand(self, arr: np.ndarray, fill) -> np.ndarray:
+        """``(nby, nbx)`` block array -> ``(H, W)`` image array (``fill`` outside)."""
+        if self.aligned:
+            out = np.full((self.h, self.w), fill, dtype=arr.dtype)
+            y1 = min(self.h, self.oy + self.nby * BLOCK_PX)
+            x1 = min(self.w, self.ox + self.nbx * BLOCK_PX)
+            big = np.repeat(np.repeat(arr, BLOCK_PX, axis=0), BLOCK_PX, axis=1)
+            out[self.oy:y1, self.ox:x1] = big[:y1 - self.oy, :x1 - self.ox]
+            return out
+        ext = np.append(arr.reshape(-1), np.asarray(fill, dtype=arr.dtype))
+        return ext[self.flat]  # index -1 picks the appended fill value
+
+
+def _image_to_plane(loc, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plane coordinates (float32 maps) of every image pixel, by inverting the affine
+    map :meth:`GridLocation.plane_to_image` (exact: that map is affine)."""
+    pts = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    img = loc.plane_to_image(pts)
+    t = img[0]
+    a = np.stack([img[1] - t, img[2] - t], axis=1)  # image = a @ plane + t
+    inv = np.linalg.inv(a)
+    yy = np.arange(h, dtype=np.float64)[:, None] - t[0]
+    xx = np.arange(w, dtype=np.float64)[None, :] - t[1]
+    py = inv[0, 0] * yy + inv[0, 1] * xx
+    px = inv[1, 0] * yy + inv[1, 1] * xx
+    return py.astype(np.float32), px.astype(np.float32)
+
+
+def _regions(block_mask: np.ndarray, mapping: _Mapping, min_area: int) -> list[dict]:
+    """Connected regions (8-connected, on the block grid) as image bounding boxes."""
+    from scipy.ndimage import find_objects, label
+
+    lab, n = label(block_mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    img = mapping.expand(lab.astype(np.int32), 0)
+    areas = np.bincount(img.reshape(-1), minlength=n + 1)
+    out = []
+    for i, sl in enumerate(find_objects(img, max_label=n), start=1):
+        if sl is None or areas[i] < min_area:
+            continue
+        out.append({"top": int(sl[0].start), "left": int(sl[1].start),
+                    "height": int(sl[0].stop - sl[0].start),
+                    "width": int(sl[1].stop - sl[1].start), "area_px": int(areas[i])})
+    out.sort(key=lambda r: -r["area_px"])
+    return out
+
+
+def tamper_map(image, location, payload: Payload, *, key: bytes | str | None = None,
+               window: int = WINDOW_BLOCKS, max_window: int = MAX_WINDOW_BLOCKS
+               ) -> TamperMap:
+    """Where the decoded mark is present, missing or cannot be judged.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray or PIL.Image.Image
+        The examined image (only its size is used; the pixels come from ``location``).
+    location : provmark._detect.GridLocation
+        From :func:`provmark._detect.locate`: the luma plane the decoder read (the
+        image's own, or a resampled copy), the grid origin and the tile phase.
+    payload : Payload
+        The decoded payload (from the same detection).
+    key : bytes or str or None, optional
+        The key used for detection.
+    window, max_window : int, default 5 and 9
+        Odd window sides in 16-px blocks. Each block is judged on the smallest
+        window (from ``window`` up to ``max_window``) in which an intact mark would
+        be expected to reach ``Z_ERROR * (1 + sigma)``: 80 px where the mark is strong, up to 144 px
+        where it is weak.
+
+    Returns
+    -------
+    TamperMap
+        Block-level statistics, image-sized maps (computed on first access) and a
+        JSON-ready ``summary``.
+
+    Notes
+    -----
+    See the module docstring (and ``docs/inspect.md``) for the statistic, its null
+    distribution and the thresholds.
+
+    Examples
+    --------
+    >>> import provmark
+    >>> from provmark._detect import locate
+    >>> det, loc = locate(image)  # doctest: +SKIP
+    >>> tm = tamper_map(image, loc, det.payload)  # doctest: +SKIP
+    >>> tm.summary["missing_fraction"]  # doctest: +SKIP
+    0.25
+    """
+    from ._image import as_rgb_array
+
+    rgb, _ = as_rgb_array(image)
+    h, w = rgb.shape[:2]
+    k = normalize_key(key)
+    location, (oy, ox, ty, tx) = _best_grid(rgb, location, expected_tile_bits(payload, k),
+                                            keyed_layout(k).dither)
+    bm = block_map(location.plane, oy, ox, ty, tx, payload, k, window, max_window)
+    st = bm["state"]
+    mapping = _Mapping(location, h, w, *st.shape, origin=(oy, ox))
+    state_img = mapping.expand(st, np.uint8(NOT_ANALYSED))
+    counts = np.bincount(state_img.reshape(-1), minlength=4)
+    analysed = int(counts[1:].sum())
+    frac = {name: (float(counts[code]) / analysed if analysed else 0.0)
+            for code, name in STATE_NAMES.items() if code != NOT_ANALYSED}
+    block_area = BLOCK_PX * BLOCK_PX
+    regions = _regions(st == MISSING, mapping, block_area)
+    inc_regions = _regions(st == INCONCLUSIVE, mapping, block_area)
+    used = bm["window"][st != INCONCLUSIVE]
+    summary = {
+        "available": True,
+        "missing_fraction": frac["missing"],
+        "inconclusive_fraction": frac["inconclusive"],
+        "present_fraction": frac["present"],
+        "analysed_fraction": analysed / float(h * w),
+        "missing_regions": regions[:20],
+        "missing_region_count": len(regions),
+        "inconclusive_regions": inc_regions[:20],
+        "window_px": [window * BLOCK_PX, max_window * BLOCK_PX],
+        "median_window_px": int(np.median(used)) * BLOCK_PX if used.size else None,
+        "resampled": not mapping.aligned,
+        "verdict": ("mark missing in part of the image" if regions
+                    else "mark present wherever it can be judged"),
+        "method": (f"z-score of the expected symbols over {window}..{max_window}-block "
+                   f"windows ({window * BLOCK_PX}-{max_window * BLOCK_PX} px; N(0,1) "
+                   "without the mark); missing when z < min(E/(1+s), "
+                   f"{Z_PRESENT}), E the texture-calibrated expectation of an intact mark "
+                   f"and s its measured spread, decided only where E >= {Z_ERROR}(1+s) "
+                   "(each error <= 1% per window); inconclusive elsewhere and where the "
+                   "content is saturated"),
+        "calibration": _calibration_summary(bm),
+    }
+    return TamperMap(block_z=bm["z"], block_expected=bm["expected"], block_state=st,
+                     block_window=bm["window"], origin=(oy, ox),
+                     shape=(h, w), resampled=not mapping.aligned, summary=summary,
+                     _mapping=mapping, _state=state_img)
+
+
+def _calibration_summary(bm: dict) -> dict:
+    n = len(TEXTURE_EDGES) + 1
+    mu = [round(float(v), 3) if ok else None for v, ok in zip(bm["mu"], bm["calibrated"])]
+    return {"texture_edges": list(TEXTURE_EDGES),
+            "mu_by_texture": mu[:n], "mu_by_texture_partly_clipped": mu[n:],
+            "spread_by_texture": [round(float(v), 3) for v in bm["sigma"][:n]],
+            "reference_symbols": [int(v) for v in bm["reference_counts"]],
+            "overall_mu": round(float(bm["overall_mu"]), 3)}
+
+
+def unavailable_summary(reason: str) -> dict:
+    """The tamper summary when no map can be computed (no decoded watermark)."""
+    return {"available": False, "reason": reason}

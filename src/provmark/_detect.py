@@ -281,7 +281,7 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
         ``True``: when the aligned grid does not decode, estimate the geometry from
         the template and search the grid offset (crops, and resizes/rotations of
         sources from 0.6 MP up). ``"exhaustive"``: when nothing decoded, also sweep
-        rotations (+-6 degrees) and scales (0.45 to 2.3) one hypothesis at a time
+        rotations (+-6 degrees) and scales (0.4 to 3.0) one hypothesis at a time
         (rotated or resized copies of sources under 0.6 MP, which carry no
         template); about 2-4 s more on a 512x512 image that carries no mark. ``False``:
         the aligned grid only.

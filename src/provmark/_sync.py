@@ -130,7 +130,8 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3) -> tuple[list[SyncCandida
 #: scales tried, geometric steps of 0.4%. The pilot score falls to the null level
 #: about 0.4% off the true scale on a 512x512 source (measured: z 11.3 at the scale,
 #: 5.8 at +0.38%), so the step keeps every scale within 0.2% of a tried one.
-SWEEP_RANGE = (0.45, 2.3)
+#: Up to 3.0: a screenshot of a 512-px image shown at 1280 px is a 2.5x upscale.
+SWEEP_RANGE = (0.4, 3.0)
 SWEEP_RATIO = 1.004
 #: Rotations swept at scale 1 (degrees; rotated and cropped copies keep their scale):
 #: 0.3-degree steps keep a 512-px copy's edge within 0.7 px of a tried angle.

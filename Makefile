@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers clean
+.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,9 @@ bench-robustness: $(VENV)/.installed-bench  ## robustness table of the core bar
 
 bench-fp: $(VENV)/.installed-bench  ## false positives over >= 10,000 detections
 	$(PY) benchmarks/false_positives.py
+
+bench-quick: peers  ## provmark bench --quick (< 5 min): tables and plots in bench-output/quick
+	$(VENV)/bin/provmark bench --quick --out bench-output/quick
 
 bench: bench-speed bench-robustness bench-fp  ## all benchmarks
 

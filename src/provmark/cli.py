@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print the synchronisation search: best grid candidates and scores")
     p.add_argument("--exhaustive", action="store_true",
                    help="if nothing is found, also sweep rotations (+-6 deg) and scales "
-                        "(0.45-2.3) one by one: finds resized or rotated copies of sources "
+                        "(0.4-3.0) one by one: finds resized or rotated copies of sources "
                         "under 0.6 MP (which carry no template); 2-4 s more per unmarked image")
     p.set_defaults(func=cmd_detect)
 
@@ -519,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_demo)
 
+    from .bench.cli import add_bench_parser  # light: matplotlib and peers load on use
 
+    add_bench_parser(sub)
     return parser
 
 

@@ -63,16 +63,29 @@ def kept_positions(n_info: int, n_channel: int) -> np.ndarray:
     return kept
 
 
+@lru_cache(maxsize=1)
+def _taps() -> np.ndarray:
+    """``(2, CONSTRAINT)`` tap vectors: output ``j`` at time ``t`` is
+    ``sum_i taps[j, i] * b[t - i] mod 2`` (the newest bit is the generator's MSB)."""
+    taps = np.array([[(g >> (TAIL - i)) & 1 for i in range(CONSTRAINT)] for g in GENERATORS],
+                    dtype=np.int64)
+    taps.setflags(write=False)
+    return taps
+
+
+def _mother(bits: np.ndarray) -> np.ndarray:
+    """The unpunctured, zero-terminated codeword (uint8), output pairs interleaved."""
+    seq = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, np.int64)])
+    coded = np.empty(2 * seq.size, np.uint8)
+    for j, taps in enumerate(_taps()):
+        coded[j::2] = np.convolve(seq, taps)[:seq.size] & 1
+    return coded
+
+
 def encode(bits: np.ndarray, n_channel: int) -> np.ndarray:
     """Information bits (0/1) -> ``n_channel`` coded bits (uint8)."""
-    next_state, outputs = trellis()
     bits = np.asarray(bits, dtype=np.int64)
-    coded = np.empty(2 * (bits.size + TAIL), np.uint8)
-    s = 0
-    for t, b in enumerate(np.concatenate([bits, np.zeros(TAIL, np.int64)])):
-        coded[2 * t: 2 * t + 2] = outputs[s, b]
-        s = next_state[s, b]
-    return coded[kept_positions(bits.size, n_channel)]
+    return _mother(bits)[kept_positions(bits.size, n_channel)]
 
 
 def decode(soft: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,13 +102,7 @@ def decode(soft: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
     path = np.empty(n_info + TAIL, np.int64)
     viterbi_decode(llr, next_state, outputs, path)
     # Re-encode the decision and measure how well each bit's span agrees with it.
-    s = 0
-    agree = np.empty_like(llr)
-    for t, b in enumerate(path):
-        o = outputs[s, b]
-        agree[2 * t] = llr[2 * t] * (1 - 2 * o[0])
-        agree[2 * t + 1] = llr[2 * t + 1] * (1 - 2 * o[1])
-        s = next_state[s, b]
+    agree = llr * (1.0 - 2.0 * _mother(path[:n_info]))
     span = 2 * CONSTRAINT
     window = np.convolve(agree, np.ones(span), mode="full")[span - 1:][0:2 * n_info:2]
     reliability = window - window.min() + 1e-9

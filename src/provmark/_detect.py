@@ -3,8 +3,10 @@ probability, whether it is there.
 
 Steps: RGB -> float luma -> coefficient pairs of every block -> soft angle-QIM
 scores folded over every tile repetition -> pilot correlation (sync score) ->
-the two copies of each code bit summed -> RS/CRC decoding with erasures (see
-:mod:`provmark._codec`) -> :class:`Detection`.
+the 400 channel values -> Viterbi, then RS/CRC decoding with erasures (see
+:mod:`provmark._codec`) -> :class:`Detection`. When the aligned grid does not
+decode: template geometry, grid search, and with ``search="exhaustive"`` a sweep of
+scales and rotations (:func:`_sweep`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ file, and it refuses to write over the input it was read from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,32 @@ from pathlib import Path
 import numpy as np
 
 from ._image import ImageError, as_rgb_array
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, mode: int | None = None):
+    """Open a temporary file beside ``path`` for binary writing; on success it is
+    synced and renamed over ``path`` (readers never see a partial file), on any
+    error it is removed. ``mode`` is the file's permission bits; by default those a
+    plain ``open()`` would give (mkstemp creates 0600)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 _EXIF_HEADER = b"Exif\x00\x00"
 #: Output formats by file extension.
@@ -105,21 +132,6 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 95,
         kwargs.update(quality=int(quality), subsampling="4:2:0" if quality < 90 else "4:4:4")
     elif fmt == "WEBP":
         kwargs.update(quality=int(quality), lossless=int(quality) == 100, method=4)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    try:
-        # mkstemp creates 0600; give the output the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format=fmt, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_output(p) as fh:
+        im.save(fh, format=fmt, **kwargs)
     return p

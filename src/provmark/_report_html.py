@@ -19,7 +19,6 @@ import hashlib
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -553,26 +552,6 @@ def _load_pixels(report, image):
     return rgb
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_html_report(report, image, path: str | os.PathLike, *,
                       overwrite: bool = True) -> Path:
     """Write ``report`` as one self-contained HTML file, atomically.
@@ -616,5 +595,8 @@ def write_html_report(report, image, path: str | os.PathLike, *,
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ImageError(f"{parent}: output directory does not exist")
-    _atomic_write(p, render_html(report, image).encode("utf-8"))
+    from ._io import atomic_output
+
+    with atomic_output(p) as fh:
+        fh.write(render_html(report, image).encode("utf-8"))
     return p

@@ -42,7 +42,6 @@ the wrapped form), and every reader here accepts both shapes without complaint.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -52,7 +51,6 @@ import os
 import re
 import stat
 import struct
-import tempfile
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
@@ -1358,16 +1356,8 @@ def write_label_file(
         raise ValueError(f"{src_p}: {exc}") from None
     mode_from = dst_p if dst_p.exists() else src_p
     mode = stat.S_IMODE(os.stat(mode_from).st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst_p.name}.", suffix=".tmp", dir=dst_p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dst_p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from ._io import atomic_output
+
+    with atomic_output(dst_p, mode) as fh:
+        fh.write(out)
     return dst_p

@@ -453,7 +453,6 @@ def read_cache(path: Path) -> dict[str, dict]:
 def _plan(config: BenchConfig, methods) -> tuple[list[dict], list[str], int]:
     """Tasks for the missing records; all planned keys; number of planned cases."""
     seed = config.seed
-    pos_tasks: list[dict] = []
     keys: list[str] = []
     pairs = []
     for m in methods:

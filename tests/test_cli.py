@@ -131,6 +131,25 @@ def test_detect_found_json(capsys, files):
     assert row["false_alarm_probability"] <= 1e-9
 
 
+def test_detect_exhaustive_reads_a_resized_small_image(capsys, files, tmp_path):
+    """A 0.75x copy of a 512x512 source: the default search cannot resynchronise it
+    (no template below 0.6 MP); --exhaustive sweeps the scale and finds it, and
+    --explain says so."""
+    import cv2
+
+    from provmark._io import read_image
+
+    small = cv2.resize(read_image(files["marked"]).rgb, (384, 384), interpolation=cv2.INTER_AREA)
+    path = write_image(tmp_path / "small.png", small)
+    code, _, _ = run(capsys, "detect", str(path))
+    assert code == EXIT_NOT_FOUND
+    code, stdout, _ = run(capsys, "detect", str(path), "--exhaustive", "--explain")
+    assert code == EXIT_OK and "FOUND provider=4242" in stdout
+    assert "exhaustive sweep:" in stdout
+    code, stdout, _ = run(capsys, "inspect", str(path), "--exhaustive", "--json")
+    assert code == EXIT_OK and json.loads(stdout)["layers"]["watermark"] == "found"
+
+
 def test_detect_not_found(capsys, files):
     code, stdout, _ = run(capsys, "detect", str(files["plain"]))
     assert code == EXIT_NOT_FOUND

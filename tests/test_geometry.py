@@ -136,3 +136,17 @@ def test_exhaustive_sweep_finds_nothing_in_unmarked_or_wrong_key(marked_512):
 def test_search_argument_is_validated(marked_512):
     with pytest.raises(ValueError, match="exhaustive"):
         provmark.detect(marked_512[1], search="full")
+
+
+def test_exhaustive_sweep_has_nothing_to_do_on_large_copies():
+    """A copy whose source would be over 1.2 MP at every swept scale: the sweep scores
+    nothing and says so (no NaN in the JSON-able details)."""
+    import json
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (3400, 3400, 3), dtype=np.uint8)  # 11.6 MP: scale > 3 needed
+    det = provmark.detect(img, search="exhaustive")
+    assert not det.found
+    assert det.details["scale_sweep"]["hypotheses_scored"] == 0
+    assert det.details["scale_sweep"]["best_z"] is None
+    json.dumps(det.details, allow_nan=False)

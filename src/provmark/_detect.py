@@ -240,7 +240,10 @@ def _sweep(y, k, attempts, searched):
         for z, s, r in sorted(scored, reverse=True)[:SWEEP_FINAL]:
             if try_hypothesis(s, r):
                 break
-    best = max(scored, default=(float("nan"), 1.0, 0.0))
+    if not scored:  # a copy too large for any source the sweep covers
+        return searched, {"hypotheses_scored": 0, "of": 0, "best_z": None,
+                          "best_scale": None, "best_rotation": None}
+    best = max(scored)
     return searched, {"hypotheses_scored": len(scored), "of": len(hyps),
                       "best_z": round(float(best[0]), 3), "best_scale": round(float(best[1]), 5),
                       "best_rotation": round(float(best[2]), 2)}

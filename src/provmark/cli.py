@@ -199,7 +199,10 @@ def _explain(det) -> None:
               f"y {tpl['scale_y']:.4f} x {tpl['scale_x']:.4f}, rotation {tpl['rotation']:.2f} deg"
               f"{'; used' if tpl['used'] else '; not used'}")
     sweep = d.get("scale_sweep")
-    if sweep:
+    if sweep and not sweep["hypotheses_scored"]:
+        print("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
+              "the sweep covers, 1.2 MP at scale 1)")
+    elif sweep:
         print(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep['of']} scale/rotation "
               f"hypotheses scored; best pilot z {sweep['best_z']:.2f} at scale "
               f"{sweep['best_scale']:g}, rotation {sweep['best_rotation']:g} deg")

@@ -146,8 +146,11 @@ def test_detect_exhaustive_reads_a_resized_small_image(capsys, files, tmp_path):
     code, stdout, _ = run(capsys, "detect", str(path), "--exhaustive", "--explain")
     assert code == EXIT_OK and "FOUND provider=4242" in stdout
     assert "exhaustive sweep:" in stdout
-    code, stdout, _ = run(capsys, "inspect", str(path), "--exhaustive", "--json")
+    # inspect sweeps by default (a forensic report tries everything); --fast does not.
+    code, stdout, _ = run(capsys, "inspect", str(path), "--json")
     assert code == EXIT_OK and json.loads(stdout)["layers"]["watermark"] == "found"
+    code, stdout, _ = run(capsys, "inspect", str(path), "--json", "--fast")
+    assert json.loads(stdout)["layers"]["watermark"] == "absent"
 
 
 def test_detect_not_found(capsys, files):

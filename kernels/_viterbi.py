@@ -1,10 +1,10 @@
-"""Soft-decision Viterbi decoder of a rate-1/2 binary convolutional code.
+"""Soft-decision Viterbi decoder of a rate-1/R binary convolutional code.
 
 The trellis is passed in as tables (``next_state``, ``outputs``) so the kernel knows
 nothing of the particular generator polynomials; :mod:`provmark._convolutional` builds
 them. Channel values are soft scores with *positive meaning bit 0* (the convention of
 the angle-QIM demodulator); a punctured position carries 0. The branch metric is the
-correlation ``sum_j (1 - 2 c_j) * llr_j``, maximised over paths that start and end in
+correlation ``sum_j (1 - 2 c_j) * llr_j`` over the branch's ``R`` coded bits, maximised over paths that start and end in
 state 0 (a zero-terminated code).
 
 Reference: A. J. Viterbi, "Error bounds for convolutional codes and an asymptotically
@@ -20,19 +20,20 @@ from ._jit import njit_exact
 
 @njit_exact
 def viterbi_decode(llr, next_state, outputs, out_bits):
-    """Maximum-likelihood input sequence of a zero-terminated rate-1/2 code.
+    """Maximum-likelihood input sequence of a zero-terminated rate-1/R code.
 
     Parameters (all preallocated, C-contiguous)
     ----------
-    llr : (2 * n,) float64 soft channel values, positive = bit 0, 0 = punctured
+    llr : (R * n,) float64 soft channel values, positive = bit 0, 0 = punctured
     next_state : (S, 2) int64, state reached from ``s`` on input bit ``b``
-    outputs : (S, 2, 2) int64, the two coded bits emitted on that branch
+    outputs : (S, 2, R) int64, the R coded bits emitted on that branch
     out_bits : (n,) int64, receives the decoded input bits (the tail included)
 
     Returns the metric of the best path (float).
     """
     n = out_bits.shape[0]
     n_states = next_state.shape[0]
+    rate = outputs.shape[2]
     neg = -1e300
     metric = np.full(n_states, neg)
     metric[0] = 0.0
@@ -40,17 +41,17 @@ def viterbi_decode(llr, next_state, outputs, out_bits):
     prev_state = np.zeros((n, n_states), np.int64)
     prev_bit = np.zeros((n, n_states), np.int64)
     for t in range(n):
-        l0 = llr[2 * t]
-        l1 = llr[2 * t + 1]
+        base = rate * t
         new[:] = neg
         for s in range(n_states):
             m = metric[s]
             if m <= neg:
                 continue
             for b in range(2):
-                o0 = outputs[s, b, 0]
-                o1 = outputs[s, b, 1]
-                cand = m + (l0 if o0 == 0 else -l0) + (l1 if o1 == 0 else -l1)
+                cand = m
+                for j in range(rate):
+                    lj = llr[base + j]
+                    cand += lj if outputs[s, b, j] == 0 else -lj
                 ns = next_state[s, b]
                 # Strict '>' keeps the first (lowest-state) survivor on ties, as the
                 # reference does, so the two agree bit for bit.

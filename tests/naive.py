@@ -267,9 +267,14 @@ def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
 # ------------------------------------------------------------ convolutional code
 
 
-def conv_encode_full(bits, generators=(0o171, 0o133), constraint=7):
-    """Rate-1/2 convolutional encoder written from its definition: output ``j`` at
-    time ``t`` is the parity of ``generator_j AND (b_t, b_{t-1}, ..., b_{t-6})`` with
+#: The inner code of provmark._convolutional, restated here (K=9, rate 1/4).
+CONV_GENERATORS = (0o463, 0o535, 0o733, 0o745)
+CONV_CONSTRAINT = 9
+
+
+def conv_encode_full(bits, generators=CONV_GENERATORS, constraint=CONV_CONSTRAINT):
+    """Rate-1/R convolutional encoder written from its definition: output ``j`` at
+    time ``t`` is the parity of ``generator_j AND (b_t, b_{t-1}, ..., b_{t-K+1})`` with
     ``b_t`` in the generator's most significant bit; zero tail appended."""
     tail = constraint - 1
     seq = list(bits) + [0] * tail
@@ -283,7 +288,7 @@ def conv_encode_full(bits, generators=(0o171, 0o133), constraint=7):
     return np.array(out, dtype=np.int64)
 
 
-def ml_decode_bruteforce(llr, n_info, generators=(0o171, 0o133), constraint=7):
+def ml_decode_bruteforce(llr, n_info, generators=CONV_GENERATORS, constraint=CONV_CONSTRAINT):
     """Maximum-likelihood decoding by trying every input word (exponential: short
     words only). The metric is ``sum_j (1 - 2 c_j) * llr_j`` (positive llr = bit 0)."""
     best, best_bits = -math.inf, None

@@ -58,7 +58,6 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     Embeddability
     """
     from ._detect import detect, read_luma
-    from ._embed import embed
     from ._layout import PAIRS
     from .kernels import DCT8_64, luma_pair_coeffs
 
@@ -80,14 +79,15 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     if flat > 0.7:
         warnings.append(f"{flat:.0%} of the image is flat at the carrier frequencies: the mark "
                         "is carried by a weak floor signal that strong JPEG (quality < 50) may erase")
-    from ._embed import plan_embedding
+    from ._embed import mark_array, refusal_detail
     from ._keys import normalize_key
 
     probe = Payload(provider=0xABCDE, content_id=0x123456789, label=1)
-    _, scale, wrong, _ = plan_embedding(rgb, probe, normalize_key(key))
-    if wrong:
-        reasons.append(f"the mark would not read back even without an attack ({wrong} of 200 code "
-                       "bits wrong): the image is too flat or saturated, or too busy for the "
+    result = mark_array(rgb, probe, normalize_key(key))
+    marked, scale = result.image, result.scale
+    if marked is None:
+        reasons.append("the mark would not read back reliably even without an attack "
+                       f"({refusal_detail(result)}): the image is too flat or saturated, or too busy for the "
                        "40 dB PSNR floor (embed would raise EmbedError)")
         return Embeddability(False, tuple(reasons), tuple(warnings), tiles, flat, None)
     if scale < 0.999:
@@ -96,7 +96,6 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     survives = None
     if self_test:
         import cv2
-        marked = embed(rgb, probe, key=key)
         ok, buf = cv2.imencode(".jpg", marked[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 50])
         back = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
         survives = detect(np.ascontiguousarray(back), key=key).payload == probe

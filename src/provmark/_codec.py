@@ -1,28 +1,37 @@
 """Channel code of the payload: CRC-32, Reed-Solomon over GF(256), keyed whitening,
-and soft-decision decoding with erasures — plus the false-alarm arithmetic.
+an inner convolutional code, and soft-decision decoding with erasures — plus the
+false-alarm arithmetic.
 
-Encoding: 9 data bytes + CRC-32 (4 bytes) = 13 message bytes, RS(25, 13) adds 12
-parity bytes, and the 25-byte codeword is XORed with key-derived bytes (so that a
-wrong key, or an unmarked image, yields a uniformly random word): 200 code bits.
+Encoding: 9 data bytes + CRC-32 (4 bytes) = 13 message bytes, RS(15, 13) adds 2
+parity bytes, and the 15-byte codeword is XORed with key-derived bytes (so that a
+wrong key, or an unmarked image, yields a uniformly random word): 120 code bits.
 :func:`encode_channel` adds the inner convolutional code
-(:mod:`provmark._convolutional`) that turns them into the 400 bits the tile carries;
-:func:`decode_channel` runs its Viterbi decoder and hands the outer decoder the bits
-and their reliabilities.
+(:mod:`provmark._convolutional`, K=9, rate 1/4, punctured) that turns them into the
+400 bits the tile carries; :func:`decode_channel` runs its Viterbi decoder and hands
+the outer decoder the bits and their reliabilities.
 
-Decoding from soft bit scores (:func:`decode`): the least reliable bytes (smallest min |score| over
-their 8 bits) are declared erasures, which lets RS repair ``2*errors + erasures <=
-12``. The erasure counts 0, 2, ..., 10 are tried in turn (:data:`ERASURE_SCHEDULE`):
-12 erasures would leave no error budget and accept any word whose CRC matches, a
-false-alarm cost (2**-32 per hypothesis) 18 times the rest of the schedule. A result
-is accepted only if RS succeeds, the CRC matches and the fields are valid.
+Why so little Reed-Solomon parity: the outer code decodes hard bytes, the inner code
+soft values, and on this channel a redundant bit is worth far more inside the soft
+decoder (``benchmarks/code_comparison.py``: over 496 words sent through hard channel
+realisations recorded from real attacks, RS(25,13) with a rate-1/2 inner code decoded
+344, RS(15,13) with this rate-1/4 code 412). Two parity bytes still repair what the Viterbi decoder most often leaves: one
+short error event inside one byte, or two bytes it flags as unreliable.
+
+Decoding from soft bit scores (:func:`decode`): the least reliable bytes (smallest
+min |score| over their 8 bits) are declared erasures, which lets RS repair ``2*errors
++ erasures <= 2``. The erasure counts 0 and 1 are tried in turn
+(:data:`ERASURE_SCHEDULE`): 2 erasures would leave no error budget and accept any word
+whose CRC matches, a false-alarm cost (2**-32 per hypothesis) 16 times the rest of
+the schedule. A result is accepted only if RS succeeds, the CRC matches and the
+fields are valid.
 
 False alarms. Under the null hypothesis (no mark, or another key), the whitened
 hard-decision word is uniform and independent of the reliabilities, so an attempt
-with ``e`` erasures and ``t = (12 - e) // 2`` correctable errors yields *some* RS
-codeword with probability ``V(25 - e, t) / 256**(12 - e)`` where ``V(n, t) =
+with ``e`` erasures and ``t = (2 - e) // 2`` correctable errors yields *some* RS
+codeword with probability ``V(15 - e, t) / 256**(2 - e)`` where ``V(n, t) =
 sum_{i<=t} C(n, i) 255**i`` (a bounded-distance decoder on the punctured code), and
 that codeword passes the CRC with probability ``2**-32``. The union bound over the
-attempts gives :func:`false_alarm_per_hypothesis` (about 1.4e-11). The inner decoder
+attempts gives :func:`false_alarm_per_hypothesis` (about 1.45e-11). The inner decoder
 keeps both premises: the channel values of a null image are sign-symmetric, so
 flipping them along any codeword of the (linear) inner code shifts the Viterbi
 decision by that codeword's input and leaves the reliabilities unchanged: the
@@ -45,14 +54,14 @@ from ._keys import derive_bytes
 from ._payload import DATA_BYTES, Payload
 
 CRC_BYTES = 4
-PARITY_BYTES = 12
+PARITY_BYTES = 2
 MESSAGE_BYTES = DATA_BYTES + CRC_BYTES
 CODE_BYTES = MESSAGE_BYTES + PARITY_BYTES
 CODE_BITS = 8 * CODE_BYTES
-#: Bits the tile carries: the inner convolutional code's output.
-CHANNEL_BITS = 2 * CODE_BITS
+#: Bits the tile carries: the inner convolutional code's punctured output.
+CHANNEL_BITS = 400
 #: Erasure counts tried in order (each is a hypothesis in the false-alarm sum).
-ERASURE_SCHEDULE = (0, 2, 4, 6, 8, 10)
+ERASURE_SCHEDULE = (0, 1)
 
 _CRC_DOMAIN = b"provmark/v1"
 
@@ -72,7 +81,7 @@ def _whitening(key: bytes) -> np.ndarray:
 
 
 def encode(payload: Payload, key: bytes) -> np.ndarray:
-    """Payload -> 200 code bits (uint8 0/1, most significant bit of each byte first)."""
+    """Payload -> 120 code bits (uint8 0/1, most significant bit of each byte first)."""
     data = payload.to_bytes()
     msg = data + _crc(data)
     word = np.frombuffer(bytes(_rs().encode(msg)), dtype=np.uint8) ^ _whitening(key)
@@ -112,7 +121,7 @@ def false_alarm_per_hypothesis(schedule: tuple[int, ...] = ERASURE_SCHEDULE) -> 
 
 def decode(soft: np.ndarray, key: bytes,
            schedule: tuple[int, ...] = ERASURE_SCHEDULE) -> DecodeResult:
-    """Decode 200 soft bit scores (positive means bit 1) into a payload.
+    """Decode 120 soft bit scores (positive means bit 1) into a payload.
 
     Returns a :class:`DecodeResult` whose ``payload`` is None when no attempt gave
     a word that RS, the CRC and the field checks all accept.

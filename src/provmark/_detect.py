@@ -300,7 +300,7 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
     Notes
     -----
     False-alarm probability: each decoding attempt succeeds on a null image with
-    probability :func:`provmark._codec.false_alarm_per_hypothesis` (about 1.4e-11),
+    probability :func:`provmark._codec.false_alarm_per_hypothesis` (about 1.45e-11),
     independently of the pilot slots (which the code slots do not share). With ``n``
     attempts and a pilot score ``z`` that was the best of ``m`` grid hypotheses, the
     reported bound is ``n * p_dec * min(1, m * exp(-z**2 / 2))``.

@@ -128,11 +128,11 @@ def _slot_agreement(coef, delta, scale, tile_bits, dither):
 
 
 def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 1.0,
-                   min_psnr: float = 40.0) -> tuple[np.ndarray, float, int, np.ndarray]:
+                   min_psnr: float = 40.0) -> tuple[np.ndarray, float, int, np.ndarray, int]:
     """Compute the coefficient changes for ``payload`` and check them.
 
-    Returns ``(delta, scale, wrong_code_bits, template_amplitude)``; the image is
-    not touched. See :func:`_closed_loop` for the weak-slot boosting.
+    Returns ``(delta, scale, wrong_code_bits, template_amplitude, wrong_slots)``; the
+    image is not touched. See :func:`_closed_loop` for the weak-slot boosting.
     """
     h, w = rgb.shape[:2]
     layout = keyed_layout(key)
@@ -145,8 +145,9 @@ def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: floa
 def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
     """Embed, look at what the detector will read, and give the slots that came out
     weak (busy blocks whose rotation hit the cap) a larger cap; returns
-    ``(delta, scale, wrong_code_bits, template_amplitude)``, where the wrong code bits
-    are counted after the inner (Viterbi) decoder, as the detector would see them."""
+    ``(delta, scale, wrong_code_bits, template_amplitude, wrong_slots)``, where the
+    wrong code bits are counted after the inner (Viterbi) decoder, as the detector
+    would see them, and the wrong slots (channel bits) before it."""
     channel_bits = tile_bits.reshape(-1)[layout.code_slots]
     channel_sign = 1.0 - 2.0 * channel_bits
     h, w = rgb.shape[:2]
@@ -171,7 +172,63 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
         wrong = int((decided != code_bits).sum())
         if wrong == 0 and (agreement > WEAK_SLOT).mean() > 0.9:
             break
-    return delta, scale, wrong, tamp
+    return delta, scale, wrong, tamp, int((agreement.reshape(-1)[layout.code_slots] < 0).sum())
+
+
+def _read_back(marked: np.ndarray, code_bits: np.ndarray, key: bytes) -> int:
+    """Code bits the detector gets wrong (after Viterbi) on the written image."""
+    from ._detect import fold_scores, read_luma
+
+    score, _ = fold_scores(read_luma(marked), key)
+    flat = score.reshape(-1)[keyed_layout(key).code_slots]
+    decided, _ = _convolutional.decode(flat, code_bits.size)  # positive = bit 0
+    return int((decided != code_bits).sum())
+
+
+#: A mark whose channel bits are predicted wrong in more than this share before any
+#: attack is refused: it could not survive the mildest compression (typical photos
+#: predict none wrong; a busy 256x256 photo at the 40 dB floor predicted 10-15%).
+MAX_WRONG_SLOT_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Marked:
+    """Outcome of :func:`mark_array`: ``image`` is None when the mark is refused."""
+
+    image: np.ndarray | None
+    wrong_code_bits: int  # after the Viterbi decoder (0 = reads back)
+    wrong_slots: int  # channel bits predicted wrong before decoding
+    scale: float  # attenuation imposed by the PSNR floor (1 = none)
+
+
+def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 1.0,
+               min_psnr: float = 40.0) -> Marked:
+    """Write the mark into a copy of ``rgb``, or refuse when it would not read back.
+
+    The closed loop predicts what the detector reads from the coefficient changes;
+    uint8 rounding, the per-pixel clamp and the template move that a little. When
+    the prediction leaves little margin (some channel bit predicted wrong, or the
+    PSNR floor attenuated the mark) the written image itself is read back and must
+    decode: the 2 Reed-Solomon parity bytes leave little slack for a wrong guess.
+    """
+    delta, scale, wrong, tamp, wrong_slots = plan_embedding(rgb, payload, key, strength,
+                                                            min_psnr)
+    if wrong or wrong_slots > MAX_WRONG_SLOT_SHARE * _codec.CHANNEL_BITS:
+        return Marked(None, wrong, wrong_slots, scale)
+    out = np.empty_like(rgb)
+    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change),
+                       keyed_template(key).tile, tamp, out)
+    if wrong_slots or scale < 0.999:
+        wrong = _read_back(out, _codec.encode(payload, key), key)
+        if wrong:
+            return Marked(None, wrong, wrong_slots, scale)
+    return Marked(out, 0, wrong_slots, scale)
+
+
+def refusal_detail(marked: Marked) -> str:
+    """What went wrong, for :class:`EmbedError` and ``check_embeddable``."""
+    return (f"{marked.wrong_slots} of {_codec.CHANNEL_BITS} channel bits and "
+            f"{marked.wrong_code_bits} of {_codec.CODE_BITS} code bits wrong before any attack")
 
 
 def embed(image, payload: Payload, *, key: bytes | str | None = None,
@@ -231,17 +288,15 @@ def embed(image, payload: Payload, *, key: bytes | str | None = None,
     h, w = rgb.shape[:2]
     check_min_size(h, w)
     k = normalize_key(key)
-    delta, scale, wrong, tamp = plan_embedding(rgb, payload, k, strength, min_psnr)
-    if wrong:
+    marked = mark_array(rgb, payload, k, strength, min_psnr)
+    out = marked.image
+    if out is None:
         raise EmbedError(
-            f"the mark does not read back from this {w}x{h} image ({wrong} of "
-            f"{_codec.CODE_BITS} code bits wrong before any attack): the image is too flat, "
+            f"the mark does not read back reliably from this {w}x{h} image "
+            f"({refusal_detail(marked)}): the image is too flat, "
             f"saturated or small, or too busy for the {min_psnr:g} dB PSNR floor. Try a larger "
             "image, a lower min_psnr (e.g. 38) or a higher strength; "
             "provmark.check_embeddable explains")
-    out = np.empty_like(rgb)
-    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change),
-                       keyed_template(k).tile, tamp, out)
     if was_pil:
         from PIL import Image
         return Image.fromarray(out, "RGB")

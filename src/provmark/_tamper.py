@@ -73,6 +73,10 @@ NULL_VARIANCE = 0.5 - math.sin(math.pi / 4) / (math.pi / 2)
 #: tried; where the mark is weak the window grows up to MAX_WINDOW_BLOCKS.
 WINDOW_BLOCKS = 5
 MAX_WINDOW_BLOCKS = 9
+#: Missing regions smaller than this many blocks (3x3, 48x48 px) are not reported:
+#: they are below the resolution of windows 5-9 blocks wide, and on untouched JPEG
+#: copies such specks are threshold noise (a 2x2-block one turned up at quality 92).
+MIN_REGION_BLOCKS = 9
 #: One-sided 0.1% point of N(0, 1): above it the mark is significantly present.
 Z_PRESENT = 3.09
 #: One-sided 1% point of N(0, 1): the error rate each decision is held to.
@@ -626,7 +630,7 @@ def tamper_map(image, location, payload: Payload, *, key: bytes | str | None = N
     frac = {name: (float(counts[code]) / analysed if analysed else 0.0)
             for code, name in STATE_NAMES.items() if code != NOT_ANALYSED}
     block_area = BLOCK_PX * BLOCK_PX
-    regions = _regions(st == MISSING, mapping, block_area)
+    regions = _regions(st == MISSING, mapping, MIN_REGION_BLOCKS * block_area)
     inc_regions = _regions(st == INCONCLUSIVE, mapping, block_area)
     used = bm["window"][st != INCONCLUSIVE]
     summary = {

@@ -39,43 +39,65 @@ def test_encoder_matches_definition():
     np.testing.assert_array_equal(conv.encode(bits, n_channel), full[kept])
 
 
-def test_free_distance_is_ten():
-    """The (171, 133) code's free distance is 10: every nonzero input of up to 12 bits
-    (whose error events cover all short ones) has an unpunctured codeword weight >= 10,
-    and 10 is reached."""
+def test_generators_are_the_modules():
+    assert tuple(conv.GENERATORS) == naive.CONV_GENERATORS
+    assert conv.CONSTRAINT == naive.CONV_CONSTRAINT
+
+
+def test_free_distance_is_24():
+    """The (463, 535, 733, 745) code's free distance is 24 (Larsen 1973): every
+    nonzero input of up to 12 bits (whose error events cover all short ones) has an
+    unpunctured codeword weight >= 24, and 24 is reached."""
     weights = [naive.conv_encode_full([(w >> i) & 1 for i in range(12)]).sum()
                for w in range(1, 2**12)]
-    assert min(weights) == 10
+    assert min(weights) == 24
+
+
+def test_punctured_error_events_stay_heavy():
+    """Puncturing 512 mother bits to 400 keeps every short error event (an input
+    burst of up to 10 bits, at any position) at a channel weight of at least 16."""
+    n_info, n_channel = 120, 400
+    lightest = []
+    for start in range(0, n_info - 10, 7):
+        best = 10**9
+        for w in range(1, 2**10, 2):  # the event starts with a 1
+            bits = np.zeros(n_info, np.int64)
+            bits[start:start + 10] = [(w >> i) & 1 for i in range(10)]
+            best = min(best, int(conv.encode(bits, n_channel).sum()))
+        lightest.append(best)
+    assert min(lightest) >= 16
 
 
 def test_decoder_corrects_scattered_strong_errors():
     rng = np.random.default_rng(2)
-    bits = rng.integers(0, 2, 200).astype(np.uint8)
+    bits = rng.integers(0, 2, 120).astype(np.uint8)
     coded = conv.encode(bits, 400)
     soft = (1.0 - 2.0 * coded) * rng.uniform(0.5, 1.5, 400)
-    # Flip 8 channel bits far apart (more than a constraint length between them).
-    flips = np.arange(10, 400, 48)[:8]
+    # Flip 16 channel bits, 3 within every span of about two constraint lengths.
+    flips = np.concatenate([np.arange(5, 400, 75), np.arange(12, 400, 75),
+                            np.arange(30, 400, 75)])[:16]
     soft[flips] *= -1
-    decided, reliability = conv.decode(soft, 200)
+    decided, reliability = conv.decode(soft, 120)
     np.testing.assert_array_equal(decided, bits)
-    assert reliability.shape == (200,) and np.all(reliability > 0)
+    assert reliability.shape == (120,) and np.all(reliability > 0)
 
 
 def test_reliability_marks_the_error_region():
     rng = np.random.default_rng(3)
-    bits = rng.integers(0, 2, 200).astype(np.uint8)
+    bits = rng.integers(0, 2, 120).astype(np.uint8)
     coded = conv.encode(bits, 400)
     soft = (1.0 - 2.0 * coded) * rng.uniform(0.8, 1.2, 400)
-    soft[200:230] = -soft[200:230]  # a burst the code cannot repair
-    decided, reliability = conv.decode(soft, 200)
+    soft[200:260] = -soft[200:260]  # a burst the code cannot repair
+    decided, reliability = conv.decode(soft, 120)
     wrong = np.flatnonzero(decided != bits)
     assert wrong.size > 0
-    # The wrong bits are among the least reliable quarter.
-    assert np.all(np.argsort(np.argsort(reliability))[wrong] < 50)
+    # The wrong bits are among the least reliable third.
+    assert np.all(np.argsort(np.argsort(reliability))[wrong] < 40)
 
 
 def test_puncturing_rejects_impossible_lengths():
+    assert conv.kept_positions(120, 400).size == 400
     with pytest.raises(ValueError):
-        conv.kept_positions(200, 500)
+        conv.kept_positions(120, 600)  # more than the mother code
     with pytest.raises(ValueError):
-        conv.kept_positions(200, 300)
+        conv.kept_positions(120, 300)  # more than a quarter punctured

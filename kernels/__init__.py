@@ -12,6 +12,7 @@ from ._modulation import (
     ANGLE_PERIOD,
     aqim_embed_deltas,
     aqim_soft_fold,
+    aqim_soft_observe,
     aqim_margin,
     aqim_target,
     apply_block_deltas,
@@ -48,5 +49,6 @@ __all__ = [
     "apply_block_deltas",
     "luma_pair_coeffs",
     "aqim_soft_fold",
+    "aqim_soft_observe",
     "template_score_grid",
 ]

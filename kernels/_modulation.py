@@ -367,3 +367,35 @@ def aqim_soft_fold(coef, dither, ty, tx, scale, rel, clip, out_score, out_weight
                     m = -clip
                 out_score[py, px, p] += m
                 out_weight[py, px, p] += 1.0
+
+
+
+@njit_exact(parallel=True)
+def aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, out_score, out_slot):
+    """The observations of :func:`aqim_soft_fold`, one per pair, not folded.
+
+    ``out_score`` (nby, nbx, P) float64 receives each pair's clipped, normalised
+    decision margin (positive means bit 0): exactly what :func:`aqim_soft_fold` adds
+    to its slot. ``out_slot`` (nby, nbx, P) int64 receives the flat index
+    ``(py * tsz + px) * P + p`` of that slot (``tsz``: tile size in blocks). The
+    detector weighs observations by class before folding them
+    (``provmark._detect.calibrated_scores``).
+    """
+    nby, nbx, npairs, _ = coef.shape
+    dsz = dither.shape[0]
+    for by in prange(nby):
+        py = (by + ty) % tsz
+        qy = (by + ty) % dsz
+        for bx in range(nbx):
+            px = (bx + tx) % tsz
+            qx = (bx + tx) % dsz
+            for p in range(npairs):
+                c1 = coef[by, bx, p, 0]
+                c2 = coef[by, bx, p, 1]
+                m = aqim_margin(c1, c2, dither[qy, qx, p]) / (scale + rel * math.sqrt(c1 * c1 + c2 * c2))
+                if m > clip:
+                    m = clip
+                elif m < -clip:
+                    m = -clip
+                out_score[by, bx, p] = m
+                out_slot[by, bx, p] = (py * tsz + px) * npairs + p

@@ -242,6 +242,22 @@ def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None)
     return out
 
 
+def soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip):
+    """Reference for ``aqim_soft_observe``: ``(score, slot)``, each (nby, nbx, P):
+    ``clip(margin / (scale + rel * radius), -clip, clip)`` read with
+    ``dither[(by+ty) % D, (bx+tx) % D]``, and the flat index of tile slot
+    ``((by+ty) % T, (bx+tx) % T, p)``."""
+    coef = np.asarray(coef, np.float64)
+    nby, nbx, npairs, _ = coef.shape
+    dsz = dither.shape[0]
+    by, bx, p = np.meshgrid(np.arange(nby), np.arange(nbx), np.arange(npairs), indexing="ij")
+    d = dither[(by + ty) % dsz, (bx + tx) % dsz, p]
+    c1, c2 = coef[..., 0], coef[..., 1]
+    score = np.clip(margin(c1, c2, d) / (scale + rel * np.hypot(c1, c2)), -clip, clip)
+    slot = (((by + ty) % tsz) * tsz + (bx + tx) % tsz) * npairs + p
+    return score, slot
+
+
 def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
     """Reference for ``aqim_soft_fold``: ``(score, weight)``, each (T, T, P) float64.
 

@@ -3,7 +3,8 @@ probability, whether it is there.
 
 Steps: RGB -> float luma -> coefficient pairs of every block -> soft angle-QIM
 scores folded over every tile repetition -> pilot correlation (sync score) ->
-the 400 channel values -> Viterbi, then RS/CRC decoding with erasures (see
+the 400 channel values, each observation weighted by what the pilot says about its
+class (:func:`calibrated_scores`) -> Viterbi, then RS/CRC decoding with erasures (see
 :mod:`provmark._codec`) -> :class:`Detection`. When the aligned grid does not
 decode: template geometry, grid search, and with ``search="exhaustive"`` a sweep of
 scales and rotations (:func:`_sweep`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from ._keys import key_fingerprint, normalize_key
 from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
 from ._template import AffineEstimate, estimate_affine, warp_to_grid
-from .kernels import DCT8_64, aqim_soft_fold, luma_pair_coeffs, rgb_to_luma
+from .kernels import DCT8_64, aqim_soft_fold, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
 
 _C64 = DCT8_64
 #: ``found`` requires the false-alarm probability to be at most this.
@@ -144,6 +146,78 @@ def soft_scores(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0
     return score, count
 
 
+#: Observation classes (quantiles of the pair radius) that the pilot calibrates.
+CALIBRATION_CLASSES = 8
+#: A class with fewer pilot observations than this takes the weight of all of them.
+MIN_CLASS_PILOTS = 16
+#: Regularises a class weight ``mu / (var + CALIBRATION_REG * mu**2)``: a class whose
+#: few pilot observations happen to agree exactly must not drown the others.
+CALIBRATION_REG = 0.25
+
+
+@lru_cache(maxsize=16)
+def _pilot_signs(key: bytes) -> np.ndarray:
+    """(N_SLOTS,) float: +1 / -1 on pilot slots carrying bit 0 / 1, 0 on code slots."""
+    layout = keyed_layout(key)
+    sign = np.zeros(TILE_BLOCKS * TILE_BLOCKS * PAIRS.shape[0])
+    sign[layout.pilot_slots] = 1.0 - 2.0 * layout.pilot_bits
+    sign.setflags(write=False)
+    return sign
+
+
+def calibrated_scores(coef: np.ndarray, key: bytes, ty: int = 0, tx: int = 0) -> np.ndarray:
+    """Folded soft scores (flat, one per tile slot) with every observation weighted by
+    the reliability of its class, as measured on the pilot.
+
+    The plain fold (:func:`soft_scores`) gives every pair the same weight function of
+    its margin. After compression that is far from the log-likelihood ratio: on a
+    smooth photo (a sky) most pairs are small and carry nothing (measured on rocket,
+    512x512, WebP q50: pairs of radius < 7 read right 50% of the time, but weighed as
+    much as the 85%-right textured ones). The pilot's 112 known bits tell, per class
+    of pair radius, the mean ``mu`` and variance ``var`` of the observations signed by
+    their bit; each class is weighted ``mu / var`` (the matched-filter weight of a
+    Gaussian observation; negative means are set to 0). On 240 recorded attacked
+    copies (WebP, JPEG 20, blur, the combined attack) this decoded 228 against 214.
+
+    The weights come from pilot slots only, which the code slots do not share, and
+    the keyed whitening makes the decoded word uniform under the null whatever the
+    weights: the false-alarm bound of :mod:`provmark._codec` is unchanged. The pilot
+    *score* (the sync z) is computed from the unweighted fold, so this fit does not
+    inflate it.
+    """
+    layout = keyed_layout(key)
+    coef = np.ascontiguousarray(coef, dtype=np.float32)
+    radius = np.hypot(coef[..., 0], coef[..., 1]).ravel()
+    scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
+    obs = np.empty(coef.shape[:3], np.float64)
+    slot = np.empty(coef.shape[:3], np.int64)
+    aqim_soft_observe(coef, layout.dither, ty, tx, TILE_BLOCKS, scale, SOFT_RELATIVE,
+                      SOFT_CLIP, obs, slot)
+    obs, slot = obs.ravel(), slot.ravel()
+    sign = _pilot_signs(key)[slot]
+    pilot = sign != 0
+    n_slots = TILE_BLOCKS * TILE_BLOCKS * PAIRS.shape[0]
+    if pilot.sum() < MIN_CLASS_PILOTS:
+        return np.bincount(slot, obs, n_slots)
+
+    def weight(sel):
+        v = obs[sel] * sign[sel]
+        mu, var = float(v.mean()), float(v.var())
+        return max(mu, 0.0) / max(var + CALIBRATION_REG * mu * mu, 1e-12)
+
+    overall = weight(pilot)
+    edges = np.quantile(radius, np.linspace(0.0, 1.0, CALIBRATION_CLASSES + 1)[1:-1])
+    cls = np.searchsorted(edges, radius)
+    w = np.full(CALIBRATION_CLASSES, overall)
+    for c in range(CALIBRATION_CLASSES):
+        sel = pilot & (cls == c)
+        if sel.sum() >= MIN_CLASS_PILOTS:
+            w[c] = weight(sel)
+    if not np.any(w > 0):  # the pilot says nothing (no mark): the plain fold
+        w[:] = 1.0
+    return np.bincount(slot, obs * w[cls], n_slots)
+
+
 def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
                 ty: int = 0, tx: int = 0) -> tuple[np.ndarray, int]:
     """Folded soft scores ``(T, T, P)`` for the grid at pixel origin ``(oy, ox)``
@@ -157,14 +231,18 @@ def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
     return score, nby * nbx
 
 
-def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1) -> dict:
-    """Pilot statistic and decoding of one folded score tile."""
+def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
+             code_score: np.ndarray | None = None) -> dict:
+    """Pilot statistic of one folded score tile, and decoding of its code slots (of
+    ``code_score``, the calibrated fold, when given)."""
     layout = keyed_layout(key)
     flat = score.reshape(-1)
     pilot = flat[layout.pilot_slots]
     sign = 1.0 - 2.0 * layout.pilot_bits
     norm = math.sqrt(float(np.square(pilot).sum()))
     z = float((sign * pilot).sum() / norm) if norm > 0 else 0.0
+    if code_score is not None:
+        flat = code_score.reshape(-1)
     # Positive score means bit 0; the codec wants positive = bit 1.
     soft = -flat[layout.code_slots]
     scale = float(np.mean(np.abs(flat))) or 1.0
@@ -259,9 +337,23 @@ def _is_transformed(g) -> bool:
             or abs(g.rotation) > 0.1)
 
 
+def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
+              tx: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """The plain folded tile (T, T, P), the calibrated code scores (flat) and the
+    number of blocks read, for the grid at pixel origin ``(oy, ox)`` and tile phase
+    ``(ty, tx)``."""
+    layout = keyed_layout(key)
+    nby = (y.shape[0] - oy) // BLOCK_PX
+    nbx = (y.shape[1] - ox) // BLOCK_PX
+    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
+    luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
+    score, _ = soft_scores(coef, layout.dither, ty, tx)
+    return score, calibrated_scores(coef, key, ty, tx), nby * nbx
+
+
 def _attempt(y, k, cand, pilot_hypotheses):
-    score, nblocks = fold_scores(y, k, cand.oy, cand.ox, cand.ty, cand.tx)
-    ev = evaluate(score, k, hypotheses=1)
+    score, code_score, nblocks = read_grid(y, k, cand.oy, cand.ox, cand.ty, cand.tx)
+    ev = evaluate(score, k, hypotheses=1, code_score=code_score)
     ev["blocks"] = nblocks
     ev["cand"] = cand
     ev["pilot_hypotheses"] = pilot_hypotheses

@@ -177,10 +177,10 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
 
 def _read_back(marked: np.ndarray, code_bits: np.ndarray, key: bytes) -> int:
     """Code bits the detector gets wrong (after Viterbi) on the written image."""
-    from ._detect import fold_scores, read_luma
+    from ._detect import read_grid, read_luma
 
-    score, _ = fold_scores(read_luma(marked), key)
-    flat = score.reshape(-1)[keyed_layout(key).code_slots]
+    _, code_score, _ = read_grid(read_luma(marked), key)
+    flat = code_score[keyed_layout(key).code_slots]
     decided, _ = _convolutional.decode(flat, code_bits.size)  # positive = bit 0
     return int((decided != code_bits).sum())
 

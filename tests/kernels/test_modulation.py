@@ -519,6 +519,31 @@ def test_aqim_soft_fold_tile_phase(ty, tx, rng):
     assert np.mean((wrong > 0) == (bits == 0)) < 0.9
 
 
+@pytest.mark.parametrize("grid, ty, tx", [
+    pytest.param((5, 3), 3, 1, marks=pytest.mark.nojit),
+    ((13, 11), 0, 0),
+    ((13, 11), 5, 7),
+])
+def test_aqim_soft_observe_matches_reference_and_folds_to_the_fold(grid, ty, tx, rng):
+    from provmark.kernels import aqim_soft_observe
+
+    tsz, dsz = 4, 8
+    coef = rng.normal(0.0, 30.0, size=(*grid, 2, 2))
+    dither = rng.uniform(0.0, ANGLE_PERIOD, size=(dsz, dsz, 2))
+    score = np.empty(coef.shape[:3])
+    slot = np.empty(coef.shape[:3], np.int64)
+    aqim_soft_observe(coef, dither, ty, tx, tsz, 5.0, 0.2, 1.0, score, slot)
+    ref_score, ref_slot = naive.soft_observe(coef, dither, ty, tx, tsz, 5.0, 0.2, 1.0)
+    np.testing.assert_allclose(score, ref_score, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(slot, ref_slot)
+    # Folding the observations by slot gives aqim_soft_fold's tile.
+    folded, weight = _fold(coef, dither, ty, tx, 5.0, 0.2, 1.0, tsz)
+    np.testing.assert_allclose(np.bincount(slot.ravel(), score.ravel(), folded.size),
+                               folded.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.bincount(slot.ravel(), minlength=folded.size),
+                                  weight.ravel())
+
+
 # ------------------------------------------------------------------ JIT options
 
 
@@ -533,7 +558,7 @@ def _dispatchers():
 
 #: Kernels that quantise, round or decide: compiled without fastmath (_jit.EXACT).
 DECISION_KERNELS = ("aqim_target", "aqim_margin", "aqim_embed_deltas", "apply_block_deltas",
-                    "aqim_soft_fold")
+                    "aqim_soft_fold", "aqim_soft_observe")
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no dispatchers when JIT is disabled")

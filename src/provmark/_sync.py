@@ -37,7 +37,7 @@ FINE_STEP = 2
 FINE_STEP_BELOW_BLOCKS = 4096
 EVERY_PHASE_BELOW_BLOCKS = 1024
 #: The best coarse phases refined at every pixel around them.
-REFINE_TOP = 4
+REFINE_TOP = 2
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,51 @@ def test_min_psnr_is_honoured(coffee_512, psnr_db, min_psnr):
     assert psnr_db(coffee_512, out) >= min_psnr
 
 
+def test_ssim_matches_scikit_image(photo_factory):
+    from skimage.metrics import structural_similarity
+
+    from provmark._embed import ssim
+
+    rng = np.random.default_rng(3)
+    for name, size in (("coffee", (512, 512)), ("rocket", (300, 420))):
+        img = photo_factory(name, *size)
+        noisy = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+        ref = structural_similarity(img, noisy, channel_axis=2, data_range=255)
+        assert ssim(img, noisy) == pytest.approx(ref, abs=2e-5)
+
+
+@pytest.mark.parametrize("name", ["rocket", "chelsea", "hubble_deep_field"])
+def test_adaptive_strength_keeps_the_ssim_floor(photo_factory, psnr_db, name):
+    """Small images get stronger margins only while SSIM stays >= 0.982 (PSNR >= 40
+    still holds); the mark reads back; adapt=False gives the fixed strength."""
+    from skimage.metrics import structural_similarity
+
+    from provmark._embed import ADAPT_MIN_SSIM
+
+    img = photo_factory(name, 512, 512)
+    fixed = provmark.embed(img, Payload(9, 9), adapt=False)
+    adapted = provmark.embed(img, Payload(9, 9))
+    s_fixed = structural_similarity(img, fixed, channel_axis=2, data_range=255)
+    s_adapted = structural_similarity(img, adapted, channel_axis=2, data_range=255)
+    assert psnr_db(img, adapted) >= 40.0
+    assert provmark.detect(adapted).payload == Payload(9, 9)
+    if s_fixed > ADAPT_MIN_SSIM + 0.003:  # headroom: it is spent, down to the floor
+        assert ADAPT_MIN_SSIM <= s_adapted < s_fixed
+    else:  # none (hubble_deep_field): the default strength is kept
+        np.testing.assert_array_equal(adapted, fixed)
+
+
+def test_adaptive_strength_leaves_large_images_alone(photo_factory):
+    img = photo_factory("coffee", 1024, 1024)
+    np.testing.assert_array_equal(provmark.embed(img, Payload(9, 9)),
+                                  provmark.embed(img, Payload(9, 9), adapt=False))
+
+
+def test_adapt_must_be_bool(coffee_512):
+    with pytest.raises(TypeError, match="adapt"):
+        provmark.embed(coffee_512, Payload(9, 9), adapt="yes")
+
+
 def test_strength_trades_robustness_for_visibility(coffee_512, psnr_db):
     weak = provmark.embed(coffee_512, Payload(9, 9), strength=0.5, min_psnr=20)
     strong = provmark.embed(coffee_512, Payload(9, 9), strength=2.0, min_psnr=20)

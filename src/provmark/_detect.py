@@ -309,16 +309,45 @@ def _sweep(y, k, attempts, searched):
                     return True
         return False
 
-    scored = []
+    scores: dict[tuple[float, float], float] = {}
+
+    def score(s: float, r: float) -> float:
+        if (s, r) not in scores:
+            scores[(s, r)] = quick_score(resample_to_grid(y, s, r)[0], k)
+        return scores[(s, r)]
+
+    # Neighbours on the sweep's own grid (so every hypothesis climbed to is one already
+    # counted): rotations at scale 1, scales at rotation 0.
+    rotations = sorted({r for s, r in hyps if r != 0})
+    scales = sorted({s for s, r in hyps if r == 0})
+
+    def climb(s: float, r: float) -> tuple[float, float]:
+        """Move to the best-scoring neighbour until none is better: the sweep meets
+        the mark on the way out from the identity, often a step or two before the
+        true geometry (a -2 degree copy decoded at -1.5 and reported it)."""
+        axis, v = (rotations, r) if r != 0 else (scales, s)
+        i = axis.index(v)
+        while True:
+            here = score(s, r)
+            best = None
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(axis):
+                    cand = (s, axis[j]) if r != 0 else (axis[j], r)
+                    if score(*cand) > here and (best is None or score(*cand) > score(*best)):
+                        best = (j, cand)
+            if best is None:
+                return s, r
+            i, (s, r) = best
+
     for s, r in hyps:
-        z = quick_score(resample_to_grid(y, s, r)[0], k)
-        scored.append((z, s, r))
-        if z >= SWEEP_TRY_Z and try_hypothesis(s, r):
+        if score(s, r) >= SWEEP_TRY_Z and try_hypothesis(*climb(s, r)):
             break
     else:
-        for z, s, r in sorted(scored, reverse=True)[:SWEEP_FINAL]:
+        for z, s, r in sorted(((z, s, r) for (s, r), z in scores.items()),
+                              reverse=True)[:SWEEP_FINAL]:
             if try_hypothesis(s, r):
                 break
+    scored = [(z, s, r) for (s, r), z in scores.items()]
     if not scored:  # a copy too large for any source the sweep covers
         return searched, {"hypotheses_scored": 0, "of": 0, "best_z": None,
                           "best_scale": None, "best_rotation": None}

@@ -58,7 +58,7 @@ class Labelled:
 def label(image, payload: Payload, *, content_producer: str, produce_id: str,
           key: bytes | str | None = None, explicit: bool = True, text: str = "AI生成",
           position: str = "bottom-right", strength: float = 1.0,
-          min_psnr: float = 40.0) -> Labelled:
+          min_psnr: float = 40.0, adapt: bool = True) -> Labelled:
     """Apply the explicit label, the watermark and the metadata label in one call.
 
     Parameters
@@ -82,7 +82,7 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
         Draw the visible label (default True).
     text, position : str, optional
         Visible label text and position (see :func:`provmark.explicit.draw_label`).
-    strength, min_psnr : float, optional
+    strength, min_psnr, adapt : optional
         Passed to :func:`provmark.embed`.
 
     Returns
@@ -122,7 +122,7 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
     if explicit:
         drawn = draw_label(rgb, text=text, position=position)
         rgb, box, text_h = drawn.image, drawn.box, drawn.text_height_px
-    marked = embed(rgb, payload, key=k, strength=strength, min_psnr=min_psnr)
+    marked = embed(rgb, payload, key=k, strength=strength, min_psnr=min_psnr, adapt=adapt)
     signed = _metadata.sign_label(unsigned, payload.to_bytes(), k)
     if was_pil:
         from PIL import Image

@@ -191,7 +191,8 @@ class ProvmarkMethod:
 
     @property
     def description(self) -> str:
-        return (f"provmark, strength {float(self.strength)!r}, PSNR floor {self.min_psnr:g} dB; "
+        return (f"provmark, strength {float(self.strength)!r} (adaptive on small images), "
+                f"PSNR floor {self.min_psnr:g} dB; "
                 f"{self.bits} random bits in the 72-bit payload (+CRC-32, RS parity)"
                 + ("" if self.search == "standard" else f"; {self.search} search"))
 

@@ -150,3 +150,24 @@ def test_exhaustive_sweep_has_nothing_to_do_on_large_copies():
     assert det.details["scale_sweep"]["hypotheses_scored"] == 0
     assert det.details["scale_sweep"]["best_z"] is None
     json.dumps(det.details, allow_nan=False)
+
+
+@pytest.mark.parametrize("values, start, expected", [
+    ([0, 1, 2, 3, 2], 0, 3),        # climbs several steps
+    ([5, 1, 2, 3, 2], 2, 3),        # a farther global maximum does not matter
+    ([1, 4, 2, 6, 1], 2, 3),        # both neighbours better: the better one
+    ([3, 2, 1], 2, 0),
+    ([7], 0, 0),
+    ([1, 1, 1], 1, 1),              # ties: stay
+])
+def test_hill_climb(values, start, expected):
+    from provmark._detect import hill_climb
+
+    calls = []
+
+    def value(j):
+        calls.append(j)
+        return values[j]
+
+    assert hill_climb(len(values), start, value) == expected
+    assert all(0 <= j < len(values) for j in calls)

@@ -270,6 +270,18 @@ SWEEP_TRY_Z = 6.0
 SWEEP_FINAL = 3
 
 
+def hill_climb(n: int, start: int, value) -> int:
+    """Index of a local maximum of ``value`` (a function of an index in ``0..n-1``)
+    reached from ``start`` by moving to the better neighbour while one is better."""
+    i = start
+    while True:
+        steps = [j for j in (i - 1, i + 1) if 0 <= j < n]
+        j = max(steps, key=value, default=None)
+        if j is None or value(j) <= value(i):
+            return i
+        i = j
+
+
 def _sweep(y, k, attempts, searched):
     """Exhaustive sweep of rotations (at scale 1) and isotropic scales for copies
     whose template was not found (sources under 0.6 MP carry none). Appends
@@ -325,19 +337,14 @@ def _sweep(y, k, attempts, searched):
         """Move to the best-scoring neighbour until none is better: the sweep meets
         the mark on the way out from the identity, often a step or two before the
         true geometry (a -2 degree copy decoded at -1.5 and reported it)."""
-        axis, v = (rotations, r) if r != 0 else (scales, s)
-        i = axis.index(v)
-        while True:
-            here = score(s, r)
-            best = None
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(axis):
-                    cand = (s, axis[j]) if r != 0 else (axis[j], r)
-                    if score(*cand) > here and (best is None or score(*cand) > score(*best)):
-                        best = (j, cand)
-            if best is None:
-                return s, r
-            i, (s, r) = best
+        on_rotation = r != 0
+        axis = rotations if on_rotation else scales
+
+        def at(j: int) -> tuple[float, float]:
+            return (s, axis[j]) if on_rotation else (axis[j], r)
+
+        return at(hill_climb(len(axis), axis.index(r if on_rotation else s),
+                             lambda j: score(*at(j))))
 
     for s, r in hyps:
         if score(s, r) >= SWEEP_TRY_Z and try_hypothesis(*climb(s, r)):

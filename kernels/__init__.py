@@ -19,7 +19,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._template import template_score_grid
-from ._viterbi import viterbi_decode
+from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
     DCT8,
     DCT8_64,
@@ -33,6 +33,7 @@ from ._transforms import (
 
 __all__ = [
     "viterbi_decode",
+    "list_viterbi_decode",
     "FASTMATH",
     "ANGLE_PERIOD",
     "DCT8",

@@ -66,3 +66,79 @@ def viterbi_decode(llr, next_state, outputs, out_bits):
         out_bits[t] = prev_bit[t, s]
         s = prev_state[t, s]
     return metric[0]
+
+
+@njit_exact
+def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
+    """The ``L`` best input sequences of a zero-terminated rate-1/R code (parallel list
+    Viterbi: every state keeps its ``L`` best survivors, ranked by metric).
+
+    Parameters (all preallocated, C-contiguous)
+    ----------
+    llr, next_state, outputs : as :func:`viterbi_decode`
+    out_paths : (L, n) int64, receives the decoded input bits of the ``L`` best
+        paths ending in state 0, best first (the tail included)
+    out_metrics : (L,) float64, their metrics; ``-inf`` where fewer than ``L`` paths
+        exist (very short codes)
+
+    Rank 0 is the maximum-likelihood path of :func:`viterbi_decode`. Ties keep the
+    earlier candidate (lower predecessor state, then lower rank, then bit 0).
+
+    Reference: N. Seshadri and C.-E. W. Sundberg, "List Viterbi decoding algorithms
+    with applications", IEEE Trans. Communications 42(2/3/4), 1994.
+    """
+    n_list, n = out_paths.shape
+    n_states = next_state.shape[0]
+    rate = outputs.shape[2]
+    neg = -np.inf
+    metric = np.full((n_states, n_list), neg)
+    metric[0, 0] = 0.0
+    new = np.empty((n_states, n_list))
+    bp_state = np.zeros((n, n_states, n_list), np.int64)
+    bp_rank = np.zeros((n, n_states, n_list), np.int64)
+    bp_bit = np.zeros((n, n_states, n_list), np.int64)
+    for t in range(n):
+        base = rate * t
+        new[:, :] = neg
+        for s in range(n_states):
+            for r in range(n_list):
+                m = metric[s, r]
+                if m == neg:
+                    break  # ranks are sorted: the rest are empty too
+                for b in range(2):
+                    cand = m
+                    for j in range(rate):
+                        lj = llr[base + j]
+                        cand += lj if outputs[s, b, j] == 0 else -lj
+                    ns = next_state[s, b]
+                    # Insert into the sorted survivors of ns (strict '>': ties keep
+                    # the earlier candidate).
+                    p = n_list
+                    while p > 0 and cand > new[ns, p - 1]:
+                        p -= 1
+                    if p == n_list:
+                        continue
+                    for q in range(n_list - 1, p, -1):
+                        new[ns, q] = new[ns, q - 1]
+                        bp_state[t, ns, q] = bp_state[t, ns, q - 1]
+                        bp_rank[t, ns, q] = bp_rank[t, ns, q - 1]
+                        bp_bit[t, ns, q] = bp_bit[t, ns, q - 1]
+                    new[ns, p] = cand
+                    bp_state[t, ns, p] = s
+                    bp_rank[t, ns, p] = r
+                    bp_bit[t, ns, p] = b
+        for s in range(n_states):
+            for r in range(n_list):
+                metric[s, r] = new[s, r]
+    for k in range(n_list):
+        out_metrics[k] = metric[0, k]
+        s = 0
+        r = k
+        for t in range(n - 1, -1, -1):
+            if metric[0, k] == neg:
+                out_paths[k, t] = 0
+                continue
+            out_paths[k, t] = bp_bit[t, s, r]
+            s2 = bp_state[t, s, r]
+            r = bp_rank[t, s, r]
+            s = s2

@@ -315,3 +315,16 @@ def ml_decode_bruteforce(llr, n_info, generators=CONV_GENERATORS, constraint=CON
         if metric > best:
             best, best_bits = metric, bits
     return np.array(best_bits, dtype=np.int64), best
+
+
+def list_ml_bruteforce(llr, n_info, n_list, generators=CONV_GENERATORS,
+                       constraint=CONV_CONSTRAINT):
+    """The ``n_list`` best input words by exhaustive search, best first, with their
+    metrics (reference for the list Viterbi kernel; short words only)."""
+    scored = []
+    for word in range(2**n_info):
+        bits = [(word >> (n_info - 1 - i)) & 1 for i in range(n_info)]
+        coded = conv_encode_full(bits, generators, constraint)
+        scored.append((float(np.sum((1 - 2 * coded) * llr)), bits))
+    scored.sort(key=lambda x: -x[0])
+    return [np.array(b, dtype=np.int64) for _, b in scored[:n_list]], [m for m, _ in scored[:n_list]]

@@ -305,6 +305,35 @@ def test_false_alarm_other_schedules(schedule):
         _expected_false_alarm(schedule), rel=1e-12)
 
 
+def test_false_alarm_of_a_channel_attempt_counts_the_list():
+    assert _codec.LIST_SIZE == 4
+    per_word = _expected_false_alarm((0, 1))
+    assert _codec.false_alarm_per_channel_attempt() == pytest.approx(4 * per_word, rel=1e-12)
+    # The docstrings quote "about 5.8e-11".
+    assert 5.7e-11 < _codec.false_alarm_per_channel_attempt() < 5.9e-11
+
+
+def test_list_decoding_rescues_a_near_miss():
+    """When the best Viterbi path has a few wrong bits, the true word is often next in
+    line: the list hands the outer decoder both and the CRC picks the right one. At a
+    raw error rate of about 19% (noise sigma 1.15) the single path decodes 175 of these
+    200 words, the list of 4 192 (measured); never a wrong payload."""
+    rng = np.random.default_rng(21)
+    rescued = 0
+    for _ in range(200):
+        payload = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)))
+        channel = _codec.encode_channel(payload, KEY)
+        soft = (2.0 * channel - 1.0) + rng.normal(0, 1.15, channel.size)
+        bits, rel = _codec._convolutional.decode(-soft, CODE_BITS)
+        single = decode(np.where(bits == 1, rel, -rel), KEY).payload
+        listed = _codec.decode_channel(soft, KEY).payload
+        assert listed in (None, payload) and single in (None, payload)
+        if single is None and listed == payload:
+            rescued += 1
+        assert not (single == payload and listed is None)
+    assert rescued >= 12
+
+
 def test_false_alarm_grows_with_attempts():
     a = false_alarm_per_hypothesis((0,))
     b = false_alarm_per_hypothesis((0, 1))

@@ -7,8 +7,8 @@ parity bytes, and the 15-byte codeword is XORed with key-derived bytes (so that 
 wrong key, or an unmarked image, yields a uniformly random word): 120 code bits.
 :func:`encode_channel` adds the inner convolutional code
 (:mod:`provmark._convolutional`, K=9, rate 1/4, punctured) that turns them into the
-400 bits the tile carries; :func:`decode_channel` runs its Viterbi decoder and hands
-the outer decoder the bits and their reliabilities.
+400 bits the tile carries; :func:`decode_channel` runs its list Viterbi decoder and hands
+the outer decoder the best words and their reliabilities, best first.
 
 Why so little Reed-Solomon parity: the outer code decodes hard bytes, the inner code
 soft values, and on this channel a redundant bit is worth far more inside the soft
@@ -31,7 +31,10 @@ with ``e`` erasures and ``t = (2 - e) // 2`` correctable errors yields *some* RS
 codeword with probability ``V(15 - e, t) / 256**(2 - e)`` where ``V(n, t) =
 sum_{i<=t} C(n, i) 255**i`` (a bounded-distance decoder on the punctured code), and
 that codeword passes the CRC with probability ``2**-32``. The union bound over the
-attempts gives :func:`false_alarm_per_hypothesis` (about 1.45e-11). The inner decoder
+attempts gives :func:`false_alarm_per_hypothesis` (about 1.45e-11 per word); the list
+Viterbi decoder hands over :data:`LIST_SIZE` words, each whitened hence uniform under the
+null, so one :func:`decode_channel` call accepts a null input with probability at most
+4 x 1.45e-11 = 5.8e-11 (:func:`false_alarm_per_channel_attempt`). The inner decoder
 keeps both premises: the channel values of a null image are sign-symmetric, so
 flipping them along any codeword of the (linear) inner code shifts the Viterbi
 decision by that codeword's input and leaves the reliabilities unchanged: the
@@ -62,6 +65,9 @@ CODE_BITS = 8 * CODE_BYTES
 CHANNEL_BITS = 400
 #: Erasure counts tried in order (each is a hypothesis in the false-alarm sum).
 ERASURE_SCHEDULE = (0, 1)
+#: Candidate words of the list Viterbi decoder handed to the outer decoder, best
+#: first; each is one more decoding hypothesis in the false-alarm sum.
+LIST_SIZE = 4
 
 _CRC_DOMAIN = b"provmark/v1"
 
@@ -109,14 +115,22 @@ def _ball(n: int, t: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def false_alarm_per_hypothesis(schedule: tuple[int, ...] = ERASURE_SCHEDULE) -> float:
+def false_alarm_per_hypothesis(schedule: tuple[int, ...] = ERASURE_SCHEDULE,
+                               list_size: int = 1) -> float:
     """Probability that decoding random soft scores returns any payload, for one
-    synchronisation hypothesis (union bound over the erasure schedule)."""
+    synchronisation hypothesis: union bound over the erasure schedule and, for
+    :func:`decode_channel`, over its ``list_size`` candidate words."""
     total = 0.0
     for e in schedule:
         t = (PARITY_BYTES - e) // 2
         total += _ball(CODE_BYTES - e, t) / 256.0 ** (PARITY_BYTES - e)
-    return total * 2.0**-32
+    return list_size * total * 2.0**-32
+
+
+def false_alarm_per_channel_attempt() -> float:
+    """:func:`false_alarm_per_hypothesis` of one :func:`decode_channel` call (the list
+    of :data:`LIST_SIZE` words): about 5.8e-11."""
+    return false_alarm_per_hypothesis(ERASURE_SCHEDULE, LIST_SIZE)
 
 
 def decode(soft: np.ndarray, key: bytes,
@@ -169,6 +183,11 @@ def decode_channel(soft: np.ndarray, key: bytes,
     soft = np.asarray(soft, dtype=np.float64)
     if soft.shape != (CHANNEL_BITS,):
         raise ValueError(f"expected {CHANNEL_BITS} soft channel values, got shape {soft.shape}")
-    # The Viterbi kernel takes positive = bit 0.
-    bits, reliability = _convolutional.decode(-soft, CODE_BITS)
-    return decode(np.where(bits == 1, reliability, -reliability), key, schedule)
+    # The Viterbi kernel takes positive = bit 0. The list's words are tried best
+    # first; the first that RS, the CRC and the fields accept is returned.
+    result = None
+    for bits, reliability in _convolutional.decode_list(-soft, CODE_BITS, LIST_SIZE):
+        result = decode(np.where(bits == 1, reliability, -reliability), key, schedule)
+        if result.payload is not None:
+            return result
+    return result

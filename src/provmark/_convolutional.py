@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .kernels import viterbi_decode
+from .kernels import list_viterbi_decode, viterbi_decode
 
 CONSTRAINT = 9
 GENERATORS = (0o463, 0o535, 0o733, 0o745)
@@ -97,6 +97,33 @@ def encode(bits: np.ndarray, n_channel: int) -> np.ndarray:
     return _mother(bits)[kept_positions(bits.size, n_channel)]
 
 
+def _reliability(llr: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Re-encode ``bits`` and sum, for each, the agreement of the channel values it
+    influences (an error event shows as a run of low or negative agreement)."""
+    n_info = bits.size
+    agree = llr * (1.0 - 2.0 * _mother(bits))
+    span = RATE * CONSTRAINT
+    window = np.convolve(agree, np.ones(span), mode="full")[span - 1:][0:RATE * n_info:RATE]
+    return window - window.min() + 1e-9
+
+
+def decode_list(soft: np.ndarray, n_info: int, n_list: int
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``n_list`` most likely information words (list Viterbi), best first, each
+    with its reliabilities (as :func:`decode`). The outer decoder tries them in turn:
+    when the best word has a few wrong bits, the right one is often next in line."""
+    next_state, outputs = trellis()
+    soft = np.asarray(soft, dtype=np.float64)
+    kept = kept_positions(n_info, soft.size)
+    llr = np.zeros(RATE * (n_info + TAIL), np.float64)
+    llr[kept] = soft
+    paths = np.empty((n_list, n_info + TAIL), np.int64)
+    metrics = np.empty(n_list, np.float64)
+    list_viterbi_decode(llr, next_state, outputs, paths, metrics)
+    return [(paths[k, :n_info].astype(np.uint8), _reliability(llr, paths[k, :n_info]))
+            for k in range(n_list) if np.isfinite(metrics[k])]
+
+
 def decode(soft: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
     """Soft channel values (positive = bit 0) -> ``(bits, reliability)``.
 
@@ -110,9 +137,4 @@ def decode(soft: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
     llr[kept] = soft
     path = np.empty(n_info + TAIL, np.int64)
     viterbi_decode(llr, next_state, outputs, path)
-    # Re-encode the decision and measure how well each bit's span agrees with it.
-    agree = llr * (1.0 - 2.0 * _mother(path[:n_info]))
-    span = RATE * CONSTRAINT
-    window = np.convolve(agree, np.ones(span), mode="full")[span - 1:][0:RATE * n_info:RATE]
-    reliability = window - window.min() + 1e-9
-    return path[:n_info].astype(np.uint8), reliability
+    return path[:n_info].astype(np.uint8), _reliability(llr, path[:n_info])

@@ -248,7 +248,7 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
     soft = -flat[layout.code_slots]
     scale = float(np.mean(np.abs(flat))) or 1.0
     result = _codec.decode_channel(soft / scale, key)
-    p_dec = _codec.false_alarm_per_hypothesis()
+    p_dec = _codec.false_alarm_per_channel_attempt()
     fap = min(1.0, hypotheses * p_dec * pilot_p_value(z)) if result.payload else 1.0
     coded = soft / max(float(np.abs(soft).max()), 1e-12)
     return {"z": z, "result": result, "fap": fap,
@@ -429,7 +429,7 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
     Notes
     -----
     False-alarm probability: each decoding attempt succeeds on a null image with
-    probability :func:`provmark._codec.false_alarm_per_hypothesis` (about 1.45e-11),
+    probability :func:`provmark._codec.false_alarm_per_channel_attempt` (about 5.8e-11),
     independently of the pilot slots (which the code slots do not share). With ``n``
     attempts and a pilot score ``z`` that was the best of ``m`` grid hypotheses, the
     reported bound is ``n * p_dec * min(1, m * exp(-z**2 / 2))``.
@@ -526,7 +526,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
     decoded = [a for a in attempts if a["result"].payload is not None]
     best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
     res = best["result"]
-    p_dec = _codec.false_alarm_per_hypothesis()
+    p_dec = _codec.false_alarm_per_channel_attempt()
     fap = 1.0
     if res.payload is not None:
         fap = min(1.0, len(attempts) * p_dec

@@ -12,9 +12,9 @@ the outer decoder the best words and their reliabilities, best first.
 
 Why so little Reed-Solomon parity: the outer code decodes hard bytes, the inner code
 soft values, and on this channel a redundant bit is worth far more inside the soft
-decoder (``benchmarks/code_comparison.py``: over 500 words sent through hard channel
+decoder (``benchmarks/code_comparison.py``: over 444 words sent through hard channel
 realisations recorded from real attacks, RS(25,13) with a rate-1/2 inner code decoded
-352, RS(15,13) with this rate-1/4 code 419). Two parity bytes still repair what the
+304, RS(15,13) with this rate-1/4 code 396). Two parity bytes still repair what the
 Viterbi decoder most often leaves: a short error event inside one byte.
 
 Decoding from soft bit scores (:func:`decode`): the least reliable bytes (smallest

@@ -29,13 +29,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def run(job):
     import provmark
-    from provmark import attacks as A
-    from provmark._detect import calibrated_scores, evaluate, read_luma, soft_scores
+    from provmark._detect import (calibrated_scores, evaluate, grid_pairs, read_luma,
+                                  soft_scores)
     from provmark._keys import normalize_key
-    from provmark._layout import PAIRS, keyed_layout
-    from provmark.kernels import DCT8_64, luma_pair_coeffs
+    from provmark._layout import keyed_layout
 
-    from code_comparison import ATTACKS
+    from code_comparison import ATTACKS, attack_with_grid
     from robustness import SIZES, load_photo
 
     name, size, seed, n_payloads = job
@@ -47,21 +46,8 @@ def run(job):
         k = normalize_key(f"calibration-comparison-{seed}-{i}")
         marked = provmark.embed(img, payload, key=k)
         for label, attack, params in ATTACKS:
-            oy = ox = ty = tx = 0
-            if attack == "combined":
-                h, w = marked.shape[:2]
-                top = int(rng.integers(0, h - round(h * 0.71) + 1))
-                left = int(rng.integers(0, w - round(w * 0.71) + 1))
-                attacked = A.apply("combined", marked, quality=60, crop_side=0.71,
-                                   brightness_factor=0.5, position=(top, left))
-                oy, ox = -top % 16, -left % 16
-                ty, tx = (top + oy) // 16 % 32, (left + ox) // 16 % 32
-            else:
-                attacked = A.apply(attack, marked, rng=rng, **params)
-            y = read_luma(attacked)
-            coef = np.empty(((y.shape[0] - oy) // 16, (y.shape[1] - ox) // 16, PAIRS.shape[0], 2),
-                            np.float32)
-            luma_pair_coeffs(y, oy, ox, PAIRS, DCT8_64, coef)
+            attacked, (oy, ox, ty, tx) = attack_with_grid(marked, attack, params, rng)
+            coef = grid_pairs(read_luma(attacked), oy, ox)
             plain, _ = soft_scores(coef, keyed_layout(k).dither, ty, tx)
             ok_plain = evaluate(plain, k)["result"].payload == payload
             ok_cal = evaluate(plain, k, code_score=calibrated_scores(coef, k, ty, tx)

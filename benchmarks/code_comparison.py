@@ -40,11 +40,26 @@ ATTACKS = (("WebP q50", "webp", {"quality": 50}), ("WebP q40", "webp", {"quality
            ("JPEG60+crop71%+bright0.5", "combined", None))
 
 
+def attack_with_grid(marked, attack, params, rng):
+    """``(attacked copy, grid)``; ``grid = (oy, ox, ty, tx)`` is where the embedding
+    grid lies in the copy (the aligned one, or from the combined attack's crop)."""
+    from provmark import attacks as A
+
+    if attack != "combined":
+        return A.apply(attack, marked, rng=rng, **params), (0, 0, 0, 0)
+    h, w = marked.shape[:2]
+    top = int(rng.integers(0, h - round(h * 0.71) + 1))
+    left = int(rng.integers(0, w - round(w * 0.71) + 1))
+    attacked = A.apply("combined", marked, quality=60, crop_side=0.71, brightness_factor=0.5,
+                       position=(top, left))
+    oy, ox = -top % 16, -left % 16
+    return attacked, (oy, ox, (top + oy) // 16 % 32, (left + ox) // 16 % 32)
+
+
 def record(job):
     """Signed per-slot scores of one photo at one size under every attack."""
     import provmark
     from provmark import _codec
-    from provmark import attacks as A
     from provmark._detect import fold_scores, read_luma
     from provmark._keys import normalize_key
     from provmark._layout import keyed_layout
@@ -61,17 +76,7 @@ def record(job):
         sign = 1.0 - 2.0 * layout.tile_bits(_codec.encode_channel(payload, k)).reshape(-1)
         marked = provmark.embed(img, payload, key=k)
         for label, attack, params in ATTACKS:
-            grid = (0, 0, 0, 0)
-            if attack == "combined":
-                h, w = marked.shape[:2]
-                top = int(rng.integers(0, h - round(h * 0.71) + 1))
-                left = int(rng.integers(0, w - round(w * 0.71) + 1))
-                attacked = A.apply("combined", marked, quality=60, crop_side=0.71,
-                                   brightness_factor=0.5, position=(top, left))
-                oy, ox = -top % 16, -left % 16
-                grid = (oy, ox, (top + oy) // 16 % 32, (left + ox) // 16 % 32)
-            else:
-                attacked = A.apply(attack, marked, rng=rng, **params)
+            attacked, grid = attack_with_grid(marked, attack, params, rng)
             score, _ = fold_scores(read_luma(attacked), k, *grid)
             flat = score.reshape(-1)
             signed = (flat * sign)[layout.code_slots]

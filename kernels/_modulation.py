@@ -337,6 +337,18 @@ def luma_pair_coeffs(y, oy, ox, pairs, c, out):
 
 
 @njit_exact
+def aqim_soft_score(c1, c2, dither, scale, rel, clip):
+    """One observation's soft score: the decision margin (:func:`aqim_margin`, positive
+    means bit 0) divided by ``scale + rel * radius`` and clipped to ``[-clip, clip]``."""
+    m = aqim_margin(c1, c2, dither) / (scale + rel * math.sqrt(c1 * c1 + c2 * c2))
+    if m > clip:
+        return clip
+    if m < -clip:
+        return -clip
+    return m
+
+
+@njit_exact
 def aqim_soft_fold(coef, dither, ty, tx, scale, rel, clip, out_score, out_weight):
     """Soft-demodulate every symbol and fold all tile repetitions.
 
@@ -358,16 +370,10 @@ def aqim_soft_fold(coef, dither, ty, tx, scale, rel, clip, out_score, out_weight
             px = (bx + tx) % tsz
             qx = (bx + tx) % dsz
             for p in range(npairs):
-                c1 = coef[by, bx, p, 0]
-                c2 = coef[by, bx, p, 1]
-                m = aqim_margin(c1, c2, dither[qy, qx, p]) / (scale + rel * math.sqrt(c1 * c1 + c2 * c2))
-                if m > clip:
-                    m = clip
-                elif m < -clip:
-                    m = -clip
+                m = aqim_soft_score(coef[by, bx, p, 0], coef[by, bx, p, 1],
+                                    dither[qy, qx, p], scale, rel, clip)
                 out_score[py, px, p] += m
                 out_weight[py, px, p] += 1.0
-
 
 
 @njit_exact(parallel=True)
@@ -390,12 +396,7 @@ def aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, out_score, ou
             px = (bx + tx) % tsz
             qx = (bx + tx) % dsz
             for p in range(npairs):
-                c1 = coef[by, bx, p, 0]
-                c2 = coef[by, bx, p, 1]
-                m = aqim_margin(c1, c2, dither[qy, qx, p]) / (scale + rel * math.sqrt(c1 * c1 + c2 * c2))
-                if m > clip:
-                    m = clip
-                elif m < -clip:
-                    m = -clip
+                m = aqim_soft_score(coef[by, bx, p, 0], coef[by, bx, p, 1],
+                                    dither[qy, qx, p], scale, rel, clip)
                 out_score[by, bx, p] = m
                 out_slot[by, bx, p] = (py * tsz + px) * npairs + p

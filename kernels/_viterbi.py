@@ -19,6 +19,16 @@ from ._jit import njit_exact
 
 
 @njit_exact
+def _branch_metric(llr, base, outputs, s, b):
+    """Correlation of the branch ``(s, b)``'s coded bits with ``llr[base:base + R]``."""
+    total = 0.0
+    for j in range(outputs.shape[2]):
+        lj = llr[base + j]
+        total += lj if outputs[s, b, j] == 0 else -lj
+    return total
+
+
+@njit_exact
 def viterbi_decode(llr, next_state, outputs, out_bits):
     """Maximum-likelihood input sequence of a zero-terminated rate-1/R code.
 
@@ -33,7 +43,6 @@ def viterbi_decode(llr, next_state, outputs, out_bits):
     """
     n = out_bits.shape[0]
     n_states = next_state.shape[0]
-    rate = outputs.shape[2]
     neg = -1e300
     metric = np.full(n_states, neg)
     metric[0] = 0.0
@@ -41,17 +50,14 @@ def viterbi_decode(llr, next_state, outputs, out_bits):
     prev_state = np.zeros((n, n_states), np.int64)
     prev_bit = np.zeros((n, n_states), np.int64)
     for t in range(n):
-        base = rate * t
+        base = outputs.shape[2] * t
         new[:] = neg
         for s in range(n_states):
             m = metric[s]
             if m <= neg:
                 continue
             for b in range(2):
-                cand = m
-                for j in range(rate):
-                    lj = llr[base + j]
-                    cand += lj if outputs[s, b, j] == 0 else -lj
+                cand = m + _branch_metric(llr, base, outputs, s, b)
                 ns = next_state[s, b]
                 # Strict '>' keeps the first (lowest-state) survivor on ties, as the
                 # reference does, so the two agree bit for bit.
@@ -89,7 +95,6 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
     """
     n_list, n = out_paths.shape
     n_states = next_state.shape[0]
-    rate = outputs.shape[2]
     neg = -np.inf
     metric = np.full((n_states, n_list), neg)
     metric[0, 0] = 0.0
@@ -98,7 +103,7 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
     bp_rank = np.zeros((n, n_states, n_list), np.int64)
     bp_bit = np.zeros((n, n_states, n_list), np.int64)
     for t in range(n):
-        base = rate * t
+        base = outputs.shape[2] * t
         new[:, :] = neg
         for s in range(n_states):
             for r in range(n_list):
@@ -106,10 +111,7 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
                 if m == neg:
                     break  # ranks are sorted: the rest are empty too
                 for b in range(2):
-                    cand = m
-                    for j in range(rate):
-                        lj = llr[base + j]
-                        cand += lj if outputs[s, b, j] == 0 else -lj
+                    cand = m + _branch_metric(llr, base, outputs, s, b)
                     ns = next_state[s, b]
                     # Insert into the sorted survivors of ns (strict '>': ties keep
                     # the earlier candidate).

@@ -259,25 +259,13 @@ def soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip):
 
 
 def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
-    """Reference for ``aqim_soft_fold``: ``(score, weight)``, each (T, T, P) float64.
-
-    Block ``(by, bx)`` is read with ``dither[(by+ty) % D, (bx+tx) % D]`` and folded
-    into tile slot ``((by+ty) % T, (bx+tx) % T)``; each observation adds
-    ``clip(margin / (scale + rel * radius), -clip, clip)`` and one unit of weight.
-    """
-    coef = np.asarray(coef, np.float64)
-    nby, nbx, npairs, _ = coef.shape
-    dsz = dither.shape[0]
-    by, bx, p = np.meshgrid(np.arange(nby), np.arange(nbx), np.arange(npairs), indexing="ij")
-    d = dither[(by + ty) % dsz, (bx + tx) % dsz, p]
-    c1, c2 = coef[..., 0], coef[..., 1]
-    m = np.clip(margin(c1, c2, d) / (scale + rel * np.hypot(c1, c2)), -clip, clip)
-    slot = ((by + ty) % tsz, (bx + tx) % tsz, p)
-    score = np.zeros((tsz, tsz, npairs))
-    weight = np.zeros((tsz, tsz, npairs))
-    np.add.at(score, slot, m)
-    np.add.at(weight, slot, 1.0)
-    return score, weight
+    """Reference for ``aqim_soft_fold``: ``(score, weight)``, each (T, T, P) float64:
+    the observations of :func:`soft_observe` summed per tile slot, and their count."""
+    npairs = np.asarray(coef).shape[2]
+    score, slot = soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip)
+    n = tsz * tsz * npairs
+    return (np.bincount(slot.ravel(), score.ravel(), n).reshape(tsz, tsz, npairs),
+            np.bincount(slot.ravel(), minlength=n).astype(np.float64).reshape(tsz, tsz, npairs))
 
 
 # ------------------------------------------------------------ convolutional code

@@ -223,13 +223,19 @@ def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
                 ty: int = 0, tx: int = 0) -> tuple[np.ndarray, int]:
     """Folded soft scores ``(T, T, P)`` for the grid at pixel origin ``(oy, ox)``
     and tile phase ``(ty, tx)`` (blocks), plus the number of blocks read."""
-    layout = keyed_layout(key)
+    coef = grid_pairs(y, oy, ox)
+    score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
+    return score, coef.shape[0] * coef.shape[1]
+
+
+def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0) -> np.ndarray:
+    """Coefficient pairs ``(nby, nbx, P, 2)`` of every whole block of the grid at
+    pixel origin ``(oy, ox)``."""
     nby = (y.shape[0] - oy) // BLOCK_PX
     nbx = (y.shape[1] - ox) // BLOCK_PX
     coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
     luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
-    score, _ = soft_scores(coef, layout.dither, ty, tx)
-    return score, nby * nbx
+    return coef
 
 
 def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
@@ -379,13 +385,9 @@ def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
     """The plain folded tile (T, T, P), the calibrated code scores (flat) and the
     number of blocks read, for the grid at pixel origin ``(oy, ox)`` and tile phase
     ``(ty, tx)``."""
-    layout = keyed_layout(key)
-    nby = (y.shape[0] - oy) // BLOCK_PX
-    nbx = (y.shape[1] - ox) // BLOCK_PX
-    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
-    luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
-    score, _ = soft_scores(coef, layout.dither, ty, tx)
-    return score, calibrated_scores(coef, key, ty, tx), nby * nbx
+    coef = grid_pairs(y, oy, ox)
+    score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
+    return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
 
 
 def _attempt(y, k, cand, pilot_hypotheses):

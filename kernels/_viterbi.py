@@ -19,13 +19,29 @@ from ._jit import njit_exact
 
 
 @njit_exact
-def _branch_metric(llr, base, outputs, s, b):
-    """Correlation of the branch ``(s, b)``'s coded bits with ``llr[base:base + R]``."""
-    total = 0.0
-    for j in range(outputs.shape[2]):
-        lj = llr[base + j]
-        total += lj if outputs[s, b, j] == 0 else -lj
-    return total
+def _patterns(outputs):
+    """(S, 2) index of each branch's coded-bit pattern (bit j of the index = output j)."""
+    n_states = outputs.shape[0]
+    pat = np.zeros((n_states, 2), np.int64)
+    for s in range(n_states):
+        for b in range(2):
+            v = 0
+            for j in range(outputs.shape[2]):
+                v |= outputs[s, b, j] << j
+            pat[s, b] = v
+    return pat
+
+
+@njit_exact
+def _pattern_metrics(llr, base, rate, out):
+    """``out[v]``: correlation of coded-bit pattern ``v`` with ``llr[base:base + R]``
+    (every branch of a step uses one of these 2**R values)."""
+    for v in range(out.shape[0]):
+        total = 0.0
+        for j in range(rate):
+            lj = llr[base + j]
+            total += -lj if (v >> j) & 1 else lj
+        out[v] = total
 
 
 @njit_exact
@@ -49,15 +65,18 @@ def viterbi_decode(llr, next_state, outputs, out_bits):
     new = np.empty(n_states)
     prev_state = np.zeros((n, n_states), np.int64)
     prev_bit = np.zeros((n, n_states), np.int64)
+    rate = outputs.shape[2]
+    pat = _patterns(outputs)
+    bm = np.empty(1 << rate)
     for t in range(n):
-        base = outputs.shape[2] * t
+        _pattern_metrics(llr, rate * t, rate, bm)
         new[:] = neg
         for s in range(n_states):
             m = metric[s]
             if m <= neg:
                 continue
             for b in range(2):
-                cand = m + _branch_metric(llr, base, outputs, s, b)
+                cand = m + bm[pat[s, b]]
                 ns = next_state[s, b]
                 # Strict '>' keeps the first (lowest-state) survivor on ties, as the
                 # reference does, so the two agree bit for bit.
@@ -88,7 +107,9 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
         exist (very short codes)
 
     Rank 0 is the maximum-likelihood path of :func:`viterbi_decode`. Ties keep the
-    earlier candidate (lower predecessor state, then lower rank, then bit 0).
+    earlier candidate (lower predecessor state, then lower rank, then bit 0). Each
+    survivor stores only its predecessor (``state * L + rank``, int32): the input bit
+    is the one whose branch leads from that state to this one.
 
     Reference: N. Seshadri and C.-E. W. Sundberg, "List Viterbi decoding algorithms
     with applications", IEEE Trans. Communications 42(2/3/4), 1994.
@@ -99,36 +120,33 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
     metric = np.full((n_states, n_list), neg)
     metric[0, 0] = 0.0
     new = np.empty((n_states, n_list))
-    bp_state = np.zeros((n, n_states, n_list), np.int64)
-    bp_rank = np.zeros((n, n_states, n_list), np.int64)
-    bp_bit = np.zeros((n, n_states, n_list), np.int64)
+    back = np.zeros((n, n_states, n_list), np.int32)
+    rate = outputs.shape[2]
+    pat = _patterns(outputs)
+    bm = np.empty(1 << rate)
     for t in range(n):
-        base = outputs.shape[2] * t
+        _pattern_metrics(llr, rate * t, rate, bm)
         new[:, :] = neg
         for s in range(n_states):
-            for r in range(n_list):
-                m = metric[s, r]
-                if m == neg:
-                    break  # ranks are sorted: the rest are empty too
-                for b in range(2):
-                    cand = m + _branch_metric(llr, base, outputs, s, b)
-                    ns = next_state[s, b]
+            for b in range(2):
+                branch = bm[pat[s, b]]
+                ns = next_state[s, b]
+                for r in range(n_list):
+                    m = metric[s, r]
+                    if m == neg:
+                        break  # ranks are sorted: the rest are empty too
+                    cand = m + branch
+                    if not cand > new[ns, n_list - 1]:
+                        continue
                     # Insert into the sorted survivors of ns (strict '>': ties keep
                     # the earlier candidate).
-                    p = n_list
+                    p = n_list - 1
                     while p > 0 and cand > new[ns, p - 1]:
+                        new[ns, p] = new[ns, p - 1]
+                        back[t, ns, p] = back[t, ns, p - 1]
                         p -= 1
-                    if p == n_list:
-                        continue
-                    for q in range(n_list - 1, p, -1):
-                        new[ns, q] = new[ns, q - 1]
-                        bp_state[t, ns, q] = bp_state[t, ns, q - 1]
-                        bp_rank[t, ns, q] = bp_rank[t, ns, q - 1]
-                        bp_bit[t, ns, q] = bp_bit[t, ns, q - 1]
                     new[ns, p] = cand
-                    bp_state[t, ns, p] = s
-                    bp_rank[t, ns, p] = r
-                    bp_bit[t, ns, p] = b
+                    back[t, ns, p] = s * n_list + r
         for s in range(n_states):
             for r in range(n_list):
                 metric[s, r] = new[s, r]
@@ -140,7 +158,8 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
             if metric[0, k] == neg:
                 out_paths[k, t] = 0
                 continue
-            out_paths[k, t] = bp_bit[t, s, r]
-            s2 = bp_state[t, s, r]
-            r = bp_rank[t, s, r]
-            s = s2
+            prev = back[t, s, r]
+            ps = prev // n_list
+            out_paths[k, t] = 0 if next_state[ps, 0] == s else 1
+            r = prev - ps * n_list
+            s = ps

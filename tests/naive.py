@@ -316,3 +316,13 @@ def list_ml_bruteforce(llr, n_info, n_list, generators=CONV_GENERATORS,
         scored.append((float(np.sum((1 - 2 * coded) * llr)), bits))
     scored.sort(key=lambda x: -x[0])
     return [np.array(b, dtype=np.int64) for _, b in scored[:n_list]], [m for m, _ in scored[:n_list]]
+
+
+def ssim_mean(ux, vx, uy, yy, xy, c1, c2, norm, crop):
+    """Reference for ``provmark.kernels.ssim_mean``: the SSIM map from box means, in
+    NumPy (float64), averaged over the cropped interior of every channel."""
+    ux, vx, uy, yy, xy = (np.asarray(a, np.float64) for a in (ux, vx, uy, yy, xy))
+    vy = norm * (yy - uy * uy)
+    cov = norm * (xy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(s[crop:-crop, crop:-crop].mean())

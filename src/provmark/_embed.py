@@ -176,8 +176,14 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
         # Agreement is signed by the symbol (positive = right); the Viterbi decoder
         # wants positive = bit 0.
         soft = agreement.reshape(-1)[layout.code_slots] * channel_sign
-        decided, _ = _convolutional.decode(soft, code_bits.size)
-        wrong = int((decided != code_bits).sum())
+        if np.all(soft * channel_sign > 0):
+            # Every channel bit has the right sign: the codeword itself reaches the
+            # largest possible correlation, so maximum-likelihood decoding returns it
+            # (skips the Viterbi pass, 0.6 ms at 1920x1080).
+            wrong = 0
+        else:
+            decided, _ = _convolutional.decode(soft, code_bits.size)
+            wrong = int((decided != code_bits).sum())
         if wrong == 0 and (agreement > WEAK_SLOT).mean() > 0.9:
             break
     return delta, scale, wrong, tamp, int((agreement.reshape(-1)[layout.code_slots] < 0).sum())
@@ -240,11 +246,10 @@ class SSIMReference:
     _NORM = 49.0 / 48.0
 
     def __init__(self, reference: np.ndarray):
-        self._ref = [reference[..., ch].astype(np.float32) for ch in range(3)]
-        self._stats = []
-        for x in self._ref:
-            ux = self._box(x)
-            self._stats.append((ux, self._NORM * (self._box(x * x) - ux * ux)))
+        # All three channels at once: OpenCV filters multi-channel float32 images.
+        self._x = reference.astype(np.float32)
+        self._ux = self._box(self._x)
+        self._vx = self._NORM * (self._box(self._x * self._x) - self._ux * self._ux)
 
     @staticmethod
     def _box(z: np.ndarray) -> np.ndarray:
@@ -253,16 +258,13 @@ class SSIMReference:
         return cv2.blur(z, (7, 7), borderType=cv2.BORDER_REFLECT)
 
     def score(self, image: np.ndarray) -> float:
-        total = 0.0
-        for ch, (x, (ux, vx)) in enumerate(zip(self._ref, self._stats)):
-            y = image[..., ch].astype(np.float32)
-            uy = self._box(y)
-            vy = self._NORM * (self._box(y * y) - uy * uy)
-            vxy = self._NORM * (self._box(x * y) - ux * uy)
-            s = (((2 * ux * uy + self._C1) * (2 * vxy + self._C2))
-                 / ((ux * ux + uy * uy + self._C1) * (vx + vy + self._C2)))
-            total += float(s[3:-3, 3:-3].mean(dtype=np.float64))
-        return total / 3.0
+        from .kernels import ssim_mean
+
+        y = image.astype(np.float32)
+        # Box means by OpenCV, their combination fused in one kernel pass; the mean
+        # is over the 3-pixel-cropped interior of every channel.
+        return float(ssim_mean(self._ux, self._vx, self._box(y), self._box(y * y),
+                               self._box(self._x * y), self._C1, self._C2, self._NORM, 3))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -544,12 +544,28 @@ def test_aqim_soft_observe_matches_reference_and_folds_to_the_fold(grid, ty, tx,
                                   weight.ravel())
 
 
+@pytest.mark.parametrize("shape", [pytest.param((23, 31, 3), marks=pytest.mark.nojit),
+                                   (64, 80, 3), (40, 40, 1)])
+def test_ssim_mean_matches_reference(shape, rng):
+    import cv2
+
+    from provmark.kernels import ssim_mean
+
+    x = rng.uniform(0, 255, shape).astype(np.float32)
+    y = np.clip(x + rng.normal(0, 6, shape), 0, 255).astype(np.float32)
+    box = lambda z: cv2.blur(z, (7, 7), borderType=cv2.BORDER_REFLECT).reshape(shape)  # noqa: E731
+    ux, uy = box(x), box(y)
+    vx = (49 / 48) * (box(x * x) - ux * ux)
+    args = (ux, vx, uy, box(y * y), box(x * y), 6.5025, 58.5225, 49 / 48, 3)
+    assert ssim_mean(*args) == pytest.approx(naive.ssim_mean(*args), rel=1e-5)
+
+
 # ------------------------------------------------------------------ JIT options
 
 
 def _dispatchers():
     found = {}
-    for module in (kernels, kernels._transforms, kernels._modulation):
+    for module in (kernels, kernels._transforms, kernels._modulation, kernels._quality):
         for name, obj in vars(module).items():
             if isinstance(obj, numba.core.dispatcher.Dispatcher):
                 found[f"{module.__name__}.{name}"] = obj

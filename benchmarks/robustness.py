@@ -145,7 +145,7 @@ def run_peer_case(job):
 
 def run_case(job):
     """One photo at one size: embed ``payloads`` times, run every attack."""
-    name, size_label, n_payloads, seed, set_name, search = job
+    name, size_label, n_payloads, seed, set_name, search, only = job
     attack_set = ATTACK_SETS[set_name]
     img = load_photo(name, SIZES[size_label])
     rng = np.random.default_rng(seed)
@@ -157,15 +157,26 @@ def run_case(job):
         marked = provmark.embed(img, payload, key=key)
         quality = {"psnr": psnr(img, marked), "ssim": ssim(img, marked)}
         for label, attack, params, _ in attack_set:
+            # Every attack runs (it draws from rng), so a case filtered with --attacks
+            # gets the same copy as in the full run; only its detection is skipped.
             attacked = marked if attack is None else A.apply(attack, marked, rng=rng, **params)
             if min(attacked.shape[:2]) < 256:
                 continue  # the bar counts crops that keep at least 256x256
+            if not selected(label, attack, only):
+                continue
             det = provmark.detect(attacked, key=key, search=search)
             rows.append({"method": "provmark", "photo": name, "size": size_label, "attack": label,
                          "ok": det.payload == payload, "found": det.found,
                          "wrong": det.found and det.payload != payload,
                          "sync": det.sync_score, **quality})
     return rows
+
+
+def selected(label: str, attack: str | None, only) -> bool:
+    """Whether the attack (its table ``label`` or its ``provmark.attacks`` name) is
+    among ``only`` (case-insensitive substrings; None selects every attack)."""
+    names = (label.lower(), (attack or "none").lower())
+    return only is None or any(o.lower() in n for o in only for n in names)
 
 
 def summarise_peers(rows, attack_set):
@@ -198,7 +209,9 @@ def summarise(rows, sizes, attack_set=ATTACK_SET):
         rate = sum(all_ok) / max(len(all_ok), 1)
         mark = "" if rate >= bar else " **below bar**"
         lines.append(f"| {label} | {bar:.0%} | " + " | ".join(cells) + f" | {rate:.1%}{mark} |")
-    quality = [r for r in rows if r["attack"] == attack_set[0][0]]
+    first = next((label for label, *_ in attack_set if any(r["attack"] == label for r in rows)),
+                 None)
+    quality = [r for r in rows if r["attack"] == first]
     lines.append("")
     lines.append("| size | PSNR min | PSNR mean | SSIM min | SSIM mean |")
     lines.append("|---|---|---|---|---|")
@@ -234,11 +247,20 @@ def main(argv=None) -> int:
     parser.add_argument("--search", choices=("standard", "exhaustive"), default="standard",
                         help="detect's search mode (exhaustive: also sweep scales and rotations, "
                              "for resized or rotated copies of sources under 0.6 MP)")
+    parser.add_argument("--attacks", nargs="+", default=None, metavar="TEXT",
+                        help="detect only the attacks whose label or attack name contains one "
+                             "of these (case-insensitive, e.g. 'combined' or 'JPEG'); the "
+                             "copies are the same as in the full run")
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--json", help="write every case as JSON here")
     args = parser.parse_args(argv)
     search = "exhaustive" if args.search == "exhaustive" else True
-    jobs = [(p, s, args.payloads, args.seed * 1000 + i, args.attack_set, search)
+    attack_set = tuple(a for a in ATTACK_SETS[args.attack_set]
+                       if selected(a[0], a[1], args.attacks))
+    if not attack_set:
+        parser.error(f"--attacks {' '.join(args.attacks)} matches no attack of --set "
+                     f"{args.attack_set}")
+    jobs = [(p, s, args.payloads, args.seed * 1000 + i, args.attack_set, search, args.attacks)
             for i, (p, s) in enumerate((p, s) for s in args.sizes for p in args.photos)]
     t0 = time.time()
     rows = []
@@ -247,7 +269,7 @@ def main(argv=None) -> int:
             rows.extend(part)
             print(f"\r{done}/{len(jobs)} photo-size jobs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    table = summarise(rows, args.sizes, ATTACK_SETS[args.attack_set])
+    table = summarise(rows, args.sizes, attack_set)
     if args.peers is not None:
         names = args.peers or list(_load_peers())
         pjobs = [(p, s, args.seed * 1000 + i, args.attack_set, names)
@@ -260,11 +282,13 @@ def main(argv=None) -> int:
         print(file=sys.stderr)
         table += ("\n\nSide by side (exact = every payload bit right; provmark with the "
                   "payloads above, peers blind with one random payload each):\n\n"
-                  + summarise_peers(rows + peer_rows, ATTACK_SETS[args.attack_set]))
+                  + summarise_peers(rows + peer_rows, attack_set))
         rows += peer_rows
     header = (f"Command: python benchmarks/robustness.py --set {args.attack_set} --sizes "
               f"{' '.join(args.sizes)} --payloads {args.payloads} --seed {args.seed} "
-              f"--search {args.search}\n"
+              f"--search {args.search}"
+              + (f" --attacks {' '.join(repr(a) for a in args.attacks)}" if args.attacks else "")
+              + "\n"
               f"{len(rows)} detections in {time.time() - t0:.0f} s; photos: {', '.join(args.photos)}\n")
     print(header)
     print(table)

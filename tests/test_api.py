@@ -158,6 +158,34 @@ def test_adaptive_strength_keeps_the_ssim_floor(photo_factory, psnr_db, name):
         np.testing.assert_array_equal(adapted, fixed)
 
 
+def test_adapted_strength_raises_the_textured_floor_not_the_flat_one():
+    from provmark._embed import DEFAULT_STRENGTH as d
+
+    a = d.adapted(texture=1.5, floor=2.0)
+    assert (a.r_floor, a.floor_gain) == (2 * d.r_floor, 2 * d.floor_gain)
+    assert a.floor_base == d.floor_base  # flat blocks (skies) keep their floor
+    assert (a.margin, a.cap_base, a.cap_texture) == (1.5 * d.margin, 1.5 * d.cap_base,
+                                                     1.5 * d.cap_texture)
+    assert a.min_angle == pytest.approx(1.5 * d.min_angle)
+    assert d.adapted() == d
+
+
+@pytest.mark.parametrize("name, expect_floor", [("rocket", True), ("hubble_deep_field", False)])
+def test_adaptive_strength_raises_the_floor_first(photo_factory, name, expect_floor):
+    """With SSIM headroom the textured-block floor is raised (rocket); without it
+    (hubble_deep_field, SSIM 0.980 at the default) nothing is."""
+    from provmark._embed import ADAPT_FLOOR, ADAPT_MIN_SSIM, mark_array, ssim
+    from provmark._keys import normalize_key
+
+    img = photo_factory(name, 512, 512)
+    marked = mark_array(img, Payload(9, 9), normalize_key(None))
+    if expect_floor:
+        assert marked.floor_factor == ADAPT_FLOOR
+        assert ssim(img, marked.image) >= ADAPT_MIN_SSIM
+    else:
+        assert (marked.floor_factor, marked.texture_gain) == (1.0, 1.0)
+
+
 def test_adaptive_strength_leaves_large_images_alone(photo_factory):
     img = photo_factory("coffee", 1024, 1024)
     np.testing.assert_array_equal(provmark.embed(img, Payload(9, 9)),

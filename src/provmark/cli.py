@@ -442,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding strength multiplier (default 1.0)")
     p.add_argument("--no-adapt", action="store_true",
                    help="use --strength as given; by default images under about 0.5 MP get "
-                        "up to 2x stronger margins while their SSIM stays >= 0.982")
+                        "a stronger mark (textured-block floor, then margins) while their "
+                        "SSIM stays >= 0.982")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_embed)
@@ -497,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding strength multiplier (default 1.0)")
     p.add_argument("--no-adapt", action="store_true",
                    help="use --strength as given; by default images under about 0.5 MP get "
-                        "up to 2x stronger margins while their SSIM stays >= 0.982")
+                        "a stronger mark (textured-block floor, then margins) while their "
+                        "SSIM stays >= 0.982")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_label)

@@ -33,7 +33,10 @@ _C64 = DCT8_64
 COARSE_STEP = 4
 FINE_STEP = 2
 #: Images with fewer blocks than this use FINE_STEP, and with fewer than
-#: EVERY_PHASE_BELOW_BLOCKS (under about 0.26 MP) every pixel phase.
+#: EVERY_PHASE_BELOW_BLOCKS (under about 0.26 MP) every pixel phase. When a FINE_STEP
+#: search does not decode, detect() searches again at every phase
+#: (``search(..., every_phase=True)``): after strong compression the pilot can keep its
+#: score only within a pixel of the true phase.
 FINE_STEP_BELOW_BLOCKS = 4096
 EVERY_PHASE_BELOW_BLOCKS = 1024
 #: The best coarse phases refined at every pixel around them.
@@ -103,13 +106,26 @@ def _phase_candidates(y: np.ndarray, key: bytes, oy: int, ox: int) -> tuple[floa
     return float(z.flat[t]), t // z.shape[1], t % z.shape[1]
 
 
-def search(y: np.ndarray, key: bytes, *, top: int = 3) -> tuple[list[SyncCandidate], int]:
+def phase_step(y: np.ndarray) -> int:
+    """Pixel-phase step of :func:`search` for the plane ``y`` (1: every phase)."""
+    blocks = (y.shape[0] // BLOCK_PX) * (y.shape[1] // BLOCK_PX)
+    if blocks < EVERY_PHASE_BELOW_BLOCKS:
+        return 1
+    return FINE_STEP if blocks < FINE_STEP_BELOW_BLOCKS else COARSE_STEP
+
+
+def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False,
+           scored: dict | None = None) -> tuple[list[SyncCandidate], int]:
     """Search the pixel phase (coarse grid, then refined) and the tile phase.
 
     Returns the ``top`` best distinct candidates (best first) and the number of
-    grid hypotheses scored (pixel phases x tile phases).
+    grid hypotheses scored (pixel phases x tile phases). ``every_phase`` scores all
+    256 pixel phases whatever the plane's size. ``scored`` (a dict, filled in) keeps
+    the phases already scored on this plane and key, so that a second search of the
+    same plane scores only the new ones.
     """
-    scored: dict[tuple[int, int], SyncCandidate] = {}
+    if scored is None:
+        scored = {}
 
     def score(oy: int, ox: int) -> None:
         oy %= BLOCK_PX
@@ -119,11 +135,7 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3) -> tuple[list[SyncCandida
         z, ty, tx = _phase_candidates(y, key, oy, ox)
         scored[(oy, ox)] = SyncCandidate(z, oy, ox, ty, tx)
 
-    blocks = (y.shape[0] // BLOCK_PX) * (y.shape[1] // BLOCK_PX)
-    if blocks < EVERY_PHASE_BELOW_BLOCKS:
-        step = 1
-    else:
-        step = FINE_STEP if blocks < FINE_STEP_BELOW_BLOCKS else COARSE_STEP
+    step = 1 if every_phase else phase_step(y)
     for oy in range(0, BLOCK_PX, step):
         for ox in range(0, BLOCK_PX, step):
             score(oy, ox)

@@ -417,7 +417,8 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
         ``True``: when the aligned grid does not decode, estimate the geometry from
         the template and search the grid offset (crops, and resizes/rotations of
         sources from 0.6 MP up); copies of 0.26-1 MP that do not decode on the
-        step-2 pixel grid are searched again at every pixel phase. ``"exhaustive"``: when nothing decoded, also sweep
+        step-2 pixel grid are searched again at every pixel phase.
+        ``"exhaustive"``: when nothing decoded, also sweep
         rotations (+-6 degrees) and scales (0.4 to 3.0) one hypothesis at a time
         (rotated or resized copies of sources under 0.6 MP, which carry no
         template); about 2-4 s more on a 512x512 image that carries no mark. ``False``:

@@ -18,7 +18,7 @@ from ._modulation import (
     apply_block_deltas,
     luma_pair_coeffs,
 )
-from ._quality import ssim_mean
+from ._quality import box_moments, ssim_mean_against
 from ._template import template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
@@ -53,5 +53,6 @@ __all__ = [
     "aqim_soft_fold",
     "aqim_soft_observe",
     "template_score_grid",
-    "ssim_mean",
+    "box_moments",
+    "ssim_mean_against",
 ]

@@ -318,11 +318,29 @@ def list_ml_bruteforce(llr, n_info, n_list, generators=CONV_GENERATORS,
     return [np.array(b, dtype=np.int64) for _, b in scored[:n_list]], [m for m, _ in scored[:n_list]]
 
 
-def ssim_mean(ux, vx, uy, yy, xy, c1, c2, norm, crop):
-    """Reference for ``provmark.kernels.ssim_mean``: the SSIM map from box means, in
-    NumPy (float64), averaged over the cropped interior of every channel."""
-    ux, vx, uy, yy, xy = (np.asarray(a, np.float64) for a in (ux, vx, uy, yy, xy))
-    vy = norm * (yy - uy * uy)
-    cov = norm * (xy - ux * uy)
+def box_moments(x, half, norm):
+    """Reference for ``provmark.kernels.box_moments``: window mean and variance by
+    ``scipy.ndimage.uniform_filter`` in float64, as scikit-image's SSIM computes them
+    (the interior ``[half:-half, half:-half]`` is what the kernel writes)."""
+    from scipy.ndimage import uniform_filter
+
+    x = np.asarray(x, np.float64)
+    size = (2 * half + 1, 2 * half + 1, 1)
+    mean = uniform_filter(x, size=size)
+    var = norm * (uniform_filter(x * x, size=size) - mean * mean)
+    return mean, var
+
+
+def ssim_mean_against(x, y, half, c1, c2, norm):
+    """Reference for ``provmark.kernels.ssim_mean_against``: the SSIM map from
+    uniform filters in float64, averaged over the interior of every channel."""
+    from scipy.ndimage import uniform_filter
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    size = (2 * half + 1, 2 * half + 1, 1)
+    ux, uy = uniform_filter(x, size=size), uniform_filter(y, size=size)
+    vx = norm * (uniform_filter(x * x, size=size) - ux * ux)
+    vy = norm * (uniform_filter(y * y, size=size) - uy * uy)
+    cov = norm * (uniform_filter(x * y, size=size) - ux * uy)
     s = ((2 * ux * uy + c1) * (2 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return float(s[crop:-crop, crop:-crop].mean())
+    return float(s[half:-half, half:-half].mean())

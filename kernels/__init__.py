@@ -19,6 +19,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._quality import box_moments, ssim_mean_against
+from ._sync import fold_phase_features
 from ._template import template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
@@ -33,6 +34,7 @@ from ._transforms import (
 )
 
 __all__ = [
+    "fold_phase_features",
     "viterbi_decode",
     "list_viterbi_decode",
     "FASTMATH",

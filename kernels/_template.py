@@ -13,9 +13,11 @@ from ._jit import njit_fast, prange
 
 
 @njit_fast(parallel=True)
-def template_score_grid(spec, freqs, inv_sy, inv_sx, cos_t, sin_t, out):
-    """``out[r, i, j]`` = mean over the template frequencies of ``spec`` at the peak
-    predicted for rotation ``r`` and scales ``1/inv_sy[i]``, ``1/inv_sx[j]``.
+def template_score_grid(spec, freqs, inv_s, band, cos_t, sin_t, out):
+    """``out[r, i, b]`` = mean over the template frequencies of ``spec`` at the peak
+    predicted for rotation ``r``, vertical scale ``1/inv_s[i]`` and horizontal scale
+    ``1/inv_s[i + b - band]`` (0 where that index falls outside ``inv_s``): the
+    scale pairs within ``band`` steps of each other, i.e. a bounded aspect change.
 
     ``spec`` is an rfft2 half-spectrum (H, W//2 + 1) float32; ``freqs`` (K, 2)
     float64 (fy, fx); negative horizontal frequencies are read at their mirror.
@@ -25,18 +27,22 @@ def template_score_grid(spec, freqs, inv_sy, inv_sx, cos_t, sin_t, out):
     w = (wr - 1) * 2
     nk = freqs.shape[0]
     nr = cos_t.shape[0]
-    ni = inv_sy.shape[0]
-    nj = inv_sx.shape[0]
+    ni = inv_s.shape[0]
+    nb = 2 * band + 1
     for idx in prange(nr * ni):
         r = idx // ni
         i = idx % ni
         c = cos_t[r]
         s = sin_t[r]
-        for j in range(nj):
+        for b in range(nb):
+            j = i + b - band
+            if j < 0 or j >= ni:
+                out[r, i, b] = 0.0
+                continue
             acc = 0.0
             for k in range(nk):
-                uy = freqs[k, 0] * inv_sy[i]
-                ux = freqs[k, 1] * inv_sx[j]
+                uy = freqs[k, 0] * inv_s[i]
+                ux = freqs[k, 1] * inv_s[j]
                 gy = c * uy - s * ux
                 gx = s * uy + c * ux
                 if gx < 0.0:
@@ -47,4 +53,4 @@ def template_score_grid(spec, freqs, inv_sy, inv_sx, cos_t, sin_t, out):
                 if ix > wr - 1:
                     ix = wr - 1
                 acc += spec[iy, ix]
-            out[r, i, j] = acc / nk
+            out[r, i, b] = acc / nk

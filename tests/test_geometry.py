@@ -26,11 +26,44 @@ def test_template_tile_is_keyed_periodic_and_in_band():
     assert (spec > 1e-3 * spec.max()).sum() == 2 * _template.N_FREQS
 
 
-def test_no_template_on_small_images(photo_factory):
+def test_template_lattice_factor_follows_the_short_side():
+    assert _template.template_factor(256, 256) == 1
+    assert _template.template_factor(1080, 1920) == 1
+    assert _template.template_factor(1400, 2000) == 2
+    assert _template.template_factor(2799, 4000) == 2
+    assert _template.template_factor(3000, 4000) == 4
+    assert _template.template_factor(9000, 9000) == 4
+    a, b = _template.keyed_template(KEY, 1), _template.keyed_template(KEY, 4)
+    assert b.tile.shape == (4 * _template.PERIOD,) * 2
+    np.testing.assert_allclose(b.freqs * 4, a.freqs)
+    # the coarse tile is the fine one stretched: the same cosines, same phases
+    np.testing.assert_allclose(b.tile[::4, ::4], a.tile, atol=1e-5)
+
+
+def test_small_images_carry_a_stronger_template():
+    flat_small, tex_small = _template.size_gains(512 * 512)
+    flat_big, tex_big = _template.size_gains(2_000_000)
+    assert (flat_big, tex_big) == (1.0, 1.0)
+    assert 1.0 < flat_small <= _template.FLAT_GAIN_MAX
+    assert flat_small < tex_small <= _template.TEXTURE_GAIN_MAX
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_phase_lock_finds_the_grid_origin_of_a_crop(photo_factory, factor):
     img = photo_factory("coffee", 512, 512)
-    marked = provmark.embed(img, provmark.Payload(1, 2), key=KEY)
-    est = _template.estimate_affine(read_luma(marked), KEY)
-    assert est.score < provmark._detect.MIN_TEMPLATE_SCORE
+    plane = read_luma(img).astype(np.float32)
+    tile = _template.keyed_template(KEY, factor).tile
+    p = tile.shape[0]
+    yy, xx = np.mgrid[0:512, 0:512]
+    marked = plane + 0.8 * tile[yy % p, xx % p]
+    crop = np.ascontiguousarray(marked[37:, 21:])
+    z, oy, ox = _template.phase_lock(crop, KEY, factor)
+    assert z > 8 and (oy, ox) == ((-37) % p, (-21) % p)
+    # no template, or the wrong lattice: no lock. (Another key's constellation
+    # shares some of the band's few lattice points, so it may lock on a template:
+    # a lock only tells the pilot where to look, it is no evidence of a mark.)
+    assert _template.phase_lock(np.ascontiguousarray(plane[37:, 21:]), KEY, factor)[0] < 5.5
+    assert _template.phase_lock(crop, KEY, 3 - factor)[0] < 5.5
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +83,7 @@ def test_estimate_affine_recovers_the_transform(marked_1024, sy, sx, rot):
     out = (int(w * sx), int(h * sy))
     m[:, 2] += np.array(out) / 2 - m[:, :2] @ np.array([w / 2, h / 2])
     warped = cv2.warpAffine(marked, m, out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    est = _template.estimate_affine(read_luma(np.ascontiguousarray(warped)), KEY)
+    est = _template.estimate_affine(read_luma(np.ascontiguousarray(warped)), KEY)[0]
     assert est.score > 2.0
     assert est.scale_y == pytest.approx(sy, rel=3e-3)
     assert est.scale_x == pytest.approx(sx, rel=3e-3)
@@ -60,7 +93,7 @@ def test_estimate_affine_recovers_the_transform(marked_1024, sy, sx, rot):
 
 def test_unmarked_image_scores_low(photo_factory):
     img = photo_factory("coffee", 1024, 1024)
-    assert _template.estimate_affine(read_luma(img), KEY).score < 1.8
+    assert _template.estimate_affine(read_luma(img), KEY)[0].score < 1.8
 
 
 @pytest.mark.parametrize("attack", ["resize0.5", "resize1.5", "aspect", "rotate2", "screenshot"])
@@ -107,9 +140,12 @@ def marked_512():
 
 @pytest.mark.parametrize("attack, params", [("rotate", {"angle": -2.0}),
                                             ("resize", {"scale": 0.75})])
-def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params):
+def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params, monkeypatch):
+    """The sweep is the fallback when the template did not survive: with every
+    template lock refused, it alone finds the geometry."""
     from provmark import attacks
 
+    monkeypatch.setattr(provmark._detect, "LOCK_Z", float("inf"))
     _, marked, payload = marked_512
     copy = attacks.apply(attack, marked, rng=np.random.default_rng(0), **params)
     det = provmark.detect(copy, key="sweep", search="exhaustive")

@@ -19,14 +19,19 @@ from functools import lru_cache
 import numpy as np
 
 from . import _codec
-from ._image import as_rgb_array, check_min_size
+from ._image import as_rgb_array
 from ._keys import key_fingerprint, normalize_key
 from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
-from ._template import AffineEstimate, estimate_affine, warp_to_grid
+from ._template import (MAX_FACTOR, AffineEstimate, estimate_affine, phase_lock,
+                        template_factor, warp_to_grid)
 from .kernels import DCT8_64, aqim_soft_fold, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
 
 _C64 = DCT8_64
+#: Copies smaller than this (pixels, either side) are answered "not found" at once.
+#: A copy under one tile (256 px) is still read: a downscaled copy of a larger
+#: source is resampled back onto the grid by the template search.
+MIN_READ_SIDE = 64
 #: ``found`` requires the false-alarm probability to be at most this.
 MAX_FALSE_ALARM = 1e-9
 #: Per-observation soft scores are clipped to +-SOFT_CLIP (robust to outlier blocks).
@@ -263,10 +268,20 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
 
 #: Grid candidates from the synchronisation search that are decoded.
 SEARCH_DECODES = 3
-#: Template score (mean whitened spectral peak) needed to trust a geometry estimate:
-#: unmarked photos score about 1-1.5, marked copies 2-4 (a wrong estimate only
-#: costs time: the grid search and the decoder still have to agree).
-MIN_TEMPLATE_SCORE = 1.8
+#: A coherent template match (:func:`provmark._template.phase_lock`) at least this
+#: strong sends the pilot search to the pixel phases around it. The best of the
+#: 4096-65536 shifts of an unmarked plane scored 2.1-4.8 (scikit-image photos, their
+#: crops and resized copies); marked copies after a crop, resize, rotation or aspect
+#: change 8-19. A lock only decides where the pilot looks: a wrong one costs time,
+#: never a false alarm (the decoder and the pilot must still agree).
+LOCK_Z = 5.5
+#: Geometry estimates of the template search that are resampled and locked.
+TEMPLATE_ESTIMATES = 2
+#: True resize factors considered when reading an apparent template scale as a
+#: source's lattice factor (:func:`provmark._template.template_factor`).
+RESIZE_RANGE = (0.15, 6.0)
+#: Lattice factors a source may carry, most common first.
+FACTORS = tuple(2**i for i in range(MAX_FACTOR.bit_length()))
 
 
 #: Scale sweep (``search="exhaustive"``): a scale whose quick pilot score reaches this
@@ -375,11 +390,6 @@ def _is_near_identity(g) -> bool:
             and abs(g.rotation) < 0.25)
 
 
-def _is_transformed(g) -> bool:
-    return (abs(g.scale_y - 1) > 0.002 or abs(g.scale_x - 1) > 0.002
-            or abs(g.rotation) > 0.1)
-
-
 def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
               tx: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """The plain folded tile (T, T, P), the calibrated code scores (flat) and the
@@ -388,6 +398,96 @@ def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
     coef = grid_pairs(y, oy, ox)
     score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
     return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
+
+
+def _decode_candidates(plane, k, cands, geo, attempts, searched) -> bool:
+    """Decode the candidates not yet tried on ``plane`` (appended to ``attempts``)
+    until one decodes; returns whether one did."""
+    tried = {(a["cand"].oy, a["cand"].ox, a["cand"].ty, a["cand"].tx)
+             for a in attempts if a["plane"] is plane}
+    for cand in cands:
+        if (cand.oy, cand.ox, cand.ty, cand.tx) in tried:
+            continue
+        attempts.append(_attempt(plane, k, cand, searched))
+        attempts[-1]["geometry"] = geo
+        if attempts[-1]["result"].payload is not None:
+            return True
+    return False
+
+
+def _decode_near(plane, k, lock, geo, attempts, searched, scored=None) -> int:
+    """Pilot search around a phase lock on ``plane`` and decoding of its best
+    candidates (appended to ``attempts``); returns the updated hypothesis count."""
+    from ._sync import PhaseScores
+    from ._sync import search as sync_search
+
+    scored = PhaseScores() if scored is None else scored
+    n_before = len(scored) * DITHER_BLOCKS**2
+    cands, n = sync_search(plane, k, top=SEARCH_DECODES, scored=scored,
+                           near=(lock[0] % BLOCK_PX, lock[1] % BLOCK_PX))
+    searched += n - n_before
+    _decode_candidates(plane, k, cands, geo, attempts, searched)
+    return searched
+
+
+def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[int]:
+    """Lattice factors under which ``est`` reads as a resize within
+    :data:`RESIZE_RANGE` of a source that could carry that factor (its short side
+    is at least the copy's over the resize: a crop only makes the copy smaller),
+    the one nearest to no resize first."""
+    apparent = math.sqrt(est.scale_y * est.scale_x)
+    out = []
+    for f in FACTORS:
+        s = apparent / f
+        if not RESIZE_RANGE[0] <= s <= RESIZE_RANGE[1]:
+            continue
+        if template_factor(*(int(d / s) for d in shape)) < f:
+            continue  # a source this small would carry a finer lattice
+        out.append(f)
+    return sorted(out, key=lambda f: abs(math.log(apparent / f)))
+
+
+def _template_search(y, k, attempts, searched, scored_on_y):
+    """Find the grid through the template: first on the copy as it is (a crop: the
+    coherent match gives the pixel phase at once), then resampled by each of the
+    best affine estimates read under each plausible lattice factor. Appends
+    decoding attempts; returns the hypothesis count and a summary of the template
+    search for ``Detection.details``."""
+    summary = {"locks": []}
+    for f in FACTORS:
+        z, oy, ox = phase_lock(y, k, f)
+        summary["locks"].append({"factor": f, "resampled": False, "z": round(z, 2)})
+        if z >= LOCK_Z:
+            searched = _decode_near(y, k, (oy, ox), None, attempts, searched, scored_on_y)
+            if attempts[-1]["result"].payload is not None:
+                return searched, summary
+    estimates = estimate_affine(y, k, top=TEMPLATE_ESTIMATES)
+    if not estimates:
+        return searched, summary
+    searched += estimates[-1].hypotheses
+    best = estimates[0]
+    summary.update(score=best.score, scale_y=best.scale_y, scale_x=best.scale_x,
+                   rotation=best.rotation, used=False)
+    for est in estimates:
+        for f in _plausible_factors(est, y.shape):
+            geo = est.for_factor(f)
+            if _is_near_identity(geo):
+                continue  # the copy as it is was locked above
+            plane = np.ascontiguousarray(warp_to_grid(y, geo.matrix), dtype=np.float32)
+            if min(plane.shape) < 4 * BLOCK_PX:
+                continue
+            z, oy, ox = phase_lock(plane, k, f)
+            summary["locks"].append({"factor": f, "resampled": True, "z": round(z, 2),
+                                     "scale_y": round(geo.scale_y, 5),
+                                     "scale_x": round(geo.scale_x, 5),
+                                     "rotation": round(geo.rotation, 3)})
+            if z < LOCK_Z:
+                continue
+            searched = _decode_near(plane, k, (oy, ox), geo, attempts, searched)
+            if attempts[-1]["result"].payload is not None:
+                summary["used"] = True
+                return searched, summary
+    return searched, summary
 
 
 def _attempt(y, k, cand, pilot_hypotheses):
@@ -481,52 +581,37 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
            ) -> tuple[Detection, GridLocation]:
     """:func:`detect`, plus the grid location of the best decoding attempt (for
     per-region analysis such as the tamper map)."""
-    from ._sync import FINE_STEP, SyncCandidate, phase_step
+    from ._sync import FINE_STEP, PhaseScores, SyncCandidate, phase_step
     from ._sync import search as sync_search
 
     if search not in (True, False, "exhaustive"):
         raise ValueError(f"search={search!r}: use True, False or 'exhaustive'")
     rgb, _ = as_rgb_array(image)
     h, w = rgb.shape[:2]
-    check_min_size(h, w)
     k = normalize_key(key)
     y = read_luma(rgb)
+    if min(h, w) < MIN_READ_SIDE:
+        return (Detection(found=False, payload=None, false_alarm_probability=1.0,
+                          hypotheses=0, key_fingerprint=key_fingerprint(k),
+                          reason=f"image is {w}x{h}: under {MIN_READ_SIDE} px a side it holds "
+                                 "too little of any mark to read"),
+                GridLocation(y, 0, 0, 0, 0, None, (h, w)))
     attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
     sweep_summary = None
     candidates: list = []
     searched = 1
     geometry = None
+    scored_on_y = PhaseScores()
     if attempts[0]["result"].payload is None and search:
-        # Geometry first (its spectrum costs ~15-30 ms): a resized or rotated copy is
-        # resampled onto the grid before the grid search, so the search runs once.
-        geometry = estimate_affine(y, k)
-        searched += geometry.hypotheses
-        planes = [(y, None)]
-        if geometry.score >= MIN_TEMPLATE_SCORE and _is_transformed(geometry):
-            yw = np.ascontiguousarray(warp_to_grid(y, geometry.matrix), dtype=np.float32)
-            if min(yw.shape) >= BLOCK_PX * 4:
-                # The original plane stays as a fallback in case the estimate is wrong;
-                # a near-identity estimate on a crop is usually noise in the template
-                # fit, so there the unresampled plane goes first (a needless
-                # resampling blurs the grid: the tamper map lost IoU 0.94 -> 0.68).
-                first = 1 if _is_near_identity(geometry) else 0
-                planes.insert(first, (yw, geometry))
-        scored_on_y: dict = {}
-        for plane, geo in planes:
-            found_cands, n = sync_search(plane, k, top=SEARCH_DECODES,
-                                         scored=scored_on_y if plane is y else None)
-            searched += n
-            candidates = candidates or found_cands
-            for cand in found_cands:
-                if geo is None and (cand.oy, cand.ox, cand.ty, cand.tx) == (0, 0, 0, 0):
-                    continue
-                attempts.append(_attempt(plane, k, cand, searched))
-                attempts[-1]["geometry"] = geo
-                if attempts[-1]["result"].payload is not None:
-                    break
-            if attempts[-1]["result"].payload is not None:
-                candidates = found_cands
-                break
+        searched, geometry = _template_search(y, k, attempts, searched, scored_on_y)
+        if attempts[-1]["result"].payload is None:
+            # Blind grid search on the copy as it is (a crop whose template did not
+            # survive: strong compression of a flat image).
+            n_before = len(scored_on_y) * DITHER_BLOCKS**2
+            found_cands, n = sync_search(y, k, top=SEARCH_DECODES, scored=scored_on_y)
+            searched += n - n_before  # n counts every phase ever scored on y
+            candidates = found_cands
+            _decode_candidates(y, k, found_cands, None, attempts, searched)
         if attempts[-1]["result"].payload is None and phase_step(y) == FINE_STEP:
             # A copy of moderate size (0.26-1 MP) searched on the step-2 grid: after
             # strong compression the pilot can keep its score only within a pixel of
@@ -538,15 +623,8 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
             found_cands, n = sync_search(y, k, top=SEARCH_DECODES, every_phase=True,
                                          scored=scored_on_y)
             searched += n - n_before
-            tried = {(a["cand"].oy, a["cand"].ox, a["cand"].ty, a["cand"].tx)
-                     for a in attempts if a["plane"] is y}
-            for cand in found_cands:
-                if (cand.oy, cand.ox, cand.ty, cand.tx) in tried:
-                    continue
-                attempts.append(_attempt(y, k, cand, searched))
-                if attempts[-1]["result"].payload is not None:
-                    candidates = found_cands
-                    break
+            if _decode_candidates(y, k, found_cands, None, attempts, searched):
+                candidates = found_cands
         if search == "exhaustive" and attempts[-1]["result"].payload is None:
             searched, sweep_summary = _sweep(y, k, attempts, searched)
     decoded = [a for a in attempts if a["result"].payload is not None]
@@ -581,10 +659,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
                  "aligned_sync_score": attempts[0]["z"],
                  "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in candidates],
                  "tile_phase": (cand.ty, cand.tx),
-                 "template": None if geometry is None else {
-                     "score": geometry.score, "scale_y": geometry.scale_y,
-                     "scale_x": geometry.scale_x, "rotation": geometry.rotation,
-                     "used": geo is not None},
+                 "template": geometry,
                  "scale_sweep": sweep_summary},
     )
     return detection, GridLocation(best["plane"], cand.oy, cand.ox, cand.ty, cand.tx,

@@ -18,7 +18,7 @@ from ._image import ImageError, as_rgb_array, check_min_size
 from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
 from ._payload import Payload
-from ._template import N_FREQS, block_amplitude, keyed_template
+from ._template import N_FREQS, block_amplitude, keyed_template, template_factor
 from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas
 
 _C64 = DCT8_64
@@ -335,7 +335,7 @@ def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
         return Marked(None, wrong, wrong_slots, scale, **gains)
     out = np.empty_like(rgb)
     apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change),
-                       keyed_template(key).tile, tamp, out)
+                       keyed_template(key, template_factor(*rgb.shape[:2])).tile, tamp, out)
     if wrong_slots or scale < 0.999:
         wrong = _read_back(out, _codec.encode(payload, key), key)
         if wrong:

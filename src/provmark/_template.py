@@ -28,35 +28,63 @@ import scipy.fft
 from ._keys import derive_rng
 from .kernels import template_score_grid
 
-#: Period of the template tile (pixels) and number of keyed cosines.
+#: Period of the base template tile (pixels) and number of keyed cosines.
 PERIOD = 64  # a power of two: the apply kernel wraps with a bit mask
 N_FREQS = 16
-#: Radial band of the template (cycles per pixel).
+#: Radial band of the base template (cycles per pixel).
 BAND = (0.11, 0.19)
-#: Per-block amplitude (grey levels per cosine) from the mean carrier-pair radius.
-#: The flat-area minimum was 0.06: a 1920x1080 photo that is mostly sky (rocket),
-#: screenshotted (x0.667, JPEG 80), then scored 1.2-2.2 and the geometry was found in
-#: 2 of 6 copies; at 0.13 it scores 2.3-3.0 and is found in 6 of 6, for 0.4 dB of PSNR
-#: (46.6 -> 46.2) and no pattern visible at 3x zoom on the sky.
+#: Per-block amplitude (grey levels per cosine) from the mean carrier-pair radius, at
+#: 1 MP and above. The flat-area minimum was 0.06: a 1920x1080 photo that is mostly
+#: sky (rocket), screenshotted (x0.667, JPEG 80), then scored 1.2-2.2 and the geometry
+#: was found in 2 of 6 copies; at 0.13 it scores 2.3-3.0 and is found in 6 of 6, for
+#: 0.4 dB of PSNR (46.6 -> 46.2) and no pattern visible at 3x zoom on the sky.
 AMP_MIN, AMP_MAX, AMP_SLOPE = 0.13, 0.35, 0.003
-#: Sources smaller than this carry no template: at 512x512 its spectral peaks stayed
-#: at the level of an unmarked image (scores 0.9-1.4 against 1-2 unmarked, 4
-#: at 1024x1024) while its energy cost the QIM mark JPEG-30 and blur robustness.
-MIN_PIXELS = 600_000
-#: Scale range searched (each axis) and rotation range (degrees).
-SCALE_RANGE = (0.45, 2.3)
-ROTATIONS = np.arange(-6.0, 6.01, 2.0)
+#: Smaller sources get a stronger template: a spectral peak's height over the image's
+#: own spectrum grows with the square root of the pixel count, so the amplitude is
+#: multiplied by ``sqrt(GAIN_REF_PIXELS / pixels)``, at most :data:`TEXTURE_GAIN_MAX`
+#: in textured blocks and :data:`FLAT_GAIN_MAX` in flat ones (where a periodic pattern
+#: is easiest to see). Measured on scikit-image's photos at native size (0.13-0.87 MP),
+#: resized x0.75/1.5, rotated 1-5 degrees or squashed 0.89 x 0.67: the geometry was
+#: found in 20 of 36 copies with the 1 MP amplitude, 35 of 36 with these gains.
+GAIN_REF_PIXELS = 1_000_000
+TEXTURE_GAIN_MAX = 2.5
+FLAT_GAIN_MAX = 1.5
+#: Large sources carry the template on a coarser lattice (period ``PERIOD * factor``,
+#: frequencies divided by ``factor``) so that a strong downscale (a 6000x4000 photo
+#: shown 1280 px wide is x0.21) keeps it below the copy's Nyquist frequency and above
+#: what JPEG removes. The factor is the power of two for which the short side over
+#: the factor falls in ``[FACTOR_SIDE, 2 * FACTOR_SIDE)`` (1 below), at most 4.
+FACTOR_SIDE = 700
+MAX_FACTOR = 4
+#: Scale range searched (apparent scale of the base constellation, each axis;
+#: a source's factor multiplies its resize), the largest aspect change (ratio of the
+#: two scales) and the rotation range (degrees).
+SCALE_RANGE = (0.3, 6.0)
+MAX_ASPECT = 1.8
+MAX_ROTATION = 6.0
+
+
+def template_factor(height: int, width: int) -> int:
+    """Lattice factor of the template embedded in a ``height x width`` source."""
+    side = min(height, width)
+    factor = 1
+    while factor < MAX_FACTOR and side >= 2 * FACTOR_SIDE * factor:
+        factor *= 2
+    return factor
 
 
 @dataclass(frozen=True, eq=False)
 class Template:
-    tile: np.ndarray  # (PERIOD, PERIOD) float32, unit-amplitude cosines summed
+    tile: np.ndarray  # (PERIOD*f, PERIOD*f) float32, unit-amplitude cosines summed
     freqs: np.ndarray  # (N_FREQS, 2) float64 (fy, fx) cycles per pixel, fx > 0
+    lattice: np.ndarray  # (N_FREQS, 2) int64 (ky, kx): frequency = lattice / (PERIOD*f)
+    phase: np.ndarray  # (N_FREQS,) float64 radians
+    factor: int
 
 
-@lru_cache(maxsize=16)
-def keyed_template(key: bytes) -> Template:
-    """The key's template tile and its frequencies."""
+@lru_cache(maxsize=32)
+def keyed_template(key: bytes, factor: int = 1) -> Template:
+    """The key's template tile and its frequencies, on the lattice of ``factor``."""
     rng = derive_rng(key, "sync-template")
     lo, hi = BAND[0] * PERIOD, BAND[1] * PERIOD
     cand = [(ky, kx) for ky in range(-PERIOD // 2, PERIOD // 2) for kx in range(1, PERIOD // 2)
@@ -69,26 +97,32 @@ def keyed_template(key: bytes) -> Template:
     for a, b in zip(sectors[:-1], sectors[1:]):
         idx = np.flatnonzero((ang >= a) & (ang < b))
         chosen.append(cand[rng.choice(idx)])
-    k = np.array(chosen, dtype=np.float64)
+    k = np.array(chosen, dtype=np.int64)
     phase = rng.uniform(0, 2 * np.pi, N_FREQS)
-    yy, xx = np.mgrid[0:PERIOD, 0:PERIOD].astype(np.float64)
-    tile = np.zeros((PERIOD, PERIOD))
+    period = PERIOD * factor
+    yy, xx = np.mgrid[0:period, 0:period].astype(np.float64)
+    tile = np.zeros((period, period))
     for (ky, kx), ph in zip(k, phase):
-        tile += np.cos(2 * np.pi * (ky * yy + kx * xx) / PERIOD + ph)
+        tile += np.cos(2 * np.pi * (ky * yy + kx * xx) / period + ph)
     tile = tile.astype(np.float32)
-    tile.setflags(write=False)
-    freqs = k / PERIOD
-    freqs.setflags(write=False)
-    return Template(tile, freqs)
+    freqs = k.astype(np.float64) / period
+    for arr in (tile, freqs, k, phase):
+        arr.setflags(write=False)
+    return Template(tile, freqs, k, phase, factor)
+
+
+def size_gains(n_pixels: int) -> tuple[float, float]:
+    """Amplitude gains ``(flat, textured)`` of the template for a source of
+    ``n_pixels`` (see :data:`GAIN_REF_PIXELS`)."""
+    g = max(1.0, float(np.sqrt(GAIN_REF_PIXELS / max(n_pixels, 1))))
+    return min(g, FLAT_GAIN_MAX), min(g, TEXTURE_GAIN_MAX)
 
 
 def block_amplitude(coef: np.ndarray) -> np.ndarray:
-    """Per-block template amplitude (nby, nbx) float32 from the carrier pairs
-    (all zero for images below :data:`MIN_PIXELS`)."""
-    if coef.shape[0] * coef.shape[1] * 256 < MIN_PIXELS:
-        return np.zeros(coef.shape[:2], np.float32)
+    """Per-block template amplitude (nby, nbx) float32 from the carrier pairs."""
+    gf, gt = size_gains(coef.shape[0] * coef.shape[1] * 256)
     r = np.hypot(coef[..., 0], coef[..., 1]).mean(axis=2)
-    return np.clip(AMP_MIN + AMP_SLOPE * r, AMP_MIN, AMP_MAX).astype(np.float32)
+    return np.clip(gf * AMP_MIN + gt * AMP_SLOPE * r, gf * AMP_MIN, gt * AMP_MAX).astype(np.float32)
 
 
 def whitened_spectrum(y: np.ndarray) -> np.ndarray:
@@ -101,18 +135,29 @@ def whitened_spectrum(y: np.ndarray) -> np.ndarray:
     return mag / (cv2.blur(mag, (9, 9)) + 1e-6)
 
 
-def coarse_scales() -> np.ndarray:
-    """Scale hypotheses of the coarse search (log-spaced, about 1% apart)."""
-    return np.exp(np.linspace(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]), 160))
+def coarse_grid() -> tuple[np.ndarray, np.ndarray, int]:
+    """Scales, rotations (degrees) and dilation width of the coarse search: steps
+    that move a peak by about one bin on a spectrum of :data:`MAX_SPECTRUM_SIDE`
+    pixels or fewer, so that a 3x3 dilation covers them (a 5x5 dilation with
+    coarser steps raised the null level and lost x1.5 copies of a 0.87 MP photo)."""
+    scales = np.exp(np.linspace(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]), 240))
+    rotations = np.arange(-MAX_ROTATION, MAX_ROTATION + 0.01, 1.0)
+    return scales, rotations, 3
 
 
-def score_grid_reference(spec, freqs, scales_y, scales_x, rotations_deg):
-    """Plain NumPy twin of :func:`provmark.kernels.template_score_grid`."""
-    sy, sx = np.meshgrid(scales_y, scales_x, indexing="ij")
-    out = np.empty((len(rotations_deg), len(scales_y), len(scales_x)))
+def score_grid_reference(spec, freqs, scales, band, rotations_deg):
+    """Plain NumPy twin of :func:`provmark.kernels.template_score_grid` (``scales``
+    are the scales, not their inverses)."""
+    n = len(scales)
+    out = np.zeros((len(rotations_deg), n, 2 * band + 1))
     for r, rot in enumerate(rotations_deg):
-        th = np.full(sy.shape, np.deg2rad(rot))
-        out[r] = _gather(spec, _predict(freqs, sy, sx, th)).mean(axis=-1)
+        for i in range(n):
+            for b in range(2 * band + 1):
+                j = i + b - band
+                if 0 <= j < n:
+                    g = _predict(freqs, np.array(scales[i]), np.array(scales[j]),
+                                 np.array(np.deg2rad(rot)))
+                    out[r, i, b] = _gather(spec, g).mean()
     return out
 
 
@@ -143,9 +188,9 @@ def _predict(freqs: np.ndarray, sy: np.ndarray, sx: np.ndarray, theta: np.ndarra
 
 @dataclass(frozen=True)
 class AffineEstimate:
-    """``A`` maps embedding-grid pixel coordinates (y, x) to the copy's; ``score``
-    is the mean whitened spectral value at the predicted peaks (about 1.6-2 on an
-    unmarked image, 2.5-5 on a marked one)."""
+    """``A`` maps embedding-grid pixel coordinates (y, x) to the copy's, assuming
+    the base lattice (factor 1); ``score`` is the mean whitened spectral value at the
+    predicted peaks (about 1-1.7 on an unmarked image, 2-5 on a marked one)."""
 
     matrix: np.ndarray
     score: float
@@ -154,42 +199,118 @@ class AffineEstimate:
     rotation: float
     hypotheses: int
 
+    def for_factor(self, factor: int) -> "AffineEstimate":
+        """The same constellation read as a source with lattice ``factor``: its
+        grid is ``factor`` times finer than the base lattice suggests."""
+        if factor == 1:
+            return self
+        return AffineEstimate(self.matrix / factor, self.score, self.scale_y / factor,
+                              self.scale_x / factor, self.rotation, self.hypotheses)
 
-def estimate_affine(y: np.ndarray, key: bytes) -> AffineEstimate:
-    """Estimate the resize (per axis) and rotation of a copy from the template."""
+
+#: Largest spectrum (pixels per side) of the template search: a central window of
+#: a larger copy is used (1 MP of it holds enough of the template; the search
+#: grid's steps are set for this size).
+MAX_SPECTRUM_SIDE = 1024
+
+
+def estimate_affine(y: np.ndarray, key: bytes, top: int = 1) -> list[AffineEstimate]:
+    """The ``top`` best distinct estimates (best first) of the resize (per axis) and
+    rotation of a copy, from the template's base constellation.
+
+    Each estimate's ``hypotheses`` counts the coarse grid and its refinement.
+    """
     tpl = keyed_template(key)
+    h, w = y.shape
+    if max(h, w) > MAX_SPECTRUM_SIDE:
+        oy, ox = max(0, (h - MAX_SPECTRUM_SIDE) // 2), max(0, (w - MAX_SPECTRUM_SIDE) // 2)
+        y = y[oy:oy + MAX_SPECTRUM_SIDE, ox:ox + MAX_SPECTRUM_SIDE]
     spec = whitened_spectrum(y)
-    tolerant = cv2.dilate(spec, np.ones((5, 5), np.uint8))
-    scales = coarse_scales()
-    grid = np.empty((len(ROTATIONS), len(scales), len(scales)), np.float32)
-    th = np.deg2rad(ROTATIONS)
-    template_score_grid(tolerant, tpl.freqs, 1.0 / scales, 1.0 / scales, np.cos(th), np.sin(th),
-                        grid)
-    hyps = grid.size
-    r, i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
-    best = (float(grid[r, i, j]), float(scales[i]), float(scales[j]), float(ROTATIONS[r]))
-    # Local refinement of scale and rotation on the exact spectrum.
-    _, by, bx, br = best
+    scales, rotations, dil = coarse_grid()
+    tolerant = cv2.dilate(spec, np.ones((dil, dil), np.uint8))
+    # Scale pairs up to MAX_ASPECT apart (the aspect changes searched).
+    band = int(np.log(MAX_ASPECT) / np.log(scales[1] / scales[0]))
+    grid = np.empty((len(rotations), len(scales), 2 * band + 1), np.float32)
+    th = np.deg2rad(rotations)
+    template_score_grid(tolerant, tpl.freqs, 1.0 / scales, band, np.cos(th), np.sin(th), grid)
+    hyps = int((grid > 0).sum())
+    out: list[AffineEstimate] = []
+    n_best = min(grid.size, 64)
+    best = np.argpartition(grid, grid.size - n_best, axis=None)[-n_best:]
+    best = best[np.argsort(grid.flat[best])[::-1]]
+    rstep = float(rotations[1] - rotations[0])
     fine_s = np.exp(np.linspace(-0.012, 0.012, 13))
-    fine_r = np.deg2rad(br + np.arange(-1.5, 1.51, 0.25))
-    gy_, gx_, gr_ = np.meshgrid(by * fine_s, bx * fine_s, fine_r, indexing="ij")
-    vals = _gather(cv2.dilate(spec, np.ones((3, 3), np.uint8)),
-                   _predict(tpl.freqs, gy_, gx_, gr_)).mean(axis=-1)
-    hyps += vals.size
-    i = np.unravel_index(int(np.argmax(vals)), vals.shape)
-    sy0, sx0, th0 = float(gy_[i]), float(gx_[i]), float(gr_[i])
-    m = _least_squares(spec, tpl.freqs, _predict(tpl.freqs, np.array(sy0), np.array(sx0),
-                                                    np.array(th0)))
-    if m is None:
-        c, s = np.cos(th0), np.sin(th0)
-        minv_t = np.array([[c, -s], [s, c]]) @ np.diag([1 / sy0, 1 / sx0])
-    else:
-        minv_t = m
-    a = np.linalg.inv(minv_t).T  # g = A^-T f  =>  A = (M)^-T with M = A^-T
-    score = float(_gather(spec, (minv_t @ tpl.freqs.T).T).mean())
-    sy_e, sx_e = float(np.hypot(a[0, 0], a[1, 0])), float(np.hypot(a[0, 1], a[1, 1]))
-    rot = float(np.rad2deg(np.arctan2(a[1, 0], a[0, 0])))
-    return AffineEstimate(a, score, sy_e, sx_e, rot, hyps)
+    for idx in best:
+        r, i, b = np.unravel_index(int(idx), grid.shape)
+        j = i + b - band
+        # Distinct: not within a few coarse steps of an estimate already taken.
+        if any(abs(np.log(scales[i] / e_sy)) < 0.05 and abs(np.log(scales[j] / e_sx)) < 0.05
+               and abs(rotations[r] - e_r) <= 1.5 * rstep for e_sy, e_sx, e_r in
+               [(e.scale_y, e.scale_x, e.rotation) for e in out]):
+            continue
+        by, bx, br = float(scales[i]), float(scales[j]), float(rotations[r])
+        fine_r = np.deg2rad(br + np.arange(-rstep * 0.75, rstep * 0.75 + 0.01, 0.25))
+        gy_, gx_, gr_ = np.meshgrid(by * fine_s, bx * fine_s, fine_r, indexing="ij")
+        vals = _gather(cv2.dilate(spec, np.ones((3, 3), np.uint8)),
+                       _predict(tpl.freqs, gy_, gx_, gr_)).mean(axis=-1)
+        hyps += vals.size
+        k = np.unravel_index(int(np.argmax(vals)), vals.shape)
+        sy0, sx0, th0 = float(gy_[k]), float(gx_[k]), float(gr_[k])
+        m = _least_squares(spec, tpl.freqs, _predict(tpl.freqs, np.array(sy0), np.array(sx0),
+                                                        np.array(th0)))
+        if m is None:
+            c, s = np.cos(th0), np.sin(th0)
+            m = np.array([[c, -s], [s, c]]) @ np.diag([1 / sy0, 1 / sx0])
+        a = np.linalg.inv(m).T  # g = A^-T f  =>  A = (M)^-T with M = A^-T
+        score = float(_gather(spec, (m @ tpl.freqs.T).T).mean())
+        sy_e, sx_e = float(np.hypot(a[0, 0], a[1, 0])), float(np.hypot(a[0, 1], a[1, 1]))
+        rot = float(np.rad2deg(np.arctan2(a[1, 0], a[0, 0])))
+        out.append(AffineEstimate(a, score, sy_e, sx_e, rot, hyps))
+        if len(out) == top:
+            break
+    return out
+
+
+def phase_lock(plane: np.ndarray, key: bytes, factor: int) -> tuple[float, int, int]:
+    """Coherent template match on a plane already resampled onto the grid: the
+    pilot-free estimate of where the grid's origin lies.
+
+    The plane (cut to whole template periods, so that every template frequency falls
+    on an FFT bin) is folded modulo the period; the correlation with the keyed tile
+    at every cyclic shift is one inverse FFT of the folded spectrum, restricted to the
+    template's bins and weighted by the noise measured on the bins around each one
+    (a matched filter). Returns ``(z, oy, ox)``: the best shift's score (about N(0, 1)
+    at any one shift without a template; the best of ``P**2`` shifts of an unmarked
+    plane stays under about 5) and the grid origin modulo the period.
+    """
+    tpl = keyed_template(key, factor)
+    p = tpl.tile.shape[0]
+    h, w = plane.shape
+    ny, nx = h // p, w // p
+    if ny == 0 or nx == 0:
+        return 0.0, 0, 0
+    folded = plane[:ny * p, :nx * p].reshape(ny, p, nx, p).sum(axis=(0, 2))
+    spec = np.fft.fft2(folded - folded.mean())
+    power = np.abs(spec) ** 2
+    ky, kx = tpl.lattice[:, 0] % p, tpl.lattice[:, 1] % p
+    # Noise per template bin: mean power of the 5x5 bins around it, less the bin.
+    ring = (cv2.blur(np.fft.fftshift(power), (5, 5)) * 25.0)
+    ring = np.fft.ifftshift(ring)
+    noise = (ring[ky, kx] - power[ky, kx]) / 24.0
+    noise = np.maximum(noise, 1e-12)
+    # The template's own bin value: (P^2 / 2) exp(i phase); the matched filter weighs
+    # each frequency by amplitude over noise power.
+    want = np.exp(1j * tpl.phase)
+    corr_spec = np.zeros((p, p), np.complex128)
+    corr_spec[ky, kx] = spec[ky, kx] * np.conj(want) / noise
+    corr = np.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
+    sd = np.sqrt(0.5 * float((1.0 / noise).sum()))
+    z = corr / sd
+    t = int(np.argmax(z))
+    ty, tx = divmod(t, p)
+    # X_k carries exp(i (phase_k - 2 pi k o / p)) for a tile whose origin sits at plane
+    # pixel o, so corr[t] peaks at t = o.
+    return float(z.flat[t]), ty, tx
 
 
 def _least_squares(spec, freqs, pred):

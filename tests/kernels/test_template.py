@@ -9,20 +9,22 @@ from provmark import _template
 from provmark.kernels import template_score_grid
 
 
-@pytest.mark.parametrize("shape", [(64, 96), (257, 130), (300, 301)])
-def test_template_score_grid_matches_reference(shape):
+@pytest.mark.parametrize("shape, band", [((64, 96), 2), ((257, 130), 3), ((300, 301), 0)])
+def test_template_score_grid_matches_reference(shape, band):
     rng = np.random.default_rng(sum(shape))
     h, w = shape
     spec = rng.random((h, w // 2 + 1)).astype(np.float32)
     freqs = _template.keyed_template(b"k").freqs
-    sy = np.exp(rng.uniform(np.log(0.45), np.log(2.3), 9))
-    sx = np.exp(rng.uniform(np.log(0.45), np.log(2.3), 7))
+    scales = np.exp(np.sort(rng.uniform(np.log(0.3), np.log(6.0), 9)))
     rots = np.array([-6.0, -1.5, 0.0, 3.25])
-    ref = _template.score_grid_reference(spec, freqs, sy, sx, rots)
+    ref = _template.score_grid_reference(spec, freqs, scales, band, rots)
     out = np.empty(ref.shape, np.float32)
     th = np.deg2rad(rots)
-    template_score_grid(spec, freqs, 1.0 / sy, 1.0 / sx, np.cos(th), np.sin(th), out)
+    template_score_grid(spec, freqs, 1.0 / scales, band, np.cos(th), np.sin(th), out)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    # pairs beyond the ends of the scale list are scored 0
+    if band:
+        assert (out[:, 0, :band] == 0).all() and (out[:, -1, band + 1:] == 0).all()
 
 
 def test_template_score_grid_finds_a_planted_constellation():
@@ -36,7 +38,8 @@ def test_template_score_grid_finds_a_planted_constellation():
             gy, gx = -gy, -gx
         spec[int(np.rint(gy * h)) % h, int(np.rint(gx * w))] = 10.0
     scales = np.array([0.8, 1.0, 1.25])
-    out = np.empty((1, 3, 3), np.float32)
-    template_score_grid(spec, freqs, 1 / scales, 1 / scales, np.array([1.0]), np.array([0.0]), out)
-    assert np.unravel_index(int(np.argmax(out)), out.shape) == (0, 0, 2)
-    assert out[0, 0, 2] == pytest.approx(10.0)
+    out = np.empty((1, 3, 5), np.float32)  # band 2: every pair of the three scales
+    template_score_grid(spec, freqs, 1 / scales, 2, np.array([1.0]), np.array([0.0]), out)
+    # (sy index 0, sx index 2) is band offset +2, i.e. column 4
+    assert np.unravel_index(int(np.argmax(out)), out.shape) == (0, 0, 4)
+    assert out[0, 0, 4] == pytest.approx(10.0)

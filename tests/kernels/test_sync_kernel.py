@@ -1,0 +1,36 @@
+"""fold_phase_features (Numba) against its NumPy twin: provmark._sync.block_features
+followed by the fold of tile_phase_scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from provmark import _sync
+from provmark._layout import DITHER_BLOCKS
+from provmark.kernels import fold_phase_features
+
+
+@pytest.mark.parametrize("shape, phases", [((300, 333), [(0, 0), (7, 3)]),
+                                           ((530, 530), [(15, 1), (2, 14), (8, 8)])])
+def test_fold_phase_features_matches_reference(shape, phases):
+    rng = np.random.default_rng(shape[0])
+    maps = rng.normal(0, 20, (shape[0] - 15, shape[1] - 15, 2, 2)).astype(np.float32)
+    maps[3, 5] = 0.0  # a zero pair contributes nothing (no division by zero)
+    nby, nbx = maps.shape[0] // 16, maps.shape[1] // 16
+    scale = rng.uniform(1.0, 5.0, len(phases))
+    oys = np.array([p[0] for p in phases], np.int64)
+    oxs = np.array([p[1] for p in phases], np.int64)
+    out = np.empty((len(phases), 2, DITHER_BLOCKS, DITHER_BLOCKS), np.complex128)
+    fold_phase_features(maps, oys, oxs, nby, nbx, 16, scale, 0.3, out)
+    for i, (oy, ox) in enumerate(phases):
+        coef = maps[oy::16, ox::16][:nby, :nbx].astype(np.float64)
+        c = coef[..., 0] + 1j * coef[..., 1]
+        r = np.abs(c)
+        feat = np.where(r > 0, r / (scale[i] + 0.3 * r) * (c / np.where(r > 0, r, 1)) ** 4, 0)
+        d = DITHER_BLOCKS
+        py, px = -(-nby // d) * d, -(-nbx // d) * d
+        padded = np.zeros((py, px, 2), np.complex128)
+        padded[:nby, :nbx] = feat
+        ref = padded.reshape(py // d, d, px // d, d, 2).sum(axis=(0, 2))
+        np.testing.assert_allclose(out[i], np.moveaxis(ref, -1, 0), rtol=1e-6, atol=1e-9)

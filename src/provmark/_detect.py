@@ -24,7 +24,7 @@ from ._keys import key_fingerprint, normalize_key
 from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, estimate_affine, phase_lock,
-                        template_factor, warp_to_grid)
+                        refine_affine, template_factor, warp_to_grid)
 from .kernels import DCT8_64, aqim_soft_fold, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
 
 _C64 = DCT8_64
@@ -468,26 +468,42 @@ def _template_search(y, k, attempts, searched, scored_on_y):
     best = estimates[0]
     summary.update(score=best.score, scale_y=best.scale_y, scale_x=best.scale_x,
                    rotation=best.rotation, used=False)
+    tried: list[AffineEstimate] = []
     for est in estimates:
         for f in _plausible_factors(est, y.shape):
             geo = est.for_factor(f)
-            if _is_near_identity(geo):
-                continue  # the copy as it is was locked above
-            plane = np.ascontiguousarray(warp_to_grid(y, geo.matrix), dtype=np.float32)
-            if min(plane.shape) < 4 * BLOCK_PX:
+            if _is_near_identity(geo) or any(np.allclose(geo.matrix, g.matrix, atol=2e-3)
+                                             for g in tried):
+                continue  # the copy as it is was locked above, or this one was tried
+            tried.append(geo)
+            locked = _lock_resampled(y, k, geo, f, summary)
+            if locked is None:
                 continue
-            z, oy, ox = phase_lock(plane, k, f)
-            summary["locks"].append({"factor": f, "resampled": True, "z": round(z, 2),
-                                     "scale_y": round(geo.scale_y, 5),
-                                     "scale_x": round(geo.scale_x, 5),
-                                     "rotation": round(geo.rotation, 3)})
-            if z < LOCK_Z:
-                continue
-            searched = _decode_near(plane, k, (oy, ox), geo, attempts, searched)
+            # A lock tolerates a geometry error that the pilot does not (0.3 degrees
+            # or 0.5% across a 512-px copy): refine it with the template's windows.
+            refined = geo.with_matrix(refine_affine(y, geo.matrix, k, f))
+            if refined.matrix is not geo.matrix:
+                locked = _lock_resampled(y, k, refined, f, summary) or locked
+            plane, lock, used = locked
+            searched = _decode_near(plane, k, lock, used, attempts, searched)
             if attempts[-1]["result"].payload is not None:
                 summary["used"] = True
                 return searched, summary
     return searched, summary
+
+
+def _lock_resampled(y, k, geo, factor, summary):
+    """Resample the copy onto the grid of ``geo`` and lock the template there;
+    returns ``(plane, (oy, ox), geo)`` or None when the lock is under
+    :data:`LOCK_Z` (the attempt is recorded in ``summary``)."""
+    plane = np.ascontiguousarray(warp_to_grid(y, geo.matrix), dtype=np.float32)
+    if min(plane.shape) < 4 * BLOCK_PX:
+        return None
+    z, oy, ox = phase_lock(plane, k, factor)
+    summary["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
+                             "scale_y": round(geo.scale_y, 5), "scale_x": round(geo.scale_x, 5),
+                             "rotation": round(geo.rotation, 3)})
+    return (plane, (oy, ox), geo) if z >= LOCK_Z else None
 
 
 def _attempt(y, k, cand, pilot_hypotheses):

@@ -4,13 +4,18 @@ Embeds a payload into the sample (NASA's public-domain astronaut photo, as shipp
 scikit-image), JPEG-compresses the result at quality 50 with OpenCV (4:2:0), detects,
 and prints the payload, the PSNR and the timings (the first call includes loading or
 compiling the Numba kernels; later calls are the steady state). Writes the marked
-image and an amplified difference image so that a person can look at both.
+image and an amplified difference image so that a person can look at both. The
+output directory is created and tested for writing before any work; the files are
+written atomically and replace the demo's own earlier outputs.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import statistics
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -43,15 +48,40 @@ def _median_ms(fn, repeat: int = 7) -> float:
     return statistics.median(times)
 
 
+def prepare_output_directory(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and check that a file can be written in it.
+
+    Raises
+    ------
+    OSError
+        Read-only file system, permissions, a full disk, or a file in the way; the
+        ``filename`` is ``out_dir``.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory: give a "
+                                 "directory for the demo's files", str(out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir) as fh:
+            fh.write(b"provmark")
+            fh.flush()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from None
+
+
 def run_demo(out_dir: Path, *, as_json: bool = False) -> int:
+    """Run the demo, write its files into ``out_dir`` and print the results; returns
+    the exit code (0 when the mark is read back after JPEG 50 and not found in the
+    original). Raises :class:`OSError` when ``out_dir`` cannot be written (checked
+    before the work)."""
     import cv2
     from PIL import Image
 
     import provmark
 
-    from ._io import write_image
+    from ._io import atomic_output, encode_image
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_directory(out_dir)
     sample = load_sample()
     payload = provmark.Payload(provider=4242, content_id=123456789, label=1)
 
@@ -80,13 +110,13 @@ def run_demo(out_dir: Path, *, as_json: bool = False) -> int:
         "detect_1080p_ms": round(_median_ms(lambda: provmark.detect(hd_marked)), 2),
         "detect_1080p_cropped_ms": round(_median_ms(lambda: provmark.detect(hd_crop), 5), 2),
     }
-    for name, arr in (("marked.png", marked), ("difference_x10.png", None), ("marked_q50.jpg", None)):
-        path = out_dir / name
-        if path.exists():
-            path.unlink()
-    write_image(out_dir / "marked.png", marked)
-    Image.fromarray(difference_image(sample, marked)).save(out_dir / "difference_x10.png")
-    (out_dir / "marked_q50.jpg").write_bytes(buf.tobytes())
+    diff = io.BytesIO()
+    Image.fromarray(difference_image(sample, marked)).save(diff, format="PNG")
+    for name, data in (("marked.png", encode_image(marked, "PNG")),
+                       ("difference_x10.png", diff.getvalue()),
+                       ("marked_q50.jpg", buf.tobytes())):
+        with atomic_output(out_dir / name, overwrite=True) as fh:  # replaces earlier runs
+            fh.write(data)
 
     result = {
         "payload_embedded": {"provider": payload.provider, "content_id": payload.content_id,

@@ -13,7 +13,6 @@ and the metadata label to one file atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import numpy as np
 
 from . import metadata as _metadata
 from ._embed import embed
-from ._image import ImageError, as_rgb_array
-from ._io import FORMATS, write_image
+from ._image import as_rgb_array
+from ._io import atomic_output, check_output, encode_image
 from ._keys import normalize_key
 from ._payload import Payload
 from .explicit import draw_label
@@ -136,11 +135,12 @@ def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int 
                    source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Write a :class:`Labelled` image with its metadata label to ``path`` atomically.
 
-    The pixels are encoded (format from the extension: .png, .jpg/.jpeg, .webp) to a
-    temporary file next to ``path``, the XMP label is added to that file's bytes and
-    the result is renamed over ``path``: a reader never sees a file without its
-    label. EXIF and the ICC profile, when given, are carried into the output.
-    Refuses to write over ``source`` (the input) and, unless ``overwrite``, over an
+    The pixels are encoded (format from the extension: .png, .jpg/.jpeg, .webp), the
+    XMP label is added to those bytes and the result is written to a temporary file
+    next to ``path`` and moved into place atomically: a reader never sees a file
+    without its label, and without ``overwrite`` a file another process creates
+    meanwhile is never replaced. EXIF and the ICC profile, when given, are carried
+    into the output. Refuses to write over ``source`` (the input) and, unless ``overwrite``, over an
     existing file.
 
     Returns
@@ -149,25 +149,13 @@ def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int 
         ``path``.
     """
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in FORMATS:
-        raise ImageError(f"{p}: unknown output extension {p.suffix!r}; use .png, .jpg or .webp")
-    if source is not None and p.exists() and Path(source).exists() and p.samefile(source):
-        raise ImageError(f"{p}: refusing to overwrite the input image; choose another output path")
-    if p.exists() and not overwrite:
-        raise ImageError(f"{p}: already exists; pass --force (overwrite=True) to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ImageError(f"{parent}: output directory does not exist")
+    fmt = check_output(p, source=source, overwrite=overwrite)
     rgb, _ = as_rgb_array(labelled.image)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".pixels{suffix}", dir=parent)
-    os.close(fd)
-    try:
-        write_image(tmp, rgb, quality=quality, exif=exif, icc_profile=icc_profile, overwrite=True)
-        _metadata.write_label_file(tmp, p, labelled.label)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    data = _metadata.write_label(
+        encode_image(rgb, fmt, quality=quality, exif=exif, icc_profile=icc_profile),
+        labelled.label)
+    # Linked into place without overwrite: of several processes writing the same
+    # path, exactly one succeeds (never check-then-rename).
+    with atomic_output(p, overwrite=overwrite) as fh:
+        fh.write(data)
     return p

@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick clean
+.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,9 @@ bench-quick: peers  ## provmark bench --quick (< 5 min): tables and plots in ben
 	$(VENV)/bin/provmark bench --quick --out bench-output/quick
 
 bench: bench-speed bench-robustness bench-fp  ## all benchmarks
+
+corpus: $(VENV)/.installed-bench  ## build the real test corpus in .corpus/ (apt-get installs its image packages when root)
+	$(PY) benchmarks/corpus.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis demo-output bench-output

@@ -1,0 +1,291 @@
+"""Tests of the corpus builder ``benchmarks/corpus.py`` on synthetic images.
+
+The builder's selection, conversion, downscaling, licence lookup and manifest are run
+on a handful of small images written to a temporary directory, with a fake Debian
+copyright file and a resolver that stands in for dpkg: no apt, no network, no
+installed image package is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+_CORPUS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus.py"
+
+
+def _load_corpus():
+    if "provmark_bench_corpus" in sys.modules:
+        return sys.modules["provmark_bench_corpus"]
+    spec = importlib.util.spec_from_file_location("provmark_bench_corpus", _CORPUS_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load_corpus()
+
+COPYRIGHT = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: fake
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-2+
+
+Files: pics/special*.png
+Copyright: 2021 Photographer
+License: CC0-1.0
+
+Files: debian/*
+Copyright: 2022 Packager
+License: Expat
+"""
+
+
+def _texture(h, w, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 200 // max(w, 1), y * 200 // max(h, 1), (x + y) % 200], axis=-1)
+    return np.clip(base + rng.integers(0, 50, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Synthetic sources: RGB, palette, translucent RGBA, grey, 16-bit and a too-small one."""
+    root = tmp_path_factory.mktemp("src")
+    (root / "pics").mkdir()
+    files = {}
+    files["rgb"] = root / "pics" / "rgb.png"  # 600x400 = 0.24 MP -> <0.3
+    Image.fromarray(_texture(400, 600, 1)).save(files["rgb"])
+    files["pal"] = root / "pics" / "special-pal.png"  # 800x700 = 0.56 MP -> 0.3-0.6
+    Image.fromarray(_texture(700, 800, 2)).quantize(64).save(files["pal"])
+    rgba = np.dstack([_texture(1000, 1300, 3), np.full((1000, 1300), 255, np.uint8)])
+    rgba[:100, :100, 3] = 0  # a transparent corner -> composited over white
+    files["rgba"] = root / "pics" / "rgba.png"  # 1.3 MP -> 0.6-2
+    Image.fromarray(rgba, "RGBA").save(files["rgba"])
+    files["grey"] = root / "pics" / "grey.png"  # 2000x1200 = 2.4 MP -> >2
+    Image.fromarray(_texture(1200, 2000, 4)[..., 0]).save(files["grey"])
+    files["deep"] = root / "pics" / "deep.png"  # 700x500 16-bit grey -> 0.3-0.6
+    Image.fromarray((_texture(500, 700, 5)[..., 1].astype(np.uint16) * 257)).save(files["deep"])
+    files["tiny"] = root / "pics" / "tiny.png"  # short side 200 -> skipped
+    Image.fromarray(_texture(200, 300, 6)).save(files["tiny"])
+    doc = root / "doc" / "fake-images"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(COPYRIGHT)
+    return root, files
+
+
+def _sources(files):
+    S = corpus.Source
+    return (
+        S("a-rgb", "fake-images", "debian", str(files["rgb"]), "photo", ("sky",)),
+        S("b-pal", "fake-images", "debian", str(files["pal"]), "art", ("flat",)),
+        S("c-rgba", "fake-images", "debian", str(files["rgba"]), "screenshot", ("ui", "text")),
+        S("d-grey", "fake-images", "debian", str(files["grey"]), "photo", ("foliage", "dark")),
+        S("e-deep", "fake-images", "debian", str(files["deep"]), "text", ("text",)),
+        S("f-tiny", "fake-images", "debian", str(files["tiny"]), "photo", ("face",)),
+    )
+
+
+def _build(images, out, **kwargs):
+    root, files = images
+    logged = []
+    records = corpus.build(out, sources=_sources(files), doc_root=str(root / "doc"),
+                           resolver=lambda s: (Path(s.path), "1.0-test"),
+                           log=logged.append, **kwargs)
+    return records, logged
+
+
+@pytest.fixture(scope="module")
+def built(images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    records, logged = _build(images, out, copies=(corpus.Copy("d-grey", 0.45),),
+                             min_per_band=2)
+    return out, records, logged
+
+
+def test_size_bands_and_their_edges():
+    assert corpus.size_band(244, 244) is None  # 0.0595 MP, just under the first band
+    assert corpus.size_band(245, 245) == "<0.3"
+    assert corpus.size_band(300, 200) == "<0.3"
+    assert corpus.size_band(600, 500) == "0.3-0.6"  # exactly 0.3 MP starts the next band
+    assert corpus.size_band(1000, 600) == "0.6-2"
+    assert corpus.size_band(2000, 1000) == ">2"
+    assert corpus.size_band(1920, 1080) == ">2"
+
+
+def test_natives_keep_their_size_band_and_the_small_one_is_skipped(built):
+    _, records, logged = built
+    natives = {r["id"]: r for r in records if r["native"]}
+    assert sorted(natives) == ["a-rgb", "b-pal", "c-rgba", "d-grey", "e-deep"]
+    assert any("f-tiny" in m and "256" in m for m in logged)
+    assert (natives["a-rgb"]["width"], natives["a-rgb"]["height"]) == (600, 400)
+    assert [natives[i]["band"] for i in sorted(natives)] == \
+        ["<0.3", "0.3-0.6", "0.6-2", ">2", "0.3-0.6"]
+
+
+def test_conversions_are_noted_and_the_pngs_are_8bit_rgb(built):
+    out, records, _ = built
+    notes = {r["id"]: " ".join(r["notes"]) for r in records if r["native"]}
+    assert notes["a-rgb"] == ""
+    assert "palette" in notes["b-pal"]
+    assert "composited over white (10000 of 1300000 pixels" in notes["c-rgba"]
+    assert "grey source replicated" in notes["d-grey"]
+    assert "scaled to 8 bits" in notes["e-deep"]
+    for r in records:
+        with Image.open(out / r["file"]) as im:
+            assert im.mode == "RGB" and im.format == "PNG"
+            assert im.size == (r["width"], r["height"])
+        digest = hashlib.sha256((out / r["file"]).read_bytes()).hexdigest()
+        assert digest == r["sha256"]
+    with Image.open(out / "images" / "c-rgba.png") as im:
+        corner = np.asarray(im)[:100, :100]
+    assert (corner == 255).all()  # transparent pixels became white
+    with Image.open(out / "images" / "a-rgb.png") as im, Image.open(_src(built, "a-rgb")) as src:
+        assert np.array_equal(np.asarray(im), np.asarray(src))  # lossless
+
+
+def _src(built, ident):
+    return next(r["source_path"] for r in built[1] if r["id"] == ident)
+
+
+def test_chosen_copy_is_an_inter_area_downscale(built):
+    out, records, _ = built
+    copy = next(r for r in records if r["id"] == "d-grey@0.45mp")
+    assert copy["derived_from"] == "d-grey" and not copy["native"]
+    assert copy["band"] == "0.3-0.6"
+    assert copy["tags"] == ["dark", "foliage"] and copy["kind"] == "photo"
+    assert "INTER_AREA" in copy["notes"][-1]
+    with Image.open(out / "images" / "d-grey.png") as im:
+        native = np.asarray(im)
+    expected = cv2.resize(native, (copy["width"], copy["height"]), interpolation=cv2.INTER_AREA)
+    with Image.open(out / copy["file"]) as im:
+        assert np.array_equal(np.asarray(im), expected)
+
+
+def test_every_band_is_filled_and_nothing_is_upscaled(built):
+    _, records, _ = built
+    by_id = {r["id"]: r for r in records}
+    for label in corpus.BAND_LABELS[:-1]:
+        assert sum(r["band"] == label for r in records) >= 2, label
+    # Nothing is at least twice the 3 MP target, so >2 keeps its one native.
+    assert [r["id"] for r in records if r["band"] == ">2"] == ["d-grey"]
+    copies = [r for r in records if r["derived_from"]]
+    assert len(copies) >= 2  # the chosen one plus at least one automatic fill
+    for r in copies:
+        src = by_id[r["derived_from"]]
+        assert r["width"] < src["width"] and r["height"] < src["height"]
+        assert min(r["width"], r["height"]) >= corpus.MIN_SHORT_SIDE
+    # <0.3 had one native: the fill adds a copy that brings content it lacked.
+    small = [r for r in records if r["band"] == "<0.3"]
+    assert len(small) == 2 and small[1]["derived_from"] is not None
+
+
+def test_plan_fill_prefers_missing_content_and_stops_when_full():
+    def rec(i, w, h, tags, kind="photo"):
+        return {"id": i, "width": w, "height": h, "band": corpus.size_band(w, h),
+                "kind": kind, "tags": list(tags), "derived_from": None}
+
+    records = [rec("small", 500, 400, ["sky"]), rec("big-sky", 3000, 2000, ["sky"]),
+               rec("big-face", 3000, 2000, ["face"]), rec("mid", 900, 800, ["sky"]),
+               rec("third", 700, 600, ["sky"])]
+    plan = corpus.plan_fill(records, min_per_band=2)
+    first = next(c for c in plan if corpus.size_band(
+        *corpus._copy_size(3000, 2000, c.megapixels)) == "<0.3")
+    assert first.source == "big-face"  # "face" is what the band lacks
+    assert corpus.plan_fill(records, min_per_band=1) == []
+    # A band cannot be filled from images that are not at least twice the target.
+    assert corpus.plan_fill([rec("only", 700, 500, ["sky"])], min_per_band=3) == [
+        corpus.Copy("only", 0.12, "band <0.3 had 0 members")]
+
+
+def test_downscale_refuses_to_upscale_or_go_under_256():
+    img = np.zeros((400, 600, 3), np.uint8)
+    with pytest.raises(ValueError, match="never upscales"):
+        corpus.downscale(img, 0.5)
+    with pytest.raises(ValueError, match="256"):
+        corpus.downscale(img, 0.05)
+    assert corpus.downscale(img, 0.12).shape == (283, 424, 3)
+
+
+def test_licences_come_from_the_copyright_file(built):
+    _, records, _ = built
+    lic = {r["id"]: r for r in records}
+    assert lic["b-pal"]["licence"] == "CC0-1.0"  # pics/special*.png stanza
+    assert lic["b-pal"]["copyright"] == "2021 Photographer"
+    assert lic["a-rgb"]["licence"] == "GPL-2+"  # Files: * (debian/* is ignored)
+    assert "copyright (Files: *)" in lic["a-rgb"]["licence_source"]
+    assert lic["d-grey@0.45mp"]["licence"] == lic["d-grey"]["licence"]
+
+
+def test_free_text_copyright_is_searched_for_the_file(tmp_path):
+    doc = tmp_path / "pkg"
+    doc.mkdir()
+    (doc / "copyright").write_text(
+        "Image Authors:\n\n - adwaita*\n - other.jpg:\n   Copyright 2011 A. Painter\n"
+        "   Licensed under Creative Commons Attribution-ShareAlike 3.0 License.\n")
+    licence, holder, where = corpus.debian_licence("pkg", "/usr/share/bg/adwaita-l.webp",
+                                                   doc_root=str(tmp_path))
+    assert licence.startswith("Licensed under Creative Commons Attribution-ShareAlike 3.0")
+    assert "A. Painter" in holder and where.endswith("copyright")
+    missing = corpus.debian_licence("nothing", "/x.png", doc_root=str(tmp_path))
+    assert missing[0].startswith("unknown")
+
+
+def test_manifest_is_written_and_the_build_is_deterministic(images, built, tmp_path):
+    out, records, _ = built
+    lines = (out / corpus.MANIFEST).read_text().splitlines()
+    assert [json.loads(ln) for ln in lines] == records
+    for field in ("id", "source", "source_path", "licence", "width", "height", "megapixels",
+                  "band", "sha256", "tags", "derived_from", "kind", "notes"):
+        assert all(field in r for r in records), field
+    assert corpus.load_manifest(out) == records
+    (out / corpus.IMAGES / "stale.png").write_bytes(b"old")
+    again, _ = _build(images, out, copies=(corpus.Copy("d-grey", 0.45),), min_per_band=2)
+    assert again == records
+    assert not (out / corpus.IMAGES / "stale.png").exists()
+
+
+def test_table_lists_every_band(built):
+    text = corpus.table(built[1])
+    for label in corpus.BAND_LABELS:
+        assert f"### {label} MP" in text
+    assert "5 at native size from 1 packages" in text
+
+
+def test_install_only_as_root_and_only_what_is_missing(monkeypatch):
+    monkeypatch.setattr(corpus.shutil, "which", lambda name: f"/usr/bin/{name}")
+    have = {"a"}.__contains__
+    assert corpus.install_commands(["a", "b"], have, is_root=False) == []
+    assert corpus.install_commands(["a"], have, is_root=True) == []
+    cmds = corpus.install_commands(["a", "b", "c"], have, is_root=True)
+    assert cmds[0][:2] == ["apt-get", "update"]
+    assert cmds[1][-2:] == ["b", "c"] and "--no-install-recommends" in cmds[1]
+
+
+def test_the_source_table_is_consistent():
+    ids = [s.id for s in corpus.SOURCES]
+    assert len(ids) == len(set(ids))
+    for s in corpus.SOURCES:
+        assert s.kind in corpus.KINDS and set(s.tags) <= set(corpus.TAGS), s.id
+        assert s.origin in ("debian", "pypi")
+    assert {c.source for c in corpus.COPIES} <= set(ids)
+    origins = {s.package for s in corpus.SOURCES}
+    assert len(origins) >= 4
+
+
+def test_pypi_licence_is_read_from_the_loader_docstring():
+    pytest.importorskip("skimage")
+    astronaut = next(s for s in corpus.SOURCES if s.id == "skimage-astronaut")
+    text, where = corpus.pypi_licence(astronaut)
+    assert "public domain" in text and where == "skimage.data:astronaut docstring"

@@ -329,3 +329,15 @@ def test_file_system_errors_name_the_output(tmp_path, rgb, monkeypatch, where, c
         write_image(out, rgb)
     assert exc.value.errno == code and exc.value.filename == str(out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_header_checks_work_on_bytes_too():
+    # For readers of in-memory files (provmark.inspect takes bytes).
+    from provmark._io import open_image, probe_image
+
+    with pytest.raises(ImageError, match=r"<bytes>: its header says 30000x30000"):
+        probe_image(png_header_only(30000, 30000))
+    with pytest.raises(ImageError, match=r"^upload-7: 16-bit PNG"):
+        with open_image(png_header_only(300, 300, depth=16), what="upload-7"):
+            pass
+    assert probe_image(png_header_only(10000, 9500)) == ("PNG", 10000, 9500)

@@ -109,11 +109,13 @@ def _bomb_message(what: str, exc: Exception, limit: int) -> str:
 
 
 @contextlib.contextmanager
-def open_image(path: str | os.PathLike):
-    """Open an image file for reading after every check that needs only its header.
+def open_image(source: str | os.PathLike | bytes, *, what: str | None = None):
+    """Open an image file (a path, or the file's bytes) for reading after every check
+    that needs only its header.
 
     Yields ``(image, notes)``: a PIL image whose pixels are not decoded yet, and the
-    notes for :attr:`LoadedImage.notes`. The file is closed on exit.
+    notes for :attr:`LoadedImage.notes`. The file is closed on exit. ``what`` names
+    the image in messages (default: the path, or ``<bytes>``).
 
     Raises
     ------
@@ -124,23 +126,27 @@ def open_image(path: str | os.PathLike):
     """
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    what = str(p)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory, not an image file")
     limit = sync_pillow_limit()
-    try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below, after the caller's block
-    except OSError as exc:
-        raise ImageError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        what = what or "<bytes>"
+        fh = io.BytesIO(bytes(source))
+    else:
+        p = Path(source)
+        what = what or str(p)
+        if not p.exists():
+            raise ImageError(f"{what}: no such file")
+        if p.is_dir():
+            raise ImageError(f"{what}: is a directory, not an image file")
+        try:
+            fh = open(p, "rb")  # noqa: SIM115 - closed below, after the caller's block
+        except OSError as exc:
+            raise ImageError(f"{what}: cannot read ({exc.strerror or exc})") from None
     with fh:
         try:
             prefix = fh.read(64)
             fh.seek(0)
         except OSError as exc:
-            raise ImageError(f"{p}: cannot read ({exc.strerror or exc})") from None
+            raise ImageError(f"{what}: cannot read ({exc.strerror or exc})") from None
         png = _png_header(prefix)
         if png is not None:
             w, h, depth, colour = png
@@ -149,7 +155,7 @@ def open_image(path: str | os.PathLike):
             if depth == 16:
                 kind = _PNG_COLOUR.get(colour, f"colour type {colour}")
                 raise ImageError(
-                    f"{p}: 16-bit PNG ({kind}, 16 bits per channel): provmark reads 8 bits per "
+                    f"{what}: 16-bit PNG ({kind}, 16 bits per channel): provmark reads 8 bits per "
                     "channel and would drop the low 8 bits: convert it to 8 bits yourself "
                     "(e.g. ImageMagick: magick in.png -depth 8 out.png) and keep the 16-bit original")
         try:
@@ -160,14 +166,14 @@ def open_image(path: str | os.PathLike):
             other = _other_format(prefix)
             if other is not None:
                 raise ImageError(
-                    f"{p}: {other} files are not supported (provmark reads {SUPPORTED_TEXT}): "
+                    f"{what}: {other} files are not supported (provmark reads {SUPPORTED_TEXT}): "
                     "convert it to PNG (lossless) first") from None
-            raise ImageError(f"{p}: not a recognised image file ({SUPPORTED_TEXT} are "
+            raise ImageError(f"{what}: not a recognised image file ({SUPPORTED_TEXT} are "
                              "supported)") from None
         except MemoryError:
-            raise ImageError(f"{p}: not enough memory to read the header") from None
+            raise ImageError(f"{what}: not enough memory to read the header") from None
         except Exception as exc:  # hostile headers: any decoder failure is the file's fault
-            raise ImageError(f"{p}: the image data is corrupt or truncated ({exc}); re-export "
+            raise ImageError(f"{what}: the image data is corrupt or truncated ({exc}); re-export "
                              "it or use an intact copy") from None
         with im:
             w, h = im.size
@@ -177,13 +183,13 @@ def open_image(path: str | os.PathLike):
             frames = int(getattr(im, "n_frames", 1) or 1)
             if im.format == "MPO":
                 if frames > 1:
-                    notes.append(f"{p}: multi-picture JPEG (MPO) with {frames} pictures: only "
+                    notes.append(f"{what}: multi-picture JPEG (MPO) with {frames} pictures: only "
                                  f"the primary picture is read; the other {frames - 1} are "
                                  "not carried into the output")
             elif frames > 1:
                 name = INPUT_FORMATS.get(im.format or "", im.format)
                 raise ImageError(
-                    f"{p}: animated {name} with {frames} frames: provmark marks still images "
+                    f"{what}: animated {name} with {frames} frames: provmark marks still images "
                     "and would keep only the first frame: export the frame you want as a "
                     "still PNG and mark that")
             yield im, tuple(notes)

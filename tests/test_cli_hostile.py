@@ -277,7 +277,9 @@ def test_batch_with_an_existing_output_goes_on(capsys, tmp_path, files):
     rc, stdout, stderr = run(capsys, "embed", str(files["plain"]), str(files["plain2"]),
                              str(third), "-o", str(out), "--provider", "1", "--content-id", "1")
     assert rc == EXIT_ERROR
-    assert len(stderr.strip().splitlines()) == 2 and "Traceback" not in stderr
+    errors = stderr.strip().splitlines()
+    assert len(errors) == 2 and "Traceback" not in stderr
+    assert "plain.png: already exists" in errors[0] and "plain2.png: is a directory" in errors[1]
     assert (out / "plain.png").read_bytes() == b"keep"
     assert (out / "third.png").is_file()
 

@@ -401,10 +401,10 @@ def check_output(path: str | os.PathLike, *, source: str | os.PathLike | None = 
         raise ImageError(f"{p}: unknown output extension {p.suffix!r}; use .png, .jpg or .webp")
     if source is not None and p.exists() and Path(source).exists() and p.samefile(source):
         raise ImageError(f"{p}: refusing to overwrite the input image; choose another output path")
-    if p.exists() and not overwrite:
-        raise _already_exists(p)
     if p.is_dir():
         raise ImageError(f"{p}: is a directory; give an image file name")
+    if p.exists() and not overwrite:
+        raise _already_exists(p)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ImageError(f"{parent}: output directory does not exist")

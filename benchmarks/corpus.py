@@ -272,10 +272,14 @@ COPIES: tuple[Copy, ...] = (
     Copy("lxqt-hills", 0.15, "sky and landscape photo under 0.3 MP"),
     Copy("lomiri-sunset", 0.45, "dusk sky photo at 0.3-0.6 MP"),
     Copy("lomiri-dogs", 0.5, "faces (animal) photo at 0.3-0.6 MP"),
+    Copy("lxqt-drop", 0.4, "smooth bokeh macro photo at 0.3-0.6 MP"),
+    Copy("lomiri-infinite-sea", 0.55, "night-sky art with smooth gradients at 0.3-0.6 MP"),
     Copy("lomiri-dogs", 1.2, "faces (animal) photo at 0.6-2 MP"),
     Copy("lomiri-dragonfly", 0.9, "foliage photo at 0.6-2 MP"),
     Copy("lomiri-sunset", 1.5, "dusk sky photo at 0.6-2 MP"),
     Copy("lxqt-cloud", 0.8, "sky photo at 0.6-2 MP"),
+    Copy("lxqt-fog", 1.2, "low-contrast smooth photo at 0.6-2 MP"),
+    Copy("lomiri-stream", 0.7, "foliage and water photo at 0.6-2 MP"),
     Copy("ukui-ribbon", 1.8, "smooth-gradient art at 0.6-2 MP"),
 )
 
@@ -788,6 +792,12 @@ def table(records: Sequence[dict]) -> str:
                  f"{sum(r['megapixels'] > 4 for r in natives)} native above 4 MP, "
                  f"{sum(r['megapixels'] < 0.6 for r in natives)} native under 0.6 MP "
                  f"({sum(0.06 <= r['megapixels'] < 0.3 for r in natives)} of them 0.06-0.3 MP).")
+    lines += ["", "| tag | " + " | ".join(BAND_LABELS) + " |",
+              "|---|" + "---|" * len(BAND_LABELS)]
+    for tag in TAGS:
+        counts = [sum(tag in r["tags"] for r in records if r["band"] == b) for b in BAND_LABELS]
+        if any(counts):
+            lines.append(f"| {tag} | " + " | ".join(map(str, counts)) + " |")
     for label in BAND_LABELS:
         rr = [r for r in records if r["band"] == label]
         if not rr:
@@ -799,10 +809,6 @@ def table(records: Sequence[dict]) -> str:
             lines.append(f"| {r['id']} | {r['width']}x{r['height']} | {r['megapixels']:.2f} | "
                          f"{r['kind']} | {', '.join(r['tags'])} | {r['source']} | "
                          f"{r['derived_from'] or ''} |")
-        tags = sorted({t for r in rr for t in r["tags"]})
-        lines.append("")
-        lines.append("Content in this band: " + ", ".join(
-            f"{t} {sum(t in r['tags'] for r in rr)}" for t in tags))
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import html.parser
 import importlib.util
 import io
@@ -73,6 +74,16 @@ def parse(doc: str) -> _Collector:
     return p
 
 
+def kv_rows(doc: str) -> list[tuple[str, str]]:
+    """The report's key-value rows (``<th>`` text, ``<td>`` text), tags stripped."""
+    def text(fragment: str) -> str:
+        return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+    return [(text(th), text(td))
+            for th, td in re.findall(r"<tr><th>((?:(?!</?t[rhd]\b).)*)</th>"
+                                     r"<td>((?:(?!</?tr\b).)*)</td></tr>", doc, re.S)]
+
+
 @pytest.fixture(scope="module")
 def tampered_file(photo_factory, tmp_path_factory):
     """A labelled 512x512 JPEG whose right half-top quarter was pasted from another
@@ -126,6 +137,21 @@ def test_report_says_what_was_found(report_doc):
     assert "ACME<b>&AI" in text and "ACME<b>" not in doc and "ACME&lt;b&gt;&amp;AI" in doc
     # The missing region is drawn as box 1 and listed.
     assert 'class="box"' in doc and "Missing regions" in text
+    # The headline and the problems give the same share of the same area.
+    share = f"{rep.tamper_summary['missing_fraction']:.1%} of the analysed area"
+    assert share in " ".join(text.split())
+    assert any(share in p for p in rep.problems), rep.problems
+    # A found mark's figures are findings, and shown as such.
+    rows = dict(kv_rows(doc))
+    assert rows["Sync score (pilot z)"].startswith(f"{rep.detection.sync_score:.1f} ")
+    assert rows["Scale / rotation"].startswith(f"{rep.detection.scale:g} / ")
+    assert rows["Status"].startswith("valid") and rows["Found in"] == "xmp"
+    # The heatmap states the missing threshold measured on this image, 1/(1+s).
+    spread = rep.tamper_summary["calibration"]["spread_by_texture"]
+    lo, hi = 1 / (1 + max(spread)), 1 / (1 + min(spread))
+    assert f"below {lo:.2f}-{hi:.2f} of the expectation" in doc or (
+        f"below {lo:.2f} of the expectation" in doc and round(lo, 2) == round(hi, 2))
+    assert "0.5 decision" not in text
 
 
 def test_no_mark_report(photo_factory, tmp_path):
@@ -137,6 +163,36 @@ def test_no_mark_report(photo_factory, tmp_path):
     text = " ".join(parse(doc).text)
     assert "no label" in text.lower() and "Tamper map unavailable" in text
     assert len([a for t, a in parse(doc).tags if t == "img"]) == 1
+
+
+def test_no_mark_report_shows_no_findings(photo_factory, tmp_path):
+    """Without a decoded mark the best hypothesis of the search (its grid offset,
+    scale, rotation, pilot score, bits) describes noise: none of it is shown as a
+    finding. The search is summarised as statistics, labelled as such; an absent
+    metadata label reads "absent", never "Valid: no"."""
+    path = tmp_path / "plain.png"
+    Image.fromarray(photo_factory("astronaut", 512, 512)).save(path)
+    rep = provmark.inspect(path)  # the exhaustive search: it resamples by its best guess
+    det = rep.detection
+    assert not det.found and rep.layers["metadata"] == "absent"
+    doc = write_html_report(rep, None, tmp_path / "plain.html").read_text("utf-8")
+    rows = kv_rows(doc)
+    keys = [k for k, _ in rows]
+    for finding in ("Sync score (pilot z)", "Grid offset (y, x) px", "Scale / rotation",
+                    "Bit reliability", "Blocks read", "RS symbols corrected / erased"):
+        assert finding not in keys, (finding, rows)
+    assert not any(k == "False-alarm probability" for k in keys)
+    hidden = [(k, v) for k, v in rows if v == "not applicable: no mark decoded"]
+    assert hidden and all(w in hidden[0][0] for w in ("False-alarm", "scale", "rotation"))
+    stats = dict(rows)["Search statistics (not findings)"]
+    assert f"{det.hypotheses:,}" in stats and f"pilot z = {det.sync_score:.1f}" in stats
+    assert "not evidence of a mark" in stats
+    assert f"{det.scale:g}" not in doc.split("<h2>Watermark</h2>")[1].split("<h2>")[0]
+    assert ("Valid", "no") not in rows and "Valid" not in keys
+    assert dict(rows)["Status"].startswith("absent no GB 45438 metadata label"), rows
+    assert dict(rows)["IPTC DigitalSourceType"] == "absent"
+    text = " ".join(parse(doc).text)
+    assert "No watermark decoded: the map needs the payload" in text  # the headline box
 
 
 def test_overlays_mark_the_region(report_doc, tampered_file):

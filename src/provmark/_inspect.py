@@ -259,7 +259,7 @@ def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
             big = tsum["missing_regions"][0]
             n = tsum["missing_region_count"]
             problems.append(
-                f"watermark missing in {tsum['missing_fraction']:.0%} of the image "
+                f"watermark missing in {tsum['missing_fraction']:.1%} of the analysed area "
                 f"({n} region{'s' if n != 1 else ''}; largest {big['width']}x{big['height']} "
                 f"px at x={big['left']}, y={big['top']}): that part was replaced, "
                 "inpainted or pasted over after marking")

@@ -160,6 +160,23 @@ def test_inspect_input_errors(tmp_path):
         provmark.inspect(np.zeros((8, 8, 3), np.uint8))
 
 
+def test_readme_three_labels_snippet_runs(astronaut_512, tmp_path, monkeypatch, capsys):
+    """The README's "All three labels at once" snippet runs as written, on its own
+    (it used an ``image`` that nothing defined)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    section = readme.split("## All three labels at once", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.array(astronaut_512)).save("generated.png")
+    found = provmark.label(astronaut_512, PAYLOAD, content_producer="ACME", produce_id="img-1")
+    write_labelled("found-online.jpg", found, quality=92)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert metadata.read_label(Path("out.jpg").read_bytes()).found
+    assert namespace["report"].verdict == "consistent"
+    assert capsys.readouterr().out.strip() == "consistent"
+
+
 # --------------------------------------------------------------------------- #
 # CLI
 

@@ -6,19 +6,31 @@ default strength; each marked image goes through every attack of the core bar an
 is detected blind. A case counts as a success only if the decoded payload equals
 the embedded one exactly. Prints a markdown table (and writes it with ``--out``).
 
+With ``--corpus DIR`` (a corpus built by ``benchmarks/corpus.py``) every corpus image
+is used at its native size instead, the results are broken down by the size band of
+the source image, and attacked copies whose short side is under 256 px are reported
+apart (best effort) instead of counting toward the bar.
+
 Usage::
 
     python benchmarks/robustness.py                       # 512, 1024, 1920x1080; 3 payloads
     python benchmarks/robustness.py --sizes 512 --payloads 1 --jobs 2
+    python benchmarks/robustness.py --corpus .corpus --set bar15 --out bench-output/bar15.md
+    python benchmarks/robustness.py --corpus .corpus --set bar15 --limit 1 --jobs 1 \
+        --attacks 'JPEG q50' 'rotate +1' --peers invisible-watermark/dwtDct
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import statistics
 import sys
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -81,7 +93,48 @@ GEOMETRY_SET = (
     ("rotate +2 deg, cropped to valid area", "rotate", {"angle": 2.0}, 0.95),
     ("rotate -5 deg, cropped to valid area", "rotate", {"angle": -5.0}, 0.0),
 )
-ATTACK_SETS = {"core": ATTACK_SET, "geometry": GEOMETRY_SET, "all": ATTACK_SET + GEOMETRY_SET}
+#: The attacks of the real-corpus bar, exactly (plus the unattacked reference row):
+#: the first group at >= 99 % exact payloads, the second at >= 95 %, in every size band.
+BAR15_SET = (
+    ("none (reference)", None, {}, 1.00),
+    ("JPEG q50", "jpeg", {"quality": 50}, 0.99),
+    ("WebP q50", "webp", {"quality": 50}, 0.99),
+    ("Gaussian blur s=1.5", "gaussian_blur", {"sigma": 1.5}, 0.99),
+    ("median blur 3", "median_blur", {"ksize": 3}, 0.99),
+    ("Gaussian noise s=5", "gaussian_noise", {"sigma": 5.0}, 0.99),
+    ("brightness x0.6", "brightness", {"factor": 0.6}, 0.99),
+    ("brightness x1.4", "brightness", {"factor": 1.4}, 0.99),
+    ("contrast x0.5", "contrast", {"factor": 0.5}, 0.99),
+    ("contrast x1.5", "contrast", {"factor": 1.5}, 0.99),
+    ("gamma 0.7", "gamma", {"gamma": 0.7}, 0.99),
+    ("gamma 1.4", "gamma", {"gamma": 1.4}, 0.99),
+    ("hue +20", "hue", {"shift": 20.0}, 0.99),
+    ("hue -20", "hue", {"shift": -20.0}, 0.99),
+    ("saturation x2", "saturation", {"factor": 2.0}, 0.99),
+    ("grayscale", "grayscale", {"weights": "bt601"}, 0.99),
+    ("occlusion 25% flat", "occlude", {"area": 0.25, "fill": "flat"}, 0.99),
+    ("occlusion 25% blurred", "occlude", {"area": 0.25, "fill": "blur"}, 0.99),
+    ("crop 50% area", "crop", {"area": 0.5, "position": "random"}, 0.99),
+    ("resize x0.5", "resize", {"scale": 0.5}, 0.99),
+    ("resize x0.75", "resize", {"scale": 0.75}, 0.99),
+    ("resize x1.5", "resize", {"scale": 1.5}, 0.99),
+    ("resize x2.0", "resize", {"scale": 2.0}, 0.99),
+    ("screenshot (1280 wide, 40 px border, JPEG 80)", "screenshot",
+     {"width": 1280, "border": 40, "quality": 80}, 0.99),
+    ("rotate +1 deg + crop", "rotate", {"angle": 1.0, "crop": True}, 0.95),
+    ("rotate -1 deg + crop", "rotate", {"angle": -1.0, "crop": True}, 0.95),
+    ("rotate +2 deg + crop", "rotate", {"angle": 2.0, "crop": True}, 0.95),
+    ("rotate -2 deg + crop", "rotate", {"angle": -2.0, "crop": True}, 0.95),
+    ("rotate +5 deg + crop", "rotate", {"angle": 5.0, "crop": True}, 0.95),
+    ("rotate -5 deg + crop", "rotate", {"angle": -5.0, "crop": True}, 0.95),
+    ("aspect: height x0.89, width x0.67", "resize", {"scale": (960 / 1080, 1280 / 1920)}, 0.95),
+    ("JPEG q30", "jpeg", {"quality": 30}, 0.95),
+    ("crop 25% area", "crop", {"area": 0.25, "position": "random"}, 0.95),
+    ("JPEG 60 + crop 71% sides + brightness x0.5", "combined",
+     {"quality": 60, "crop_side": 0.71, "brightness_factor": 0.5, "position": "random"}, 0.95),
+)
+ATTACK_SETS = {"core": ATTACK_SET, "geometry": GEOMETRY_SET, "all": ATTACK_SET + GEOMETRY_SET,
+               "bar15": BAR15_SET}
 
 
 def load_photo(name: str, size: tuple[int, int]) -> np.ndarray:
@@ -105,15 +158,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _load_peers():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("provmark_bench_peers",
-                                                  Path(__file__).with_name("peers.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return {k: v for k, v in mod.available_peers().items() if not isinstance(v, str)}
+    return {k: v for k, v in _load_peers_all().items() if not isinstance(v, str)}
 
 
 def run_peer_case(job):
@@ -237,18 +282,370 @@ def summarise(rows, sizes, attack_set=ATTACK_SET):
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------
+# Corpus mode: every image of a corpus (benchmarks/corpus.py) at its native size,
+# results per size band of the source image.
+
+#: Attacked copies with a shorter side than this are reported best effort, not in the bar.
+MIN_SIDE = 256
+
+
+def _load_corpus_module():
+    import importlib.util
+
+    name = "provmark_bench_corpus"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _stable(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def _attack_rng(seed: int, image_id: str, payload_index: int, label: str):
+    """The random stream of one attack on one marked copy: the same for provmark and
+    every peer, and independent of which other attacks or images are selected."""
+    return np.random.default_rng([seed, _stable(image_id), payload_index, _stable(label)])
+
+
+def _read_rgb(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def run_corpus_case(job):
+    """One corpus image: embed ``payloads`` payloads, attack each marked copy, detect."""
+    record, path, n_payloads, seed, set_name, search, only = job
+    attack_set = [a for a in ATTACK_SETS[set_name] if selected(a[0], a[1], only)]
+    img = _read_rgb(path)
+    base = {"method": "provmark", "image": record["id"], "band": record["band"],
+            "kind": record["kind"], "megapixels": record["megapixels"]}
+    rows, refusals = [], []
+    for i in range(n_payloads):
+        prng = np.random.default_rng([seed, _stable(record["id"]), i])
+        payload = provmark.Payload(int(prng.integers(0, 2**24)), int(prng.integers(0, 2**40)),
+                                   int(prng.integers(1, 4)))
+        key = f"bench-key-{seed}-{record['id']}-{i}"
+        try:
+            marked = provmark.embed(img, payload, key=key)
+        except provmark.EmbedError as exc:
+            refusals.append({**base, "payload_index": i, "message": str(exc)})
+            continue
+        quality = {"psnr": psnr(img, marked), "ssim": ssim(img, marked)}
+        for label, attack, params, _ in attack_set:
+            row = {**base, "payload_index": i, "attack": label, "ok": False, "found": False,
+                   "wrong": False, "error": "", **quality}
+            try:
+                attacked = marked if attack is None else A.apply(
+                    attack, marked, rng=_attack_rng(seed, record["id"], i, label), **params)
+            except Exception as exc:  # noqa: BLE001  (an attack that cannot run is reported)
+                rows.append({**row, "error": f"attack: {type(exc).__name__}: {exc}",
+                             "short_side": 0, "counted": False})
+                continue
+            row["short_side"] = int(min(attacked.shape[:2]))
+            row["counted"] = row["short_side"] >= MIN_SIDE
+            t0 = time.perf_counter()
+            try:
+                det = provmark.detect(attacked, key=key, **search)
+            except Exception as exc:  # noqa: BLE001  (detect refusing a tiny copy, say)
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                row.update(ok=det.payload == payload, found=bool(det.found),
+                           wrong=bool(det.found and det.payload != payload))
+            row["detect_s"] = time.perf_counter() - t0
+            rows.append(row)
+    return rows, refusals
+
+
+def run_corpus_peer_case(job):
+    """The same image and the same attack realisations for every installed peer (blind)."""
+    record, path, n_payloads, seed, set_name, only, peer_names = job
+    attack_set = [a for a in ATTACK_SETS[set_name] if selected(a[0], a[1], only)]
+    img = _read_rgb(path)
+    peers = _load_peers()
+    rows = []
+    for peer_name in peer_names:
+        method = peers.get(peer_name)
+        if method is None:
+            continue
+        for i in range(n_payloads):
+            bits = np.random.default_rng(
+                [seed, _stable(record["id"]), i, _stable(peer_name)]).integers(
+                    0, 2, method.payload_bits).astype(bool)
+            base = {"method": peer_name, "image": record["id"], "band": record["band"],
+                    "payload_index": i}
+            try:
+                marked = method.embed(img, bits)
+            except Exception as exc:  # noqa: BLE001  (a peer refusing an image is reported)
+                rows.append({**base, "attack": None,
+                             "embed_error": f"{type(exc).__name__}: {exc}"})
+                continue
+            for label, attack, params, _ in attack_set:
+                # The same realisation (crop offset, noise) as provmark's payload i.
+                attacked = marked if attack is None else A.apply(
+                    attack, marked, rng=_attack_rng(seed, record["id"], i, label), **params)
+                side = int(min(attacked.shape[:2]))
+                try:
+                    acc = float(np.mean(method.detect(attacked).bits == bits))
+                    err = ""
+                except Exception as exc:  # noqa: BLE001
+                    acc, err = 0.0, f"{type(exc).__name__}: {exc}"
+                rows.append({**base, "attack": label, "ok": acc == 1.0, "bit_accuracy": acc,
+                             "short_side": side, "counted": side >= MIN_SIDE, "error": err})
+    return rows
+
+
+def _cell(rows, bar):
+    if not rows:
+        return "-"
+    k = sum(r["ok"] for r in rows)
+    rate = k / len(rows)
+    return f"{k}/{len(rows)} {rate:.0%} " + ("pass" if rate >= bar else "**FAIL**")
+
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise_corpus(rows, refusals, bands, attack_set, images, peer_rows=()):
+    """Markdown tables of a corpus run, per size band of the source image."""
+    prov = [r for r in rows if r["method"] == "provmark"]
+    counted = [r for r in prov if r["counted"]]
+    out = ["## Exact-payload rate per attack and size band",
+           "",
+           f"Attacked copies with a short side of at least {MIN_SIDE} px; a cell is "
+           "exact/cases, rate and pass/FAIL against the bar.",
+           "",
+           "| attack | bar | " + " | ".join(f"{b} MP" for b in bands) + " | all |",
+           "|---|---|" + "---|" * (len(bands) + 1)]
+    fails = []
+    for label, _, _, bar in attack_set:
+        cells = []
+        for b in bands:
+            rr = [r for r in counted if r["attack"] == label and r["band"] == b]
+            cells.append(_cell(rr, bar))
+            if rr and sum(r["ok"] for r in rr) / len(rr) < bar:
+                fails.append(f"{label} ({b})")
+        rr = [r for r in counted if r["attack"] == label]
+        out.append(f"| {label} | {bar:.0%} | " + " | ".join(cells) + f" | {_cell(rr, bar)} |")
+    out += ["", f"Cells below the bar: {len(fails)}" + (": " + "; ".join(fails) if fails else ".")]
+
+    small = [r for r in prov if not r["counted"]]
+    out += ["", f"## Best effort: attacked copies with a short side under {MIN_SIDE} px",
+            "", "Not counted above. found = right payload; error = wrong payload or an "
+            "exception.", ""]
+    if small:
+        out += ["| attack | band | found | not found | error |", "|---|---|---|---|---|"]
+        for label, *_ in attack_set:
+            for b in bands:
+                rr = [r for r in small if r["attack"] == label and r["band"] == b]
+                if rr:
+                    err = sum(bool(r["error"]) or r["wrong"] for r in rr)
+                    found = sum(r["ok"] for r in rr)
+                    out.append(f"| {label} | {b} | {found} | {len(rr) - found - err} | {err} |")
+    else:
+        out.append("None in this run.")
+
+    out += ["", "## Per size band: embedding, quality, wrong payloads, detection time", "",
+            "| band | images | marked copies | embed refusals | PSNR min | PSNR median | "
+            "SSIM min | SSIM median | wrong payloads | detections | detect median (ms) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for b in list(bands) + ["all"]:
+        rr = [r for r in prov if b == "all" or r["band"] == b]
+        marked = {(r["image"], r["payload_index"]): r for r in rr}
+        ps = [r["psnr"] for r in marked.values()]
+        ss = [r["ssim"] for r in marked.values()]
+        ref = [r for r in refusals if b == "all" or r["band"] == b]
+        n_img = sum(1 for i in images if b == "all" or i["band"] == b)
+        times = [r["detect_s"] * 1000 for r in rr if "detect_s" in r]
+        wrong = sum(r["wrong"] for r in rr)
+        out.append(f"| {b} | {n_img} | {len(marked)} | {len(ref)} | "
+                   + (f"{min(ps):.2f} | {_median(ps):.2f} | {min(ss):.4f} | {_median(ss):.4f}"
+                      if ps else "- | - | - | -")
+                   + f" | {'**' + str(wrong) + '**' if wrong else 0} | {len(rr)} | "
+                   f"{_median(times):.0f} |")
+    wrong = [r for r in prov if r["wrong"]]
+    out.append("")
+    if wrong:
+        out.append(f"**WRONG PAYLOADS RETURNED: {len(wrong)}** (found=True with a payload that "
+                   "differs from the embedded one): " + "; ".join(
+                       f"{r['image']} #{r['payload_index']} {r['attack']}" for r in wrong))
+    else:
+        out.append("Wrong payloads returned: 0.")
+    out += ["", "### Embed refusals (EmbedError)", ""]
+    out += [f"- {r['image']} ({r['band']}, payload {r['payload_index']}): {r['message']}"
+            for r in refusals] or ["None."]
+    errors = [r for r in prov if r["error"]]
+    if errors:
+        out += ["", "### Errors (attack or detect raised)", ""]
+        out += [f"- {r['image']} #{r['payload_index']} {r['attack']}: {r['error']}"
+                for r in errors]
+    failed = sorted({(r["band"], r["image"], r["attack"]) for r in counted if not r["ok"]})
+    out += ["", "### Failed cases (band, image, attack)", ""]
+    out.append("; ".join(f"{b} {i} {a}" for b, i, a in failed) if failed else "None.")
+
+    if peer_rows:
+        methods = sorted({r["method"] for r in peer_rows if r.get("attack")})
+        names = ["provmark"] + methods
+        out += ["", "## Side by side with the peers (same images, same attack realisations)",
+                "", "Each cell: exact-payload cases per method, in the order "
+                + " · ".join(names) + "; every method embeds its own random payloads "
+                "(as many per image as provmark) and sees the same attack realisations; "
+                "the peers detect blind (their mean bit accuracy in the last column). "
+                f"Copies with a short side of at least {MIN_SIDE} px.", "",
+                "| attack | " + " | ".join(f"{b} MP" for b in bands) + " | all | peer bits |",
+                "|---|" + "---|" * (len(bands) + 2)]
+        for label, *_ in attack_set:
+            cells = []
+            for b in list(bands) + ["all"]:
+                parts = []
+                for m in names:
+                    rr = [r for r in (counted if m == "provmark" else peer_rows)
+                          if r["method"] == m and r.get("attack") == label and r.get("counted")
+                          and (b == "all" or r["band"] == b)]
+                    parts.append(f"{sum(r['ok'] for r in rr)}/{len(rr)}" if rr else "-")
+                cells.append(" · ".join(parts))
+            bits = []
+            for m in methods:
+                rr = [r for r in peer_rows if r["method"] == m and r.get("attack") == label
+                      and r.get("counted")]
+                bits.append(f"{np.mean([r['bit_accuracy'] for r in rr]):.0%}" if rr else "-")
+            out.append(f"| {label} | " + " | ".join(cells) + " | " + " / ".join(bits) + " |")
+        embed_err = [r for r in peer_rows if r.get("embed_error")]
+        if embed_err:
+            out += ["", "Peer embed failures: " + "; ".join(
+                f"{r['method']} on {r['image']}: {r['embed_error']}" for r in embed_err)]
+    return "\n".join(out)
+
+
+def corpus_main(args, parser) -> int:
+    corpus = _load_corpus_module()
+    try:
+        records = corpus.load_manifest(args.corpus)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    bands = args.bands or list(corpus.BAND_LABELS)
+    unknown = sorted(set(bands) - set(corpus.BAND_LABELS))
+    if unknown:
+        parser.error(f"--bands {' '.join(unknown)}: the bands are {', '.join(corpus.BAND_LABELS)}")
+    images = []
+    for b in bands:
+        rr = sorted((r for r in records if r["band"] == b and (
+            not args.images or any(t in r["id"] for t in args.images))), key=lambda r: r["id"])
+        images += rr[: args.limit] if args.limit else rr
+    attack_set = tuple(a for a in ATTACK_SETS[args.attack_set]
+                       if selected(a[0], a[1], args.attacks))
+    if not attack_set:
+        parser.error(f"--attacks matches no attack of --set {args.attack_set}")
+    search = {"search": "exhaustive"} if args.search == "exhaustive" else {}
+    root = Path(args.corpus)
+    jobs = [(r, root / r["file"], args.payloads, args.seed, args.attack_set, search, args.attacks)
+            for r in images]
+    # Largest first, so the long jobs do not start last.
+    jobs.sort(key=lambda j: -j[0]["megapixels"])
+    t0 = time.time()
+    rows, refusals = [], []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for done, (part, ref) in enumerate(pool.map(run_corpus_case, jobs), start=1):
+            rows.extend(part)
+            refusals.extend(ref)
+            print(f"\r{done}/{len(jobs)} images", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    elapsed = time.time() - t0
+    peer_rows, peer_note = [], ""
+    if args.peers is not None:
+        wanted = [n for a in args.peers for n in a.split(",") if n]
+        everything = _load_peers_all()
+        usable = {k: v for k, v in everything.items() if not isinstance(v, str)}
+        names = wanted or list(usable)
+        missing = [n for n in names if n not in usable]
+        if missing:
+            peer_note = "Peers skipped: " + "; ".join(
+                f"{n}: {everything.get(n, 'unknown peer; known: ' + ', '.join(everything))}"
+                for n in missing) + "\n"
+            print(peer_note, file=sys.stderr)
+        names = [n for n in names if n in usable]
+        if names:
+            pjobs = [(r, root / r["file"], args.payloads, args.seed, args.attack_set,
+                      args.attacks, names)
+                     for r in images]
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                for done, part in enumerate(pool.map(run_corpus_peer_case, pjobs), start=1):
+                    peer_rows.extend(part)
+                    print(f"\r{done}/{len(pjobs)} peer images", end="", file=sys.stderr,
+                          flush=True)
+            print(file=sys.stderr)
+    argv = shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    counts = ", ".join(f"{b}: {sum(i['band'] == b for i in images)}" for b in bands)
+    header = (f"Command: python benchmarks/robustness.py {argv}\n"
+              f"Corpus {args.corpus}: {len(images)} images at native size ({counts}); "
+              f"{args.payloads} payloads each; set {args.attack_set}, {len(attack_set)} attacks; "
+              f"{sum(r['method'] == 'provmark' for r in rows)} provmark detections in "
+              f"{elapsed:.0f} s with {args.jobs} jobs (total {time.time() - t0:.0f} s)\n"
+              + peer_note)
+    text = header + "\n" + summarise_corpus(rows, refusals, bands, attack_set, images, peer_rows)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        json_path = Path(args.json) if args.json else out.with_suffix(".json")
+        json_path.write_text(json.dumps({"header": header, "rows": rows, "refusals": refusals,
+                                         "peer_rows": peer_rows,
+                                         "images": [i["id"] for i in images]}, indent=None))
+        print(f"wrote {out} and {json_path}", file=sys.stderr)
+    elif args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "refusals": refusals,
+                                               "peer_rows": peer_rows}))
+    return 0
+
+
+def _load_peers_all():
+    """Every peer adapter, or the reason it is unavailable (see peers.available_peers)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("provmark_bench_peers",
+                                                  Path(__file__).with_name("peers.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.available_peers()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=list(PHOTOS))
-    parser.add_argument("--payloads", type=int, default=3, help="payloads (and keys) per photo and size")
+    parser.add_argument("--payloads", type=int, default=None,
+                        help="payloads (and keys) per photo and size (default 3; 2 per image "
+                             "with --corpus)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--set", dest="attack_set", choices=list(ATTACK_SETS), default="core",
-                        help="core: the core bar; geometry: crops and resizes; all: both")
+    parser.add_argument("--set", dest="attack_set", choices=list(ATTACK_SETS), default=None,
+                        help="core: the core bar; geometry: crops and resizes; all: both; "
+                             "bar15: the real-corpus bar, per size band (default: core, or bar15 with "
+                             "--corpus)")
     parser.add_argument("--peers", nargs="*", default=None, metavar="PEER",
-                        help="also run these peers blind on the same photos and attacks "
-                             "(no names: every installed one; make peers installs them)")
+                        help="also run these peers blind on the same images and attacks "
+                             "(names separated by spaces or commas, e.g. "
+                             "invisible-watermark/dwtDct,blind-watermark; no names: every "
+                             "installed one; make peers installs them)")
+    parser.add_argument("--corpus", metavar="DIR",
+                        help="run on every image of this corpus at its native size, results "
+                             "per size band (build it with make corpus: .corpus/)")
+    parser.add_argument("--bands", nargs="+", metavar="BAND",
+                        help="with --corpus: only these size bands (<0.3 0.3-0.6 0.6-2 >2)")
+    parser.add_argument("--limit", type=int, default=0, metavar="N",
+                        help="with --corpus: the first N images (by id) of each band")
+    parser.add_argument("--images", nargs="+", metavar="TEXT",
+                        help="with --corpus: only images whose id contains one of these")
     parser.add_argument("--search", choices=("standard", "exhaustive"), default="standard",
                         help="detect's search mode (exhaustive: also sweep scales and rotations, "
                              "for resized or rotated copies of sources under 0.6 MP)")
@@ -256,9 +653,21 @@ def main(argv=None) -> int:
                         help="detect only the attacks whose label or attack name contains one "
                              "of these (case-insensitive, e.g. 'combined' or 'JPEG'); the "
                              "copies are the same as in the full run")
-    parser.add_argument("--out", help="also write the markdown table here")
+    parser.add_argument("--out", help="also write the markdown table here (with --corpus, "
+                                      "every case as JSON next to it too)")
     parser.add_argument("--json", help="write every case as JSON here")
     args = parser.parse_args(argv)
+    args.argv = argv
+    if args.corpus:
+        args.attack_set = args.attack_set or "bar15"
+        args.payloads = 2 if args.payloads is None else args.payloads
+        return corpus_main(args, parser)
+    if args.bands or args.limit or args.images:
+        parser.error("--bands, --limit and --images need --corpus DIR")
+    args.attack_set = args.attack_set or "core"
+    args.payloads = 3 if args.payloads is None else args.payloads
+    if args.peers is not None:
+        args.peers = [n for a in args.peers for n in a.split(",") if n]
     search = "exhaustive" if args.search == "exhaustive" else True
     attack_set = tuple(a for a in ATTACK_SETS[args.attack_set]
                        if selected(a[0], a[1], args.attacks))

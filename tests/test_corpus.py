@@ -289,3 +289,61 @@ def test_pypi_licence_is_read_from_the_loader_docstring():
     astronaut = next(s for s in corpus.SOURCES if s.id == "skimage-astronaut")
     text, where = corpus.pypi_licence(astronaut)
     assert "public domain" in text and where == "skimage.data:astronaut docstring"
+
+
+# -- the corpus mode of benchmarks/robustness.py ------------------------------------------
+
+def _load_robustness():
+    name = "provmark_bench_robustness"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _CORPUS_PATH.with_name("robustness.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_attack_of_the_bar15_set_runs():
+    rb = _load_robustness()
+    img = np.ascontiguousarray(_texture(300, 400, 7))
+    for label, attack, params, bar in rb.BAR15_SET:
+        assert bar in (0.95, 0.99, 1.0), label
+        if attack is None:
+            continue
+        out = rb.A.apply(attack, img, rng=rb._attack_rng(0, "x", 0, label), **params)
+        assert out.dtype == np.uint8 and out.ndim == 3, label
+    # The same realisation for every method: the random crop is reproducible.
+    a = rb.A.apply("crop", img, rng=rb._attack_rng(3, "im", 1, "crop 25% area"), area=0.25)
+    b = rb.A.apply("crop", img, rng=rb._attack_rng(3, "im", 1, "crop 25% area"), area=0.25)
+    assert np.array_equal(a, b)
+
+
+def test_corpus_summary_splits_small_copies_and_counts_wrong_payloads():
+    rb = _load_robustness()
+
+    def row(band, attack, ok, side=600, wrong=False, image="i", method="provmark"):
+        return {"method": method, "image": image, "band": band, "payload_index": 0,
+                "attack": attack, "ok": ok, "found": ok or wrong, "wrong": wrong, "error": "",
+                "short_side": side, "counted": side >= rb.MIN_SIDE, "psnr": 41.0,
+                "ssim": 0.98, "detect_s": 0.05}
+
+    attack_set = (("JPEG q50", "jpeg", {"quality": 50}, 0.99),
+                  ("crop 25% area", "crop", {"area": 0.25}, 0.95))
+    rows = [row("<0.3", "JPEG q50", True, image="a"), row("<0.3", "JPEG q50", False, image="b",
+                                                          wrong=True),
+            row(">2", "JPEG q50", True, image="c"), row("<0.3", "crop 25% area", True, side=200),
+            row(">2", "crop 25% area", True, image="c")]
+    refusals = [{"image": "flat", "band": "0.3-0.6", "payload_index": 0,
+                 "message": "too flat"}]
+    images = [{"id": i, "band": b} for i, b in
+              (("a", "<0.3"), ("b", "<0.3"), ("flat", "0.3-0.6"), ("c", ">2"))]
+    text = rb.summarise_corpus(rows, refusals, list(rb._load_corpus_module().BAND_LABELS),
+                               attack_set, images)
+    jpeg = next(ln for ln in text.splitlines() if ln.startswith("| JPEG q50 |"))
+    assert "1/2 50% **FAIL**" in jpeg and "1/1 100% pass" in jpeg
+    crop = next(ln for ln in text.splitlines() if ln.startswith("| crop 25% area |"))
+    assert crop.split(" | ")[2] == "-"  # the 200 px copy is not counted in the bar ...
+    assert "| crop 25% area | <0.3 | 1 | 0 | 0 |" in text  # ... but reported best effort
+    assert "**WRONG PAYLOADS RETURNED: 1**" in text
+    assert "- flat (0.3-0.6, payload 0): too flat" in text

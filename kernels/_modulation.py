@@ -214,22 +214,24 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
 
 
 @njit_exact(parallel=True)
-def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, out):
+def apply_block_deltas(rgb, pairs, delta, c, scale, limit, template, tamp, out):
     """Add ``scale * delta`` (LL-band DCT changes) and a synchronisation template
     to every channel of ``rgb``.
 
     The inverse DCT of a change confined to a few coefficients is the sum of their
     basis images; the inverse Haar of an LL-only change adds ``dLL / 2`` to each of
     the four pixels under it. Adding the same luma change to R, G and B leaves
-    chroma (B - Y, R - Y) unchanged. The change of any pixel is clamped to
-    ``+-max_change`` grey levels (a hard visibility bound at strong edges); values
-    are rounded half up and clipped to 0..255. Pixels outside whole blocks are copied.
+    chroma (B - Y, R - Y) unchanged. The change of every 2x2 pixel cell (one LL
+    sample) is clamped to ``+-limit[ly, lx]`` grey levels (``limit`` (nby*8, nbx*8)
+    float32: a visibility bound that is tight in flat neighbourhoods and loose in
+    texture); values are rounded half up and clipped to 0..255. Pixels outside whole
+    blocks are copied.
 
     ``template`` is a periodic (Q, Q) float32 tile, Q a power of two, added as
     ``template[y % Q, x % Q]
     * tamp[by, bx]`` (``tamp`` (nby, nbx) float32 per-block amplitudes; all zero
-    adds nothing). It is summed with the QIM change, and the sum clamped to
-    ``+-max_change``, before the single rounding.
+    adds nothing). It is summed with the QIM change, and the sum clamped to the
+    same limit, before the single rounding.
     """
     h = rgb.shape[0]
     q = template.shape[0]
@@ -260,10 +262,11 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
             for i in range(8):
                 for j in range(8):
                     v = dll[bx, i, j]
-                    if v > max_change:
-                        dll[bx, i, j] = max_change
-                    elif v < -max_change:
-                        dll[bx, i, j] = -max_change
+                    lim = limit[by * 8 + i, bx * 8 + j]
+                    if v > lim:
+                        dll[bx, i, j] = lim
+                    elif v < -lim:
+                        dll[bx, i, j] = -lim
         # The pixel values are integers, so round(v + d) = v + round(d): round the
         # change once per pixel and add it to the three channels as an integer.
         step = np.empty((nbx, 8, 8), np.int32)
@@ -282,7 +285,8 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, max_change, template, tamp, 
                 for xx in range(nbx * 16):
                     bx = xx >> 4
                     d = dll[bx, i, (xx & 15) >> 1] + template[ty, xx & qmask] * tamp[by, bx]
-                    d = min(max(d, -max_change), max_change)
+                    lim = limit[by * 8 + i, xx >> 1]
+                    d = min(max(d, -lim), lim)
                     dprow[xx] = np.int32(math.floor(d + 0.5))
             else:
                 for xx in range(nbx * 16):

@@ -210,7 +210,8 @@ def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None)
     The LL-band change of each block is ``scipy.fft.idctn`` of its coefficient
     changes (``scale * delta`` scattered into an 8x8 array, shared coefficients
     adding up); the pixel change is its inverse Haar (:func:`ll_only_inverse_haar`),
-    clamped to ``+-max_change``, added to R, G and B alike, rounded half up
+    clamped to ``+-max_change`` (a number, or an LL-resolution array: one limit per
+    2x2 pixel cell), added to R, G and B alike, rounded half up
     (``floor(x + 0.5)``) and clipped to 0..255. Pixels outside whole blocks
     (``delta.shape[:2]`` blocks from the origin) are copied. With ``template`` (a
     (Q, Q) tile) and ``tamp`` (per-block amplitudes), ``template[y % Q, x % Q] *
@@ -228,6 +229,8 @@ def apply_deltas(rgb, pairs, delta, scale, max_change, template=None, tamp=None)
                 coeffs[u2, v2] += scale * delta[by, bx, p, 1]
             dll[BLOCK * by:BLOCK * (by + 1), BLOCK * bx:BLOCK * (bx + 1)] = scipy.fft.idctn(
                 coeffs, norm="ortho")
+    if np.ndim(max_change):
+        max_change = np.kron(np.asarray(max_change, np.float64), np.ones((2, 2)))
     change = np.clip(ll_only_inverse_haar(dll), -max_change, max_change)
     if template is not None:
         q = template.shape[0]

@@ -572,13 +572,34 @@ def test_non_uint8_arrays_refused(dtype, word):
 @pytest.mark.parametrize("shape", [(32, 32), (63, 200), (200, 63), (255, 255), (255, 1000),
                                    (1000, 255)])
 def test_too_small_refused_with_minimum(shape):
+    """embed refuses what cannot hold one tile; detect answers instead (a small copy
+    may be a downscale of a marked image: it is read, or said to be too small)."""
     img = np.zeros((*shape, 3), np.uint8)
-    for fn in ("embed", "detect"):
-        with pytest.raises(ImageError) as exc:
-            _call(fn, img)
-        msg = str(exc.value)
-        assert "256x256" in msg  # names the minimum
-        assert f"{shape[1]}x{shape[0]}" in msg  # and the actual size (W x H)
+    with pytest.raises(ImageError) as exc:
+        _call("embed", img)
+    msg = str(exc.value)
+    assert "256x256" in msg  # names the minimum
+    assert f"{shape[1]}x{shape[0]}" in msg  # and the actual size (W x H)
+    det = _call("detect", img)
+    assert not det.found and det.payload is None and det.reason
+    if min(shape) < provmark._detect.MIN_READ_SIDE:
+        assert f"{shape[1]}x{shape[0]}" in det.reason
+
+
+def test_detect_reads_a_copy_under_one_tile():
+    """A 0.13 MP photo halved (225x150): the template finds the scale and the mark is
+    read back, or detect says it was not found; it never raises."""
+    from skimage import data
+
+    img = np.ascontiguousarray(data.chelsea())  # 451x300
+    payload = provmark.Payload(provider=9, content_id=99)
+    marked = provmark.embed(img, payload)
+    import cv2
+
+    half = np.ascontiguousarray(cv2.resize(marked, (226, 150), interpolation=cv2.INTER_AREA))
+    det = provmark.detect(half)
+    assert det.payload in (None, payload)  # never a wrong payload
+    assert det.reason
 
 
 def test_not_an_image_type():

@@ -44,7 +44,7 @@ def test_small_images_carry_a_stronger_template():
     flat_small, tex_small = _template.size_gains(512 * 512)
     flat_big, tex_big = _template.size_gains(2_000_000)
     assert (flat_big, tex_big) == (1.0, 1.0)
-    assert 1.0 < flat_small <= _template.FLAT_GAIN_MAX
+    assert 1.0 <= flat_small <= _template.FLAT_GAIN_MAX  # skies get no more than 1 MP's
     assert flat_small < tex_small <= _template.TEXTURE_GAIN_MAX
 
 
@@ -159,6 +159,7 @@ def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params, monkey
         assert abs(det.scale - params["scale"]) <= 0.01
 
 
+@pytest.mark.slow
 def test_exhaustive_sweep_finds_nothing_in_unmarked_or_wrong_key(marked_512):
     img, marked, _ = marked_512
     for image, key in ((img, "sweep"), (marked, "another key")):

@@ -40,7 +40,8 @@ class Strength:
     min_psnr : if the mark would bring the PSNR below this (dB), it is scaled down
         uniformly until it does not (robustness then drops; :func:`check_embeddable`
         tells beforehand).
-    max_change : no pixel changes by more than this many grey levels.
+    max_change : no pixel changes by more than this many grey levels; in flat
+        neighbourhoods the bound is tighter (:func:`change_limit`).
     """
 
     r_floor: float = 16.0
@@ -119,10 +120,49 @@ def psnr_scale(delta: np.ndarray, n_pixels: int, min_psnr: float,
     energy = float(np.square(delta, dtype=np.float64).sum())
     if energy == 0.0:
         return 1.0
-    budget = n_pixels * (255.0**2 / 10 ** (min_psnr / 10.0) - 1.0 / 12.0) - reserved
+    budget = psnr_budget(n_pixels, min_psnr) - reserved
     if budget <= 0:
         return 0.0
     return min(1.0, math.sqrt(budget / energy))
+
+
+def psnr_budget(n_pixels: int, min_psnr: float) -> float:
+    """Squared error (per channel, summed over pixels) that keeps the PSNR at
+    ``min_psnr``, less what uint8 rounding adds (about 1/12 per pixel)."""
+    return n_pixels * (255.0**2 / 10 ** (min_psnr / 10.0) - 1.0 / 12.0)
+
+
+def template_energy(tamp: np.ndarray) -> float:
+    """Squared error of the template with per-block amplitudes ``tamp``: its 16 unit
+    cosines average 8 per pixel."""
+    return float(np.square(tamp, dtype=np.float64).sum()) * BLOCK_PX * BLOCK_PX * N_FREQS / 2
+
+
+#: Share of a small source's extra template gain kept whatever the QIM mark needs:
+#: on a busy 512x512 photo at the PSNR floor the 1 MP amplitude is not found after
+#: a resize or rotation (astronaut: 0 of 9 copies), the full one is.
+TEMPLATE_KEEP = 0.5
+
+
+def fit_template(full: np.ndarray, base: np.ndarray, qim_energy: float, budget: float
+                 ) -> np.ndarray:
+    """The template's amplitudes within the PSNR budget: the extra gain of a small
+    source (``full`` over ``base``, the 1 MP amplitudes) is given up first, before
+    the QIM mark is attenuated (a busy 517x389 photo otherwise lost 25 of its 400
+    channel bits to the attenuation and was refused)."""
+    if qim_energy + template_energy(full) <= budget:
+        return full
+    floor = base + TEMPLATE_KEEP * (full - base)
+    if qim_energy + template_energy(floor) >= budget:
+        return floor.astype(np.float32)
+    lo, hi = TEMPLATE_KEEP, 1.0
+    for _ in range(16):  # bisection on the share of the extra gain kept
+        mid = 0.5 * (lo + hi)
+        if qim_energy + template_energy(base + mid * (full - base)) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return (base + lo * (full - base)).astype(np.float32)
 
 
 def _slot_agreement(coef, delta, scale, tile_bits, dither):
@@ -170,16 +210,16 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
     dither = layout.dither
     boost = np.ones(tile_bits.shape, np.float64)
     agreement = None
-    tamp = None
+    full = None
+    budget = psnr_budget(h * w, min_psnr)
     for extra in (None,) + BOOST_PASSES:
         if extra is not None:
             boost = np.where(agreement < WEAK_SLOT, np.maximum(boost, extra), boost)
         delta, coef = compute_deltas(rgb, tile_bits, dither, params, boost)
-        if tamp is None:
-            tamp = block_amplitude(coef)
-            # The template's squared error: 16 unit cosines average 8 per pixel.
-            reserved = float(np.square(tamp, dtype=np.float64).sum()) * 256 * N_FREQS / 2
-        scale = psnr_scale(delta, h * w, min_psnr, reserved)
+        if full is None:
+            full, base = block_amplitude(coef), block_amplitude(coef, (1.0, 1.0))
+        tamp = fit_template(full, base, float(np.square(delta, dtype=np.float64).sum()), budget)
+        scale = psnr_scale(delta, h * w, min_psnr, template_energy(tamp))
         agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)
         # Agreement is signed by the symbol (positive = right); the Viterbi decoder
         # wants positive = bit 0.
@@ -285,7 +325,8 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
                min_psnr: float = 40.0, adapt: bool = True) -> Marked:
     """Write the mark into a copy of ``rgb`` (with the adaptive strength, see
     :data:`ADAPT_BELOW_TILES`), or refuse when it would not read back."""
-    base = _mark_once(rgb, payload, key, strength, min_psnr)
+    limit = change_limit(rgb)
+    base = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit)
     tiles = (rgb.shape[0] // BLOCK_PX) * (rgb.shape[1] // BLOCK_PX) / 256.0
     if not adapt or base.image is None or tiles >= ADAPT_BELOW_TILES:
         return base
@@ -294,7 +335,8 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
     # The raised floor first; the default's SSIM is only needed when it does not fit
     # (one SSIM evaluation, a third of the adaptive path's time, saved on most photos).
     start, deficit = base, None
-    floored = _mark_once(rgb, payload, key, strength, min_psnr, floor_factor=ADAPT_FLOOR)
+    floored = _mark_once(rgb, payload, key, strength, min_psnr, floor_factor=ADAPT_FLOOR,
+                         limit=limit)
     if floored.image is not None:
         floored_deficit = 1.0 - reference.score(floored.image)
         if floored_deficit <= budget:
@@ -311,15 +353,47 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
     for f in (factor, 1.0 + (factor - 1.0) / 2.0):
         if f < 1.1:
             break
-        marked = _mark_once(rgb, payload, key, strength, min_psnr, f, start.floor_factor)
+        marked = _mark_once(rgb, payload, key, strength, min_psnr, f, start.floor_factor,
+                            limit=limit)
         if marked.image is not None and reference.score(marked.image) >= ADAPT_MIN_SSIM:
             return marked
     return start
 
 
+#: Bound of the change in flat neighbourhoods (grey levels) and its growth with the
+#: local standard deviation of the luma (at LL resolution, a window of LIMIT_WINDOW
+#: samples, i.e. about 8x8 pixels): a block that holds a small bright object in a flat
+#: sky (rocket's mast tip) has texture, so its symbols may change a lot, but that
+#: change spread over the block's flat part as a dark 16-px blotch (10 grey levels
+#: against at most 3 elsewhere in the sky). Elsewhere the flat-area floor stays
+#: under this bound.
+LIMIT_FLAT = 3.0
+LIMIT_SLOPE = 1.0
+LIMIT_WINDOW = 4
+
+
+def change_limit(rgb: np.ndarray, max_change: float = DEFAULT_STRENGTH.max_change
+                 ) -> np.ndarray:
+    """The change bound of every 2x2 pixel cell of the whole blocks (LL resolution,
+    float32): ``LIMIT_FLAT + LIMIT_SLOPE * local std``, at most ``max_change``."""
+    import cv2
+
+    nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
+    grey = cv2.cvtColor(rgb[:nby * BLOCK_PX, :nbx * BLOCK_PX], cv2.COLOR_RGB2GRAY)
+    ll = cv2.resize(grey, (nbx * 8, nby * 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    del grey
+    k = (LIMIT_WINDOW, LIMIT_WINDOW)
+    mean = cv2.blur(ll, k)
+    var = cv2.blur(ll * ll, k)
+    var -= mean * mean
+    np.maximum(var, 0.0, out=var)
+    return np.clip(LIMIT_FLAT + LIMIT_SLOPE * np.sqrt(var), LIMIT_FLAT,
+                   max_change).astype(np.float32)
+
+
 def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
-               min_psnr: float, texture_gain: float = 1.0, floor_factor: float = 1.0
-               ) -> Marked:
+               min_psnr: float, texture_gain: float = 1.0, floor_factor: float = 1.0,
+               limit: np.ndarray | None = None) -> Marked:
     """Write the mark at one strength, or refuse when it would not read back.
 
     The closed loop predicts what the detector reads from the coefficient changes;
@@ -334,7 +408,9 @@ def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
     if wrong or wrong_slots > MAX_WRONG_SLOT_SHARE * _codec.CHANNEL_BITS:
         return Marked(None, wrong, wrong_slots, scale, **gains)
     out = np.empty_like(rgb)
-    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, float(DEFAULT_STRENGTH.max_change),
+    if limit is None:
+        limit = change_limit(rgb)
+    apply_block_deltas(rgb, PAIRS, delta, _C64, scale, limit,
                        keyed_template(key, template_factor(*rgb.shape[:2])).tile, tamp, out)
     if wrong_slots or scale < 0.999:
         wrong = _read_back(out, _codec.encode(payload, key), key)

@@ -48,7 +48,7 @@ AMP_MIN, AMP_MAX, AMP_SLOPE = 0.13, 0.35, 0.003
 #: found in 20 of 36 copies with the 1 MP amplitude, 35 of 36 with these gains.
 GAIN_REF_PIXELS = 1_000_000
 TEXTURE_GAIN_MAX = 2.5
-FLAT_GAIN_MAX = 1.5
+FLAT_GAIN_MAX = 1.0
 #: Large sources carry the template on a coarser lattice (period ``PERIOD * factor``,
 #: frequencies divided by ``factor``) so that a strong downscale (a 6000x4000 photo
 #: shown 1280 px wide is x0.21) keeps it below the copy's Nyquist frequency and above
@@ -118,9 +118,10 @@ def size_gains(n_pixels: int) -> tuple[float, float]:
     return min(g, FLAT_GAIN_MAX), min(g, TEXTURE_GAIN_MAX)
 
 
-def block_amplitude(coef: np.ndarray) -> np.ndarray:
-    """Per-block template amplitude (nby, nbx) float32 from the carrier pairs."""
-    gf, gt = size_gains(coef.shape[0] * coef.shape[1] * 256)
+def block_amplitude(coef: np.ndarray, gains: tuple[float, float] | None = None) -> np.ndarray:
+    """Per-block template amplitude (nby, nbx) float32 from the carrier pairs, with
+    the source's :func:`size_gains` (or the ``(flat, textured)`` gains given)."""
+    gf, gt = size_gains(coef.shape[0] * coef.shape[1] * 256) if gains is None else gains
     r = np.hypot(coef[..., 0], coef[..., 1]).mean(axis=2)
     return np.clip(gf * AMP_MIN + gt * AMP_SLOPE * r, gf * AMP_MIN, gt * AMP_MAX).astype(np.float32)
 
@@ -253,6 +254,8 @@ def estimate_affine(y: np.ndarray, key: bytes, top: int = 1) -> list[AffineEstim
     for idx in best:
         r, i, b = np.unravel_index(int(idx), grid.shape)
         j = i + b - band
+        if not 0 <= j < len(scales) or grid.flat[idx] <= 0:
+            continue  # beyond the ends of the scale list (scored 0)
         # Distinct: not within a few coarse steps of an estimate already taken.
         if any(abs(np.log(scales[i] / e_sy)) < 0.05 and abs(np.log(scales[j] / e_sx)) < 0.05
                and abs(rotations[r] - e_r) <= 1.5 * rstep for e_sy, e_sx, e_r in
@@ -376,20 +379,20 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     if ny == 0 or nx == 0:
         return None
     folded = plane[:ny * p, :nx * p].reshape(ny, p, nx, p).sum(axis=(0, 2))
-    spec = np.fft.fft2(folded - folded.mean())
-    power = np.abs(spec) ** 2
+    spec = scipy.fft.fft2(folded - folded.mean())
     ky, kx = tpl.lattice[:, 0] % p, tpl.lattice[:, 1] % p
-    # Noise per template bin: mean power of the 5x5 bins around it, less the bin.
-    ring = (cv2.blur(np.fft.fftshift(power), (5, 5)) * 25.0)
-    ring = np.fft.ifftshift(ring)
-    noise = (ring[ky, kx] - power[ky, kx]) / 24.0
+    # Noise per template bin: mean power of the 24 bins around it (5x5, cyclic).
+    off = np.arange(-2, 3)
+    ny_, nx_ = (ky[:, None, None] + off[None, :, None]) % p, (kx[:, None, None] + off[None, None, :]) % p
+    around = np.abs(spec[ny_, nx_]) ** 2
+    noise = (around.sum(axis=(1, 2)) - np.abs(spec[ky, kx]) ** 2) / 24.0
     noise = np.maximum(noise, 1e-12)
     # The template's own bin value: (P^2 / 2) exp(i phase); the matched filter weighs
     # each frequency by amplitude over noise power.
     want = np.exp(1j * tpl.phase)
     corr_spec = np.zeros((p, p), np.complex128)
     corr_spec[ky, kx] = spec[ky, kx] * np.conj(want) / noise
-    corr = np.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
+    corr = scipy.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
     sd = np.sqrt(0.5 * float((1.0 / noise).sum()))
     # X_k carries exp(i (phase_k - 2 pi k o / p)) for a tile whose origin sits at plane
     # pixel o, so corr[t] peaks at t = o.

@@ -143,7 +143,7 @@ def _phase_candidates(y: np.ndarray, key: bytes, oy: int, ox: int) -> tuple[floa
 
 def pair_coefficient_maps(y: np.ndarray) -> np.ndarray:
     """The carrier coefficients of the 16x16 block whose top-left pixel is at every
-    position: (H - 15, W - 15, P, 2) float32.
+    position: (P, 2, H - 15, W - 15) float32.
 
     A pair coefficient of a block is a fixed linear function of its 256 pixels
     (Haar LL then the 8x8 DCT: weight ``c[u, r // 2] c[v, s // 2] / 2`` on pixel
@@ -154,7 +154,7 @@ def pair_coefficient_maps(y: np.ndarray) -> np.ndarray:
     import cv2
 
     h, w = y.shape
-    out = np.empty((h - BLOCK_PX + 1, w - BLOCK_PX + 1, PAIRS.shape[0], 2), np.float32)
+    out = np.empty((PAIRS.shape[0], 2, h - BLOCK_PX + 1, w - BLOCK_PX + 1), np.float32)
     src = np.ascontiguousarray(y, dtype=np.float32)
     for p, (u1, v1, u2, v2) in enumerate(PAIRS):
         for q, (u, v) in enumerate(((u1, v1), (u2, v2))):
@@ -162,7 +162,7 @@ def pair_coefficient_maps(y: np.ndarray) -> np.ndarray:
             kx = np.repeat(_C64[v], 2)
             full = cv2.sepFilter2D(src, cv2.CV_32F, kx.astype(np.float32), ky.astype(np.float32),
                                    anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-            out[:, :, p, q] = full[:h - BLOCK_PX + 1, :w - BLOCK_PX + 1]
+            out[p, q] = full[:h - BLOCK_PX + 1, :w - BLOCK_PX + 1]
     return out
 
 
@@ -171,16 +171,12 @@ def _phase_candidates_batch(maps: np.ndarray, key: bytes, phases: list[tuple[int
     """:func:`_phase_candidates` for many pixel phases at once, from
     :func:`pair_coefficient_maps` (every phase reads the same number of whole blocks:
     those of the phase that fits the fewest)."""
-    hm, wm = maps.shape[:2]
+    hm, wm = maps.shape[2:]
     nby, nbx = hm // BLOCK_PX, wm // BLOCK_PX
     oys = np.array([p[0] for p in phases], np.int64)
     oxs = np.array([p[1] for p in phases], np.int64)
-    grid = maps[:nby * BLOCK_PX, :nbx * BLOCK_PX].reshape(nby, BLOCK_PX, nbx, BLOCK_PX, -1)
-    radius = np.hypot(grid[..., 0::2], grid[..., 1::2])  # (nby, 16, nbx, 16, P)
-    med = np.median(radius[:, oys, :, oxs].reshape(len(phases), -1), axis=1)
-    scale = np.maximum(med * FEATURE_SCALE, 1e-3)
     folded = np.empty((len(phases), PAIRS.shape[0], DITHER_BLOCKS, DITHER_BLOCKS), np.complex128)
-    fold_phase_features(maps, oys, oxs, nby, nbx, BLOCK_PX, scale, FEATURE_REL, folded)
+    fold_phase_features(maps, oys, oxs, nby, nbx, BLOCK_PX, FEATURE_SCALE, FEATURE_REL, folded)
     z = folded_phase_scores(folded, key)
     return [_best_tile_phase(zi) for zi in z]
 

@@ -435,16 +435,26 @@ def _least_squares(spec, freqs, pred):
     return sol.T  # g = M f  with  M = sol.T
 
 
-def warp_to_grid(y: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Resample the copy ``y`` back onto the embedding grid (inverse of ``A``),
-    centre to centre; returns a float32 luma plane."""
-    h, w = y.shape
+def grid_shape(shape: tuple[int, int], a: np.ndarray) -> tuple[int, int]:
+    """Size of the plane that :func:`warp_to_grid` makes from a copy of ``shape``."""
+    h, w = shape
     inv = np.linalg.inv(a)
     corners = np.array([[0, 0], [0, w], [h, 0], [h, w]], np.float64)
     back = corners @ inv.T
     hn = int(np.ceil(back[:, 0].max() - back[:, 0].min()))
     wn = int(np.ceil(back[:, 1].max() - back[:, 1].min()))
-    hn, wn = max(hn, 16), max(wn, 16)
+    return max(hn, 16), max(wn, 16)
+
+
+def warp_to_grid(y: np.ndarray, a: np.ndarray, window: int | None = None) -> np.ndarray:
+    """Resample the copy ``y`` back onto the embedding grid (inverse of ``A``),
+    centre to centre; returns a float32 luma plane. ``window`` makes only the
+    central part of the plane, at most that many pixels a side (a cheap look before
+    resampling a large copy whole)."""
+    h, w = y.shape
+    hn, wn = grid_shape((h, w), a)
+    if window is not None:
+        hn, wn = min(hn, window), min(wn, window)
     # OpenCV wants (x, y): src(x_s) = A_xy dst(x_d) + t with WARP_INVERSE_MAP.
     a_xy = np.array([[a[1, 1], a[1, 0]], [a[0, 1], a[0, 0]]])
     # Pixel centres: index (n - 1) / 2 is the middle of an n-pixel axis.

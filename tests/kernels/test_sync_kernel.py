@@ -15,19 +15,20 @@ from provmark.kernels import fold_phase_features
                                            ((530, 530), [(15, 1), (2, 14), (8, 8)])])
 def test_fold_phase_features_matches_reference(shape, phases):
     rng = np.random.default_rng(shape[0])
-    maps = rng.normal(0, 20, (shape[0] - 15, shape[1] - 15, 2, 2)).astype(np.float32)
-    maps[3, 5] = 0.0  # a zero pair contributes nothing (no division by zero)
-    nby, nbx = maps.shape[0] // 16, maps.shape[1] // 16
-    scale = rng.uniform(1.0, 5.0, len(phases))
+    maps = rng.normal(0, 20, (2, 2, shape[0] - 15, shape[1] - 15)).astype(np.float32)
+    maps[:, :, 3, 5] = 0.0  # a zero pair contributes nothing (no division by zero)
+    nby, nbx = maps.shape[2] // 16, maps.shape[3] // 16
     oys = np.array([p[0] for p in phases], np.int64)
     oxs = np.array([p[1] for p in phases], np.int64)
     out = np.empty((len(phases), 2, DITHER_BLOCKS, DITHER_BLOCKS), np.complex128)
-    fold_phase_features(maps, oys, oxs, nby, nbx, 16, scale, 0.3, out)
+    fold_phase_features(maps, oys, oxs, nby, nbx, 16, 0.25, 0.3, out)
     for i, (oy, ox) in enumerate(phases):
-        coef = maps[oy::16, ox::16][:nby, :nbx].astype(np.float64)
+        coef = np.moveaxis(maps[:, :, oy::16, ox::16][:, :, :nby, :nbx], (0, 1), (2, 3))
+        coef = coef.astype(np.float64)  # (nby, nbx, P, 2)
         c = coef[..., 0] + 1j * coef[..., 1]
         r = np.abs(c)
-        feat = np.where(r > 0, r / (scale[i] + 0.3 * r) * (c / np.where(r > 0, r, 1)) ** 4, 0)
+        s = max(np.median(r) * 0.25, 1e-3)
+        feat = np.where(r > 0, r / (s + 0.3 * r) * (c / np.where(r > 0, r, 1)) ** 4, 0)
         d = DITHER_BLOCKS
         py, px = -(-nby // d) * d, -(-nbx // d) * d
         padded = np.zeros((py, px, 2), np.complex128)

@@ -217,7 +217,8 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits):
             boost = np.where(agreement < WEAK_SLOT, np.maximum(boost, extra), boost)
         delta, coef = compute_deltas(rgb, tile_bits, dither, params, boost)
         if full is None:
-            full, base = block_amplitude(coef), block_amplitude(coef, (1.0, 1.0))
+            factor = template_factor(h, w)
+            full, base = block_amplitude(coef, factor), block_amplitude(coef, factor, (1.0, 1.0))
         tamp = fit_template(full, base, float(np.square(delta, dtype=np.float64).sum()), budget)
         scale = psnr_scale(delta, h * w, min_psnr, template_energy(tamp))
         agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)

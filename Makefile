@@ -16,6 +16,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIPQ) --upgrade pip
 
+# setuptools reports every editable install of a remapped layout (kernels/ and attacks/
+# install as provmark.kernels and provmark.attacks) with an "Editable installation."
+# notice in warning form; it is information, not a problem, so the installs hide it.
+$(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-bench: \
+  export PYTHONWARNINGS = ignore:Editable installation
+
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIPQ) -e .
 	touch $@

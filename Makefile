@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help install install-test demo test test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
+.PHONY: help install install-test demo test test-fast test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,9 +41,13 @@ install-test: $(VENV)/.installed-test  ## install with the test extras
 demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 	$(VENV)/bin/provmark demo
 
-test: install-test  ## run the test suite (and the kernels once more without JIT)
+test: install-test  ## the full test suite, slow tests included (and the kernels once more without JIT)
 	$(PY) -m pytest -q
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
+
+test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; no-JIT run of the nojit kernel tests
+	$(PY) -m pytest -q -m "not slow"
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "nojit and not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
 	$(PIPQ) torch==2.13.0

@@ -459,6 +459,7 @@ def test_csv_json_and_markdown_writers(tmp_path):
 
 # -- end to end --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_end_to_end_cli_run_writes_tables_and_plots(tmp_path, capsys):
     from provmark.cli import main
 

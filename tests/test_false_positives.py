@@ -3,8 +3,20 @@ wrong key must never return a payload, and the sync score must behave like the
 N(0, 1) statistic the Detection docstring describes.
 
 The issue's bar (>= 10,000 detections) is measured by the robustness benchmark; this
-is the fast version that runs with every test run (3000 detections of 256-512 px
-images, about 1-3 ms each on one Numba thread).
+is the version that runs with ``make test`` (marked ``slow``, so ``make test-fast``
+skips it): 3000 detections of 256-512 px images. Two in every seven of them (858,
+spread evenly over every group and variant) run the full blind search, about 100 ms
+of CPU each on one Numba thread; the rest read the aligned grid only
+(``search=False``, about 4 ms). The aligned-grid claims (the sync score is N(0, 1))
+use all 3000: the aligned score of a searched detection is the same number, its
+first attempt. The claims about the search (the max bound, no payload after a
+search) use the 858 searched ones, whose ~3660 decoding attempts on null words
+come on top of the 2142 aligned ones (5803 in all; at least 5000 is asserted). Why
+this is enough: the bound test compares the count above ``sqrt(2 ln(n m))`` with
+its expectation (at most 1) for the ``n`` it is given, so it holds at any ``n``;
+and a decoder or search bug that accepted null words at a rate of 1e-3 per attempt
+would show in 5000 attempts with probability 1 - exp(-5) > 99.3%. Searching all
+3000 (the old fixture) took 731 s of a 13.5-minute suite; this one about a sixth.
 """
 
 from __future__ import annotations
@@ -75,15 +87,17 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 class _Tally:
     def __init__(self):
         self.n = 0
+        self.decode_attempts = 0
         self.payloads = []
         self.decoded_but_hidden = 0
         self.fap_below_one = 0
         self.z = {}
         self.z_searched = []
 
-    def detect(self, img, group: str, key=None):
-        det = provmark.detect(img, key=key)
+    def detect(self, img, group: str, key=None, *, search: bool):
+        det = provmark.detect(img, key=key, search=search)
         self.n += 1
+        self.decode_attempts += det.details["decode_attempts"]
         if det.found or det.payload is not None:
             self.payloads.append((group, det))
         if det.reason == "decoded word not significant enough":
@@ -93,8 +107,17 @@ class _Tally:
         # The pilot score on the aligned grid is ~N(0, 1) under the null; after the
         # grid search the reported score is the best of `hypotheses` of them.
         self.z.setdefault(group, []).append(det.details["aligned_sync_score"])
-        self.z_searched.append((det.sync_score, det.hypotheses))
+        if search:
+            self.z_searched.append((det.sync_score, det.hypotheses))
         return det
+
+
+def _searched(i: int) -> bool:
+    """Whether detection ``i`` of a loop runs the full search: two in seven. Seven is
+    prime to the periods 2, 3, 4, 5 and 8 of the loops' variants, so every variant
+    (key kind, rescale, JPEG, synthetic kind, attack on the marked image) gets its
+    share of searched detections."""
+    return i % 7 in (0, 3)
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +134,13 @@ def tally(numba_one_thread):
         img = _crop(img, rng)
         if i % 5 == 0:
             img = _jpeg(img, int(rng.integers(30, 96)))
-        t.detect(img, "photo", key=None if i % 2 else rng.bytes(12))
+        t.detect(img, "photo", key=None if i % 2 else rng.bytes(12), search=_searched(i))
 
     # 2. Synthetic: flat, gradients, noise, smooth noise.
     for i in range(600):
         kind = ("flat", "gradient", "noise", "smooth")[i % 4]
-        t.detect(_synthetic(kind, rng), kind, key=None if i % 2 else rng.bytes(12))
+        t.detect(_synthetic(kind, rng), kind, key=None if i % 2 else rng.bytes(12),
+                 search=_searched(i))
 
     # 3. Marked images read with wrong keys (plain, JPEG'd, cropped, rescaled).
     marked = []
@@ -138,24 +162,34 @@ def tally(numba_one_thread):
             dy, dx = 16 * rng.integers(0, 8, 2)  # shift by whole blocks
             m = np.ascontiguousarray(m[dy:, dx:])
         wrong = rng.bytes(int(rng.integers(1, 33))) if i % 3 else f"wrong-{i}"
-        t.detect(m, "wrong key", key=wrong)
+        t.detect(m, "wrong key", key=wrong, search=_searched(i))
     return t
 
 
+@pytest.mark.slow
 def test_enough_detections(tally):
     assert tally.n >= 3000
+    # The searched share really searched: a null image never decodes on the
+    # aligned grid, so each of them scored many grid hypotheses.
+    assert len(tally.z_searched) >= 850
+    assert all(h > 1 for _, h in tally.z_searched)
+    # The power argument of the module docstring counts on >= 5000 null decodings.
+    assert tally.decode_attempts >= 5000, tally.decode_attempts
 
 
+@pytest.mark.slow
 def test_no_payload_ever_returned(tally):
     assert tally.payloads == [], tally.payloads[:5]
 
 
+@pytest.mark.slow
 def test_codec_never_accepted_a_word(tally):
     # false_alarm_probability is 1.0 whenever nothing was decoded.
     assert tally.decoded_but_hidden == 0
     assert tally.fap_below_one == 0
 
 
+@pytest.mark.slow
 def test_sync_score_is_standard_normal_on_unmarked(tally):
     z = np.concatenate([np.asarray(v) for v in tally.z.values()])
     print(f"sync score over {z.size} null detections: mean {z.mean():.3f}, std {z.std():.3f}, "
@@ -168,6 +202,7 @@ def test_sync_score_is_standard_normal_on_unmarked(tally):
     assert (z >= 3).mean() < 0.01
 
 
+@pytest.mark.slow
 def test_searched_sync_score_respects_the_max_bound(tally):
     # P(max of m scores >= z) <= m exp(-z^2/2): the bound the false-alarm
     # probability uses. Over n null detections, expect fewer than ~1 above the
@@ -175,10 +210,12 @@ def test_searched_sync_score_respects_the_max_bound(tally):
     z = np.array([s for s, _ in tally.z_searched])
     m = max(h for _, h in tally.z_searched)
     z_star = np.sqrt(2 * np.log(len(z) * m))
-    print(f"searched sync score: mean {z.mean():.2f}, max {z.max():.2f}, bound {z_star:.2f}")
+    print(f"searched sync score over {len(z)} detections ({tally.decode_attempts} decoding "
+          f"attempts in all): mean {z.mean():.2f}, max {z.max():.2f}, bound {z_star:.2f}")
     assert (z >= z_star).sum() <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", ["photo", "noise", "smooth", "wrong key"])
 def test_sync_score_per_group(tally, group):
     z = np.asarray(tally.z[group])

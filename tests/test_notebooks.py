@@ -24,6 +24,7 @@ def test_notebook_uses_only_the_public_api(path):
     assert not re.search(r"provmark\._|from provmark\.(?!attacks)\w+ import|provmark\.kernels", source)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path, tmp_path):

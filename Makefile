@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help install install-test demo test test-fast test-nojit bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
+.PHONY: help install install-test demo test test-fast bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

@@ -131,6 +131,7 @@ def test_detect_found_json(capsys, files):
     assert row["false_alarm_probability"] <= 1e-9
 
 
+@pytest.mark.slow
 def test_detect_exhaustive_reads_a_resized_small_image(capsys, files, tmp_path, monkeypatch):
     """A 0.75x copy of a 512x512 source: the default search reads it through the
     template. Where the template did not survive (here: every lock refused), the
@@ -384,6 +385,7 @@ def test_check_text_and_too_small(capsys, files):
     assert info["ok"] is False and any("256" in r for r in info["reasons"])
 
 
+@pytest.mark.slow
 def test_demo(capsys, tmp_path):
     out = tmp_path / "demo"
     code, stdout, stderr = run(capsys, "demo", "--out", str(out), "--json")

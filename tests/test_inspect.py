@@ -102,6 +102,7 @@ def test_label_disagrees_without_integrity_code(files):
     assert any("differs from the watermark" in p for p in rep.problems)
 
 
+@pytest.mark.slow
 def test_wrong_key(files):
     rep = provmark.inspect(files[".png"], key=b"not-the-key")
     assert not rep.detection.found and rep.detection.payload is None
@@ -134,6 +135,7 @@ def test_malformed_metadata_never_crashes(labelled, value, expect):
     json.dumps(rep.to_dict())
 
 
+@pytest.mark.slow
 def test_truncated_xmp_and_no_label(astronaut_512, files):
     data = files[".jpg"].read_bytes()
     start = data.index(b"<x:xmpmeta")
@@ -249,6 +251,7 @@ def test_cli_label_errors(capsys, src_png, tmp_path):
     assert code == 0 and "example:" in stdout
 
 
+@pytest.mark.slow
 def test_cli_inspect_exit_codes(capsys, src_png, tmp_path):
     marked = tmp_path / "m.png"
     assert run(capsys, *_label_args(src_png, marked, "--no-explicit"))[0] == EXIT_OK

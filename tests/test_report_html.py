@@ -154,6 +154,7 @@ def test_report_says_what_was_found(report_doc):
     assert "0.5 decision" not in text
 
 
+@pytest.mark.slow
 def test_no_mark_report(photo_factory, tmp_path):
     path = tmp_path / "plain.png"
     Image.fromarray(photo_factory("coffee", 512, 512)).save(path)

@@ -263,6 +263,7 @@ def test_refine_origin_recovers_a_shifted_grid(marked):
 # ------------------------------------------------------------------ no mark
 
 
+@pytest.mark.slow
 def test_unmarked_image_has_no_map(photo_factory, tmp_path):
     img = photo_factory("coffee", 512, 512)
     path = tmp_path / "plain.png"
@@ -274,6 +275,7 @@ def test_unmarked_image_has_no_map(photo_factory, tmp_path):
     assert rep.to_dict()["tamper"]["available"] is False
 
 
+@pytest.mark.slow
 def test_wrong_key_has_no_map(marked, tmp_path):
     path = tmp_path / "marked.png"
     cv2.imwrite(str(path), np.ascontiguousarray(marked("chelsea", 512)[..., ::-1]))

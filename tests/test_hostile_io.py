@@ -341,3 +341,42 @@ def test_header_checks_work_on_bytes_too():
         with open_image(png_header_only(300, 300, depth=16), what="upload-7"):
             pass
     assert probe_image(png_header_only(10000, 9500)) == ("PNG", 10000, 9500)
+
+
+def test_inspect_api_refuses_a_bomb_from_its_header(tmp_path):
+    """provmark.inspect (the API, not only the CLI) checks the header before decoding:
+    a 69-byte PNG claiming 30000x30000 is an ImageError naming the limit, as a path
+    and as bytes."""
+    import provmark
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(30000, 30000))
+    for source in (path, path.read_bytes()):
+        with pytest.raises(ImageError, match="30000x30000"):
+            provmark.inspect(source)
+
+
+def test_html_report_is_written_exclusively_without_overwrite(tmp_path, rgb):
+    """write_html_report(overwrite=False) cannot replace a file that appears after its
+    existence check: the final step is exclusive, not check-then-rename."""
+    import provmark
+    from provmark import _io
+    from provmark._report_html import write_html_report
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.ascontiguousarray(np.tile(rgb, (6, 5, 1)))).save(src)
+    report = provmark.inspect(src, tamper=False, search=False)
+    out = tmp_path / "report.html"
+    real = _io.atomic_output
+
+    def racing(path, *args, **kwargs):  # another process writes the file in between
+        out.write_text("the other process's report")
+        return real(path, *args, **kwargs)
+
+    _io.atomic_output = racing
+    try:
+        with pytest.raises(ImageError, match="exists"):
+            write_html_report(report, None, out, overwrite=False)
+    finally:
+        _io.atomic_output = real
+    assert out.read_text() == "the other process's report"

@@ -11,7 +11,6 @@ back: that needs OCR, so its layer is reported as "not checked".
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,14 +116,14 @@ class InspectionReport:
 
 
 def _pixels(data: bytes, what: str):
-    from PIL import Image, UnidentifiedImageError
+    from ._io import open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        # The header checks (format, pixel limit) before any pixel is decoded: a
+        # 69-byte PNG claiming 30000x30000 pixels is refused, not decoded.
+        with open_image(data, what=what) as (im, _):
             im.load()
             rgb, _ = as_rgb_array(im, what=what)
-    except UnidentifiedImageError:
-        raise ImageError(f"{what}: not a recognised image file (PNG, JPEG and WebP are supported)") from None
     except ImageError as exc:
         msg = str(exc)
         raise ImageError(msg if what in msg else f"{what}: {msg}") from None

@@ -651,6 +651,8 @@ def write_html_report(report, image, path: str | os.PathLike, *,
         raise ImageError(f"{parent}: output directory does not exist")
     from ._io import atomic_output
 
-    with atomic_output(p) as fh:
+    # Exclusive unless overwriting: two processes writing the same report cannot
+    # replace each other's file between the check above and the write.
+    with atomic_output(p, overwrite=overwrite) as fh:
         fh.write(render_html(report, image).encode("utf-8"))
     return p

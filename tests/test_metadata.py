@@ -824,3 +824,353 @@ def test_property_file_round_trip(lab, fmt):
 
 
 _BASE = {fmt: make_file(fmt) for fmt in ["png", "jpeg", "webp-lossy"]}
+
+
+# --------------------------------------------------------------------------- #
+# Hostile input (issue 11): linear time, bounded output, no undocumented error
+# --------------------------------------------------------------------------- #
+import gc  # noqa: E402
+import html  # noqa: E402
+import time  # noqa: E402
+
+from fuzz import hostile  # noqa: E402
+
+from provmark import metadata as m  # noqa: E402
+
+#: A linear reader takes about 4 times as long on 4 times the input; a quadratic
+#: one 16 times. The bound leaves room for a busy 2-core machine.
+RATIO_BOUND = 8.0
+KB, MB = 1024, 1024 * 1024
+
+
+def _cpu_seconds(fn, repeat: int = 2) -> float:
+    """Best CPU time of ``repeat`` calls (CPU time: other processes do not count)."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.disable()  # no collection pause inside a measurement
+        try:
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        finally:
+            gc.enable()
+    return best
+
+
+def _growth(build, small: int, large: int, run) -> tuple[float, float]:
+    a, b = build(small), build(large)
+    return _cpu_seconds(lambda: run(a), 3), _cpu_seconds(lambda: run(b))
+
+
+def _assert_linear(name: str, t_small: float, t_large: float) -> None:
+    # under 20 ms the clock's noise dominates; such a run is fast whatever its shape
+    assert t_large < 0.02 or t_large / max(t_small, 1e-3) < RATIO_BOUND, (
+        f"{name}: {t_small:.3f} s -> {t_large:.3f} s for 4x the input (super-linear)"
+    )
+
+
+def test_issue_11_packet_is_read_fast_and_linearly():
+    # issue 11: a packet full of unclosed <TC260:AIGC> tags took 62 s at 256 KB
+    t1, t4 = _growth(lambda n: hostile.packet(hostile.ISSUE_CASE, n), 1 * MB, 4 * MB,
+                     m._read_xmp)
+    assert t4 < 1.0, f"4 MB malformed packet took {t4:.2f} s CPU"
+    _assert_linear(hostile.ISSUE_CASE, t1, t4)
+    # the files of the issue: 16 APP1 segments (62 s), a 1 MB iTXt chunk (killed
+    # after 120 s); and 4 MB compressed into a small iTXt chunk
+    for kind, size in (("jpeg-app1-segments", 16 * 0xFFD0), ("png-itxt", 1 * MB),
+                       ("png-itxt-compressed", 4 * MB - 4 * KB)):
+        data = hostile.FILES[kind](size)
+        t = _cpu_seconds(lambda: read_label(data), 1)
+        assert t < 1.0, f"{kind}: {t:.2f} s CPU"
+
+
+@pytest.mark.parametrize("name", sorted(hostile.PACKETS))
+def test_hostile_packets_are_read_in_linear_time(name):
+    t1, t4 = _growth(lambda n: hostile.packet(name, n), 128 * KB, 512 * KB, m._read_xmp)
+    _assert_linear(name, t1, t4)
+    assert t4 < 0.5, f"{name}: 512 KB took {t4:.2f} s CPU"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, ok) in hostile.PACKETS.items() if ok))
+def test_hostile_packets_are_updated_in_linear_time(name):
+    def update(packet):
+        try:
+            m._update_xmp(packet, LABEL.to_json(wrapped=False), replace_malformed=False)
+        except ValueError:
+            pass
+
+    t1, t4 = _growth(lambda n: hostile.packet(name, n), 64 * KB, 256 * KB, update)
+    _assert_linear(name, t1, t4)
+
+
+@pytest.mark.parametrize("name", sorted(hostile.FILES))
+def test_hostile_files_are_read_in_linear_time(name):
+    t1, t4 = _growth(hostile.FILES[name], 128 * KB, 512 * KB, read_label)
+    _assert_linear(name, t1, t4)
+
+
+def test_overlong_character_reference_is_a_problem_not_an_exception():
+    # html.unescape raised ValueError (int() refuses > 4300 digits) out of read_label
+    packet = b"<x><TC260:AIGC>&#" + b"1" * 5000 + b";</TC260:AIGC>"
+    r = read_label(png_with_xmp(packet))
+    assert r.label is None and any("not well-formed" in p for p in r.problems)
+    assert r.raw_json == "\ufffd"
+    assert m._unescape("&#65;&#x42;&amp;&#" + "9" * 30 + ";") == "AB&\ufffd"
+    assert m._unescape("&#65") == html.unescape("&#65")
+
+
+def test_deeply_nested_packet_is_updated_without_recursion_error():
+    # the census walked the tree recursively: RecursionError out of write_label
+    deep = hostile.packet("deep-nesting", 256 * KB)
+    out = write_label(png_with_xmp(deep), LABEL)
+    assert read_label(out).label == LABEL
+    assert xmp_of(out).count("<a>") == deep.count(b"<a>")
+
+
+def test_nested_properties_are_read_a_bounded_number_of_times():
+    # each nested TC260:AIGC re-joined the text of all inside it: quadratic
+    packet = hostile.packet("nested-aigc", 64 * KB)
+    candidates, _, problems = m._read_xmp(packet)
+    assert len(candidates) == m.MAX_AIGC_PROPERTIES
+    assert any("TC260:AIGC properties in one XMP packet" in p and "only the first 4" in p
+               for p in problems)
+
+
+def test_too_many_properties_in_a_malformed_packet_are_counted():
+    body = "".join(f'<TC260:AIGC>{{"Label":"{i % 3 + 1}"}}</TC260:AIGC>' for i in range(9))
+    candidates, _, problems = m._scan_xmp_text(hostile.HEAD + body)
+    assert candidates == ['{"Label":"1"}', '{"Label":"2"}', '{"Label":"3"}', '{"Label":"1"}']
+    assert any(p.startswith("more than 4 TC260:AIGC properties") for p in problems)
+
+
+def test_element_with_too_many_attributes_is_searched_as_text():
+    # rdf:about, the namespace declaration and TC260:AIGC are three of them
+    attrs = " ".join(f'a{i}="1"' for i in range(m.MAX_XML_ATTRIBUTES - 2))
+    packet = xmp_packet(
+        f'<rdf:Description rdf:about="" {attrs} xmlns:TC260="{TC260_NAMESPACE}" '
+        f'TC260:AIGC="{OTHER_LABEL_JSON.replace(chr(34), "&quot;")}"/>'
+    )
+    r = read_label(png_with_xmp(packet))
+    assert r.label == OTHER
+    assert any(f"more than {m.MAX_XML_ATTRIBUTES} attributes" in p for p in r.problems)
+    with pytest.raises(ValueError, match="attributes"):
+        write_label(png_with_xmp(packet), LABEL)
+    # one attribute fewer is parsed as XML as usual
+    ok = packet.replace(f'a{m.MAX_XML_ATTRIBUTES - 3}="1" ', "")
+    assert read_label(png_with_xmp(ok)).problems == ()
+
+
+def test_xmp_packets_per_file_are_counted_and_bounded():
+    packets = [hostile.png_itxt(m._new_xmp_packet(LABEL.to_json(wrapped=False)))] * 20
+    r = read_label(hostile.tiny_png(*packets))
+    assert r.label == LABEL
+    assert "XMP packets in the file: 20 found, only the first 16 were read" in r.problems
+    jpeg = hostile.tiny_jpeg(*[hostile.jpeg_app1(b"<x/>")] * 17)
+    assert "XMP packets in the file: 17 found, only the first 16 were read" in (
+        read_label(jpeg).problems)
+
+
+def test_xmp_bytes_per_file_are_bounded():
+    big = hostile.packet("blank-run", 3 * MB)
+    label = m._new_xmp_packet(LABEL.to_json(wrapped=False))
+    r = read_label(hostile.tiny_png(hostile.png_itxt(big, compressed=True),
+                                    hostile.png_itxt(big, compressed=True),
+                                    hostile.png_itxt(label)))
+    assert r.label == LABEL
+    assert any("passes the 4194304 bytes of XMP read per file" in p for p in r.problems)
+    plain = read_label(hostile.tiny_png(hostile.png_itxt(big), hostile.png_itxt(big),
+                                        hostile.png_itxt(label)))
+    assert plain.label == LABEL
+    assert any(p.startswith(f"XMP packet of {len(big)} bytes not parsed: with the file's "
+                            "earlier packets it passes the 4194304 bytes") for p in plain.problems)
+    huge = hostile.tiny_png(hostile.png_itxt(b" " * (m.MAX_XMP_BYTES + 1), compressed=True))
+    assert any("decompresses to more than 4194304 bytes" in p for p in read_label(huge).problems)
+
+
+def test_text_chunks_under_other_keywords_are_not_inflated(monkeypatch):
+    inflated = []
+    real = m._inflate
+    monkeypatch.setattr(m, "_inflate", lambda blob, what, limit=m.MAX_XMP_BYTES: (
+        inflated.append(what), real(blob, what, limit))[1])
+    bomb = hostile.png_itxt(b" " * (4 * MB), compressed=True, keyword=b"Comment")
+    aigc = hostile.png_chunk(b"zTXt", b"AIGC\x00\x00" + zlib.compress(LABEL.to_json().encode()))
+    r = read_label(hostile.tiny_png(*[bomb] * 8, aigc))
+    assert r.label == LABEL and inflated == ["zTXt chunk b'AIGC'"]
+    # a label text chunk is read up to a few times the longest label JSON
+    long = hostile.png_chunk(b"zTXt", b"AIGC\x00\x00" + zlib.compress(b" " * 40000))
+    problems = read_label(hostile.tiny_png(long)).problems
+    assert any("decompresses to more than" in p for p in problems)
+
+
+def test_problems_and_shown_values_are_bounded():
+    bad = b"\x00\x00\x00\x00teXt\x00\x00\x00\x00"  # empty chunks with a bad CRC
+    r = read_label(hostile.tiny_png(*[bad] * 500))
+    assert r.problems[8:] == ("492 more PNG chunks have a bad CRC",)
+    nameless = hostile.png_chunk(b"tEXt", b"no keyword")
+    r = read_label(hostile.tiny_png(*[nameless] * 100))
+    assert len(r.problems) == m.MAX_PROBLEMS
+    assert r.problems[-1] == f"{100 - m.MAX_PROBLEMS + 1} more problems not listed"
+    long_json = '{"Label":"1","ContentProducer":"' + "A" * 20000 + '"}'
+    r = read_label(_png_text(long_json))
+    assert r.label is None and len(r.raw_json) < m.MAX_JSON_LENGTH + 60
+    assert r.raw_json.endswith("more characters not shown]")
+    assert any(f"AIGC JSON is {len(long_json)} characters long" in p for p in r.problems)
+
+
+def test_writer_never_reuses_a_prefix_bound_to_another_namespace():
+    # fuzzing found: the writer added xmlns:TC260 next to a TC260 prefix bound to
+    # another namespace; the next update took that namespace's property for its own
+    # and refused the file it had written
+    packet = xmp_packet(
+        '<rdf:Description rdf:about="" xmlns:TC260="http://example.com/other/">\n'
+        "  <TC260:AIGC>not a label</TC260:AIGC>\n</rdf:Description>"
+    )
+    out = write_label(png_with_xmp(packet), LABEL)
+    assert write_label(out, LABEL) == out
+    assert read_label(out).label == LABEL and "<TC260:AIGC>not a label" in xmp_of(out)
+    assert 'xmlns:TC260_2="http://www.tc260.org.cn/ns/AIGC/1.0/"' in xmp_of(out)
+
+
+def test_webp_with_a_zero_canvas_is_refused_with_a_value_error():
+    # fuzzing found: a VP8 frame header giving width 0 raised OverflowError
+    data = bytearray(make_file("webp-lossy"))
+    assert data[12:16] == b"VP8 "
+    data[26:28] = b"\x00\x00"  # width 0 (14 bits) in the VP8 frame header
+    with pytest.raises(ValueError, match=r"cannot write a label into this WebP.*0x24 canvas"):
+        write_label(bytes(data), LABEL)
+
+
+def test_png_xmp_in_a_text_chunk_is_updated_too():
+    # fuzzing found: an XMP packet in a tEXt chunk was copied as it was and read
+    # back before the new one, so the label written was not the label read
+    stale = m._new_xmp_packet(OTHER.to_json(wrapped=False))
+    data = png_insert_before_idat(make_file("png"), png_chunk(b"tEXt", b"XML:com.adobe.xmp\x00"
+                                                              + stale))
+    assert read_label(data).label == OTHER
+    out = write_label(data, LABEL)
+    r = read_label(out)
+    assert r.label == LABEL and r.problems == ()
+    assert [c[4:8] for c in png_chunks(out)].count(b"iTXt") == 1
+
+
+@pytest.mark.parametrize("tail", ["</rdf:Description></rdf:RDF>", "</rdf:Description>%</rdf:RDF>",
+                                  "</rdf:Description>\n\t</rdf:RDF>"])
+def test_relabelling_gives_the_same_bytes_whatever_precedes_rdf_end(tail):
+    # fuzzing found: with no blank before </rdf:RDF> every relabelling added one
+    packet = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+              '1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:dc="http://purl.'
+              'org/dc/elements/1.1/" dc:format="image/png">' + tail + "</x:xmpmeta>")
+    once = write_label(png_with_xmp(packet), LABEL)
+    assert write_label(once, LABEL) == once
+    assert write_label(write_label(once, OTHER), LABEL) == once
+    # the packet is the original plus the new description, nothing else
+    indent = tail[tail.index("</rdf:Description>") + 18 : tail.index("</rdf:RDF>")]
+    indent = indent[len(indent.rstrip(" \t")):]
+    added = " " + m._xmp_description(LABEL.to_json(wrapped=False)) + "\n" + indent
+    assert xmp_of(once).replace(added, "", 1) == packet
+
+
+# --------------------------------------------------------------------------- #
+# The linear readers and updater agree with the straightforward references
+# --------------------------------------------------------------------------- #
+import naive_metadata  # noqa: E402
+
+_JSONS = [LABEL.to_json(wrapped=False), LABEL.to_json(), OTHER_BARE_JSON, '{"Label":"9"}',
+          "not json", ""]
+_DST_VALUES = [DIGITAL_SOURCE_TYPE_TRAINED, "http://cv.iptc.org/newscodes/digitalsourcetype/"
+               "compositeWithTrainedAlgorithmicMedia", ""]
+
+
+@st.composite
+def xmp_packets(draw) -> bytes:
+    """Well-formed packets in the shapes writers use: attribute and element forms,
+    several descriptions, other properties, comments, quotes, layouts, BOM."""
+    q = draw(st.sampled_from(['"', "'"]))
+    nl, ind = draw(st.sampled_from([("\n", " "), ("", ""), ("\r\n", "\t"), ("\n", "   ")]))
+    tc = draw(st.sampled_from(["TC260", "tc", "aigc.x"]))
+    tc_uri = draw(st.sampled_from([TC260_NAMESPACE, "https://www.tc260.org.cn/ns/AIGC/1.0",
+                                   "http://example.com/not-tc260/"]))
+    iptc = draw(st.sampled_from(["Iptc4xmpExt", "ix"]))
+
+    def attr(name: str, value: str) -> str:
+        return f" {name}={q}{html.escape(value, quote=True)}{q}"
+
+    def text(value: str) -> str:
+        return html.escape(value, quote=draw(st.booleans()))
+
+    descriptions = []
+    for _ in range(draw(st.integers(1, 3))):
+        head = "rdf:Description" + attr("rdf:about", "")
+        head += attr(f"xmlns:{tc}", tc_uri) + attr(f"xmlns:{iptc}", m.IPTC_EXT_NAMESPACE)
+        head += attr("xmlns:dc", "http://purl.org/dc/elements/1.1/")
+        body = []
+        for kind in draw(st.lists(st.sampled_from(
+                ["aigc-attr", "aigc-elem", "aigc-empty", "dst-attr", "dst-elem", "dst-res",
+                 "title", "format", "comment"]), max_size=4, unique=True)):
+            if kind == "aigc-attr":
+                head += attr(f"{tc}:AIGC", draw(st.sampled_from(_JSONS)))
+            elif kind == "aigc-elem":
+                body.append(f"<{tc}:AIGC>{text(draw(st.sampled_from(_JSONS)))}</{tc}:AIGC>")
+            elif kind == "aigc-empty":
+                body.append(f"<{tc}:AIGC/>")
+            elif kind == "dst-attr":
+                head += attr(f"{iptc}:DigitalSourceType", draw(st.sampled_from(_DST_VALUES)))
+            elif kind == "dst-elem":
+                body.append(f"<{iptc}:DigitalSourceType>{draw(st.sampled_from(_DST_VALUES))}"
+                            f"</{iptc}:DigitalSourceType>")
+            elif kind == "dst-res":
+                body.append(f"<{iptc}:DigitalSourceType"
+                            f"{attr('rdf:resource', draw(st.sampled_from(_DST_VALUES)))}/>")
+            elif kind == "title":
+                body.append("<dc:title><rdf:Alt><rdf:li xml:lang='x-default'>A &amp; B"
+                            "</rdf:li></rdf:Alt></dc:title>")
+            elif kind == "format":
+                head += attr("dc:format", "image/png")
+            else:
+                body.append("<!-- edited by hand -->")
+        if body:
+            inner = "".join(f"{nl}{ind * 3}{b}" for b in body)
+            descriptions.append(f"{ind * 2}<{head}>{inner}{nl}{ind * 2}</rdf:Description>")
+        else:
+            descriptions.append(f"{ind * 2}<{head}/>")
+    packet = (f"<x:xmpmeta xmlns:x='adobe:ns:meta/'>{nl}{ind}<rdf:RDF"
+              f"{attr('xmlns:rdf', m.RDF_NAMESPACE)}>{nl}" + nl.join(descriptions)
+              + f"{nl}{ind}</rdf:RDF>{nl}</x:xmpmeta>")
+    if draw(st.booleans()):
+        packet = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>' + nl + packet
+                  + nl + '<?xpacket end="w"?>')
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + packet.encode("utf-8")
+
+
+@settings(max_examples=200, deadline=None)
+@given(packet=xmp_packets())
+def test_streaming_reader_agrees_with_the_tree_reference(packet):
+    candidates, dst, problems = m._read_xmp(packet)
+    ref_candidates, ref_dst, ref_problems = naive_metadata.read_xmp(packet)
+    assert candidates == ref_candidates[: m.MAX_AIGC_PROPERTIES]
+    assert dst == ref_dst
+    assert problems[: len(ref_problems)] == ref_problems
+
+
+@settings(max_examples=200, deadline=None)
+@given(packet=xmp_packets(), cut=st.integers(0, 1 << 16))
+def test_text_recovery_agrees_with_the_regex_reference(packet, cut):
+    text = m._decode_packet(packet[: cut % (len(packet) + 1)])
+    candidates, dst, _ = m._scan_xmp_text(text)
+    ref_candidates, ref_dst = naive_metadata.scan_xmp_text(text)
+    assert candidates == ref_candidates[: m.MAX_AIGC_PROPERTIES]
+    assert dst == ref_dst
+
+
+@settings(max_examples=150, deadline=None)
+@given(packet=xmp_packets(), lab=st.sampled_from([LABEL, OTHER]))
+def test_update_agrees_with_the_regex_reference(packet, lab):
+    value = lab.to_json(wrapped=False)
+    expected = naive_metadata.update_xmp(packet, value)
+    try:
+        out = m._update_xmp(packet, value, replace_malformed=False)
+    except ValueError:
+        out = None
+    assert out == expected
+    if out is not None:
+        assert m._update_xmp(out, value, replace_malformed=False) == out

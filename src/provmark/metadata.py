@@ -37,6 +37,27 @@ practice guide's own sample code (exempi ``set_property(ns, "AIGC",
 seen in the wild hold the bare object ``{"Label":..}``.  :func:`write_label`
 therefore writes the bare object into XMP by default (``wrapped_json=True`` gives
 the wrapped form), and every reader here accepts both shapes without complaint.
+
+The files read here are untrusted, so every reader takes time linear in the size of
+its input (no regular expression or loop here rescans text it has passed; a test
+times 1 MB against 4 MB of hostile XMP) and keeps a bounded amount of it:
+
+=========================  ========  ================================================
+limit                      value     above it
+=========================  ========  ================================================
+``MAX_XMP_BYTES``          4 MiB     XMP bytes parsed per file, all packets together
+                                     (after decompression): a packet that does not
+                                     fit is not parsed, and a problem says so
+``MAX_XMP_PACKETS``        16        XMP packets read per file; more are counted
+``MAX_XML_ATTRIBUTES``     4096      attributes on one XML element: a packet with
+                                     more is searched as text, not parsed as XML
+``MAX_JSON_LENGTH``        8192      characters of label JSON parsed; longer JSON is
+                                     reported and shown cut to this length
+``MAX_AIGC_PROPERTIES``    4         ``TC260:AIGC`` properties read per XMP packet
+                                     (and PNG text chunks keyed ``AIGC`` per file:
+                                     16); more are counted
+``MAX_PROBLEMS``           40        problem lines kept; the rest are counted
+=========================  ========  ================================================
 """
 
 from __future__ import annotations
@@ -52,6 +73,7 @@ import re
 import stat
 import struct
 import xml.etree.ElementTree as ET
+from xml.parsers import expat
 import zlib
 from collections import Counter
 from collections.abc import Mapping
@@ -76,6 +98,12 @@ __all__ = [
     "DIGITAL_SOURCE_TYPE_TRAINED",
     "LABEL_MEANINGS",
     "MAX_FIELD_LENGTH",
+    "MAX_JSON_LENGTH",
+    "MAX_XMP_BYTES",
+    "MAX_XMP_PACKETS",
+    "MAX_XML_ATTRIBUTES",
+    "MAX_AIGC_PROPERTIES",
+    "MAX_PROBLEMS",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -96,11 +124,23 @@ LABEL_MEANINGS = {
 }
 #: Longest value accepted for any field other than ``Label`` (characters).
 MAX_FIELD_LENGTH = 256
-# A label JSON of 7 fields at the maximum length is under 2 000 characters;
-# anything this long is not a label and is not parsed.
+#: Longest label JSON parsed (characters).  A label of 7 fields at the maximum
+#: length is under 2 000 characters; anything longer is not a label.
 MAX_JSON_LENGTH = 8192
-# Largest XMP packet (or decompressed PNG text chunk) that is parsed.
+#: XMP bytes parsed per file, every packet together (after decompression).
 MAX_XMP_BYTES = 4 * 1024 * 1024
+#: XMP packets read per file (PNG iTXt chunks, JPEG APP1 segments, WebP chunks).
+MAX_XMP_PACKETS = 16
+#: Attributes on one XML element; expat slows down super-linearly beyond.
+MAX_XML_ATTRIBUTES = 4096
+#: ``TC260:AIGC`` properties read per XMP packet.
+MAX_AIGC_PROPERTIES = 4
+#: Problem lines kept in a :class:`LabelReading`.
+MAX_PROBLEMS = 40
+_MAX_AIGC_TEXTS = 16  # PNG text chunks keyed AIGC read per file
+_MAX_CRC_REPORTS = 8  # bad-CRC chunks named one by one; the rest are counted
+_MAX_PREFIXES = 8  # TC260/IPTC/RDF prefixes a packet may declare for the writer
+_MAX_SHOWN_DST = 1024  # characters of DigitalSourceType kept in a reading
 
 _XMP_PNG_KEYWORD = b"XML:com.adobe.xmp"
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -482,16 +522,33 @@ def verify_integrity(label: AIGCLabel, payload_bytes: bytes, key: bytes) -> bool
 # --------------------------------------------------------------------------- #
 # XMP
 # --------------------------------------------------------------------------- #
-def _xmp_description(value: str, rdf: str = "rdf") -> str:
+def _xmp_description(
+    value: str, rdf: str = "rdf", tc260: str = TC260_PREFIX, iptc: str = "Iptc4xmpExt"
+) -> str:
     return (
         f'<{rdf}:Description {rdf}:about=""\n'
-        f'    xmlns:{TC260_PREFIX}="{TC260_NAMESPACE}"\n'
-        f'    xmlns:Iptc4xmpExt="{IPTC_EXT_NAMESPACE}">\n'
-        f"   <{TC260_PREFIX}:AIGC>{_xml_escape(value)}</{TC260_PREFIX}:AIGC>\n"
-        f"   <Iptc4xmpExt:DigitalSourceType>{DIGITAL_SOURCE_TYPE_TRAINED}"
-        f"</Iptc4xmpExt:DigitalSourceType>\n"
+        f'    xmlns:{tc260}="{TC260_NAMESPACE}"\n'
+        f'    xmlns:{iptc}="{IPTC_EXT_NAMESPACE}">\n'
+        f"   <{tc260}:AIGC>{_xml_escape(value)}</{tc260}:AIGC>\n"
+        f"   <{iptc}:DigitalSourceType>{DIGITAL_SOURCE_TYPE_TRAINED}"
+        f"</{iptc}:DigitalSourceType>\n"
         f"  </{rdf}:Description>"
     )
+
+
+def _free_prefix(text: str, wanted: str, predicate) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3``... if the packet binds ``wanted`` to
+    another namespace anywhere: the prefixes the writer adds must not collide, or
+    the next update, which finds properties by prefix in the text, would take that
+    namespace's properties for its own (and refuse)."""
+    bound: dict[str, set[str]] = {}
+    for prefix, dq, sq in _DECL_RE.findall(text):
+        bound.setdefault(prefix, set()).add(dq or sq)
+    name, i = wanted, 1
+    while any(not predicate(uri) for uri in bound.get(name, ())):
+        i += 1
+        name = f"{wanted}_{i}"
+    return name
 
 
 def _new_xmp_packet(value: str) -> bytes:
@@ -523,11 +580,31 @@ def _split(name: str) -> tuple[str, str]:
     return "", name
 
 
-def _xml_root(packet: bytes) -> ET.Element:
-    """Parse an XMP packet; ET.ParseError / ValueError if it is not acceptable XML."""
+# An element with more than MAX_XML_ATTRIBUTES attributes: a start tag followed by that
+# many ``name="value"`` pairs.  Each pair is an atomic group and a value cannot hold
+# "<", so a failed attempt costs the length of one tag and tags do not overlap: linear.
+_MANY_ATTRIBUTES_RE = re.compile(
+    rb"<[^\s<>/!?]+(?>\s+[^\s<>=/]+\s*=\s*(?:\"[^\"<]*\"|'[^'<]*')){%d}"
+    % (MAX_XML_ATTRIBUTES + 1)
+)
+
+
+def _check_packet(packet: bytes) -> bytes:
+    """The packet without trailing padding; ValueError if it must not be parsed."""
     if b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
         raise ValueError("it contains a DOCTYPE/ENTITY declaration, which XMP forbids")
-    return ET.fromstring(packet.rstrip(b"\x00 \t\r\n"))
+    # (an element with that many attributes has as many "=": count them first)
+    if packet.count(b"=") > MAX_XML_ATTRIBUTES and _MANY_ATTRIBUTES_RE.search(packet):
+        raise ValueError(
+            f"an element has more than {MAX_XML_ATTRIBUTES} attributes, which no XMP "
+            "writer produces"
+        )
+    return packet.rstrip(b"\x00 \t\r\n")
+
+
+def _xml_root(packet: bytes) -> ET.Element:
+    """Parse an XMP packet; ET.ParseError / ValueError if it is not acceptable XML."""
+    return ET.fromstring(_check_packet(packet))
 
 
 def _decode_packet(packet: bytes) -> str:
@@ -536,82 +613,262 @@ def _decode_packet(packet: bytes) -> str:
     return packet.decode("utf-8", errors="replace")
 
 
+# A numeric character reference with more digits than any code point has: int()
+# refuses strings over 4300 digits (and is quadratic below), so html.unescape would
+# raise on them.  They stand for no character; read them as U+FFFD as it does for
+# other out-of-range references.
+_LONG_CHARREF_RE = re.compile(r"&#(?:[xX][0-9a-fA-F]{9,}|[0-9]{11,});?")
+
+
+def _unescape(text: str) -> str:
+    """:func:`html.unescape` that cannot fail (overlong numeric references)."""
+    return html.unescape(_LONG_CHARREF_RE.sub("\ufffd", text))
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} more characters not shown]"
+
+
+def _too_many(count: int, what: str, limit: int) -> str:
+    return f"{what}: {count} found, only the first {limit} were read"
+
+
 def _read_xmp(packet: bytes) -> tuple[list[str], str | None, list[str]]:
-    """Label JSON candidates, DigitalSourceType and problems from one XMP packet."""
-    problems: list[str] = []
+    """Label JSON candidates, DigitalSourceType and problems from one XMP packet.
+
+    At most :data:`MAX_AIGC_PROPERTIES` candidates are returned (document order:
+    an element's attributes, then its text); more are counted in a problem.
+    """
     if len(packet) > MAX_XMP_BYTES:
         return (
             [],
             None,
             [f"XMP packet of {len(packet)} bytes is larger than {MAX_XMP_BYTES}; not parsed"],
         )
-    candidates: list[str] = []
-    dst: str | None = None
     try:
-        root = _xml_root(packet)
-    except (ET.ParseError, ValueError) as exc:
+        return _XmpReader().read(_check_packet(packet))
+    except (expat.ExpatError, ValueError) as exc:
         why = (
             f"is not well-formed XML ({exc})"
-            if isinstance(exc, ET.ParseError)
+            if isinstance(exc, expat.ExpatError)
             else f"was not parsed: {exc}"
         )
-        problems.append(f"XMP packet {why}; searched its text for TC260:AIGC instead")
+        problem = f"XMP packet {why}; searched its text for TC260:AIGC instead"
         candidates, dst, more = _scan_xmp_text(_decode_packet(packet))
-        return candidates, dst, problems + more
-
-    odd_ns: set[str] = set()
-    for elem in root.iter():
-        for name, value in elem.attrib.items():
-            ns, local = _split(name)
-            if local == "AIGC" and _is_tc260_ns(ns):
-                candidates.append(value.strip())
-                if ns != TC260_NAMESPACE:
-                    odd_ns.add(ns)
-            elif local == "DigitalSourceType" and _is_iptc_ext_ns(ns) and dst is None:
-                dst = value.strip()
-        if not isinstance(elem.tag, str):
-            continue
-        ns, local = _split(elem.tag)
-        if local == "AIGC" and _is_tc260_ns(ns):
-            candidates.append("".join(elem.itertext()).strip())
-            if ns != TC260_NAMESPACE:
-                odd_ns.add(ns)
-        elif local == "DigitalSourceType" and _is_iptc_ext_ns(ns) and dst is None:
-            text = "".join(elem.itertext()).strip()
-            dst = text or elem.attrib.get(f"{{{RDF_NAMESPACE}}}resource", "").strip() or None
-    for ns in sorted(odd_ns):
-        problems.append(f"TC260:AIGC uses the namespace {ns!r} instead of {TC260_NAMESPACE!r}")
-    return candidates, dst, problems
+        return candidates, dst, [problem, *more]
 
 
-_DECL_RE = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*(["'])(.*?)\2""", re.S)
+# Names that can be one of the two label properties: ``{namespace}local`` as
+# ElementTree gives them, ``namespace}local`` as expat does.
+_LABEL_NAME_ENDS = ("}AIGC", "}DigitalSourceType")
+
+
+def _is_label_property(name: str) -> bool:
+    if not name.endswith(_LABEL_NAME_ENDS):  # the quick test, done for every name
+        return False
+    ns, local = _split(name if name.startswith("{") else "{" + name)
+    return (local == "AIGC" and _is_tc260_ns(ns)) or (
+        local == "DigitalSourceType" and _is_iptc_ext_ns(ns)
+    )
+
+
+class _XmpReader:
+    """Streams one packet through expat and keeps only the label properties.
+
+    No tree is built (a 4 MB packet can hold a million elements); the text of a
+    property element is collected while it is open, as ``"".join(itertext())``
+    would give it.  At most :data:`MAX_AIGC_PROPERTIES` ``TC260:AIGC`` values and
+    as many ``DigitalSourceType`` elements are collected: nested properties would
+    otherwise each collect the text of all those inside them (quadratic).
+    """
+
+    def __init__(self) -> None:
+        self.values: list[str | None] = []  # TC260:AIGC values in document order
+        self.found = 0
+        self.dst: list[str | None] = []  # DigitalSourceType candidates, in order
+        self.dst_elements = 0
+        self.odd_ns: set[str] = set()
+        self.open: list[tuple[int, list[str], str, int, str]] = []  # properties being read
+        self.depth = 0  # open elements, counted while a property is open
+        self.kinds: dict[str, tuple[str, str] | None] = {}  # name -> _kind(name)
+
+    def read(self, packet: bytes) -> tuple[list[str], str | None, list[str]]:
+        self.parser = parser = expat.ParserCreate(namespace_separator="}")
+        parser.ordered_attributes = True
+        parser.buffer_text = True
+        parser.StartElementHandler = self.start
+        parser.Parse(packet, True)
+        problems = [
+            f"TC260:AIGC uses the namespace {ns!r} instead of {TC260_NAMESPACE!r}"
+            for ns in sorted(self.odd_ns)
+        ]
+        if self.found > MAX_AIGC_PROPERTIES:
+            problems.append(
+                _too_many(self.found, "TC260:AIGC properties in one XMP packet",
+                          MAX_AIGC_PROPERTIES)
+            )
+        candidates = [v for v in self.values if v is not None]
+        dst = next((d for d in self.dst if d is not None), None)
+        return candidates, dst, problems
+
+    def _kind(self, name: str) -> tuple[str, str] | None:
+        """("aigc" or "dst", namespace) for a label property's name, else None."""
+        kind = self.kinds.get(name, 0)
+        if kind == 0:
+            kind = None
+            if _is_label_property(name):
+                ns, _, local = name.partition("}")
+                kind = ("aigc" if local == "AIGC" else "dst", ns)
+            self.kinds[name] = kind
+        return kind
+
+    def _aigc(self, ns: str) -> bool:
+        """Count one TC260:AIGC property; True if it is to be read."""
+        self.found += 1
+        if self.found > MAX_AIGC_PROPERTIES:
+            return False
+        if ns != TC260_NAMESPACE:
+            self.odd_ns.add(ns)
+        return True
+
+    def start(self, name: str, attrs: list[str]) -> None:
+        if self.open:
+            self.depth += 1
+        for i in range(0, len(attrs), 2):
+            kind = self._kind(attrs[i])
+            if kind is None:
+                continue
+            if kind[0] == "aigc":
+                if self._aigc(kind[1]):
+                    self.values.append(attrs[i + 1].strip())
+            elif len(self.dst) <= MAX_AIGC_PROPERTIES:
+                self.dst.append(attrs[i + 1].strip())
+        kind = self._kind(name)
+        if kind is None:
+            return
+        if kind[0] == "aigc":
+            if not self._aigc(kind[1]):
+                return
+            slot, resource = len(self.values), ""
+            self.values.append(None)
+        else:
+            self.dst_elements += 1
+            if self.dst_elements > MAX_AIGC_PROPERTIES:
+                return
+            slot = len(self.dst)
+            self.dst.append(None)
+            resource = next(
+                (attrs[i + 1] for i in range(0, len(attrs), 2)
+                 if attrs[i] == f"{RDF_NAMESPACE}}}resource"),
+                "",
+            )
+        if not self.open:
+            self.depth = 1
+            self.parser.EndElementHandler = self.end
+            self.parser.CharacterDataHandler = self.text
+        self.open.append((self.depth, [], kind[0], slot, resource))
+
+    def text(self, data: str) -> None:
+        for _, parts, _, _, _ in self.open:
+            parts.append(data)
+
+    def end(self, name: str) -> None:
+        while self.open and self.open[-1][0] == self.depth:
+            _, parts, kind, slot, resource = self.open.pop()
+            text = "".join(parts).strip()
+            if kind == "aigc":
+                self.values[slot] = text
+            else:
+                self.dst[slot] = text or resource.strip() or None
+        self.depth -= 1
+        if not self.open:
+            self.parser.EndElementHandler = None
+            self.parser.CharacterDataHandler = None
+
+
+# Namespace declarations.  A failed attempt runs to the end of the text only when no
+# closing quote of its kind follows, which can happen once per quote kind: linear.
+_DECL_RE = re.compile(r"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def _prefixes_for(text: str, predicate) -> set[str]:
-    return {m.group(1) for m in _DECL_RE.finditer(text) if predicate(m.group(3))}
+    return {
+        prefix for prefix, dq, sq in _DECL_RE.findall(text) if predicate(dq or sq)
+    }
+
+
+# The patterns below that read a malformed packet are linear by construction: no
+# part of a match can hold "<" except where it starts, so a failed attempt stops at
+# the next "<" and the attempts of one search never cover the same text twice.  (A
+# lazy ``(.*?)</TC260:AIGC>`` would rescan the rest of the packet for every unclosed
+# tag: quadratic, 62 s for 256 KB of them.)  They recover simple-text properties,
+# the only kind whose content can be label JSON.
+def _element_re(prefix: str, local: str) -> re.Pattern:
+    """``<P:local ...>text</P:local>``: group 1 is the text (no markup in it).
+
+    A self-closing ``<P:local/>`` is empty, not the start of a property."""
+    p = re.escape(prefix)
+    return re.compile(rf"<{p}:{local}\b[^<>]*(?<!/)>([^<]*)</{p}:{local}\s*>")
+
+
+def _attribute_re(prefix: str, local: str) -> re.Pattern:
+    """``P:local="value"`` or ``P:local='value'``: group 1 or 2 is the value."""
+    p = re.escape(prefix)
+    # the name first (a literal, which the search skips to quickly), then the check
+    # that it does not continue a longer name
+    return re.compile(
+        rf"""{p}:{local}(?<![\w.:-]{p}:{local})\s*=\s*(?:"([^"<]*)"|'([^'<]*)')"""
+    )
+
+
+_DST_ELEMENT_RE = re.compile(r"DigitalSourceType\s*>\s*([^<>\s]+)\s*<")
+_DST_ATTR_RE = re.compile(r"""DigitalSourceType\s*=\s*["']([^"'<]*)["']""")
 
 
 def _scan_xmp_text(text: str) -> tuple[list[str], str | None, list[str]]:
-    """Regex recovery of TC260:AIGC from a packet that does not parse."""
-    prefixes = _prefixes_for(text, _is_tc260_ns) | {TC260_PREFIX}
-    candidates: list[str] = []
+    """Regex recovery of TC260:AIGC from a packet that does not parse (linear time).
+
+    At most :data:`MAX_AIGC_PROPERTIES` values are read, from at most
+    ``_MAX_PREFIXES`` prefixes bound to the TC260 namespace.
+    """
     problems: list[str] = []
-    for prefix in sorted(prefixes):
-        p = re.escape(prefix)
-        for m in re.finditer(rf"<{p}:AIGC\b[^>]*>(.*?)</{p}:AIGC\s*>", text, re.S):
-            candidates.append(html.unescape(m.group(1)).strip())
-        for m in re.finditer(rf"""(?<![\w.:-]){p}:AIGC\s*=\s*(?:"([^"]*)"|'([^']*)')""", text):
-            candidates.append(html.unescape(m.group(1) or m.group(2) or "").strip())
-        if not candidates and re.search(rf"<{p}:AIGC\b[^>]*>[^<]*\Z", text):
-            problems.append("the XMP packet ends inside the TC260:AIGC property (truncated)")
-    if not candidates and not problems:
-        problems.append("no TC260:AIGC property could be recovered from the malformed XMP packet")
-    dst = None
-    m = re.search(r"DigitalSourceType\s*>\s*([^<\s]+)\s*<", text) or re.search(
-        r"""DigitalSourceType\s*=\s*["']([^"']*)["']""", text
-    )
-    if m:
-        dst = html.unescape(m.group(1)).strip()
+    prefixes = sorted(_prefixes_for(text, _is_tc260_ns) - {TC260_PREFIX})
+    if len(prefixes) >= _MAX_PREFIXES:
+        problems.append(
+            f"the XMP packet declares {len(prefixes)} prefixes for the TC260 namespace; "
+            f"only {_MAX_PREFIXES - 1} and {TC260_PREFIX} were searched"
+        )
+    prefixes = sorted([TC260_PREFIX, *prefixes[: _MAX_PREFIXES - 1]])
+    candidates: list[str] = []
+    more = False
+    for prefix in prefixes:
+        for pattern in (_element_re(prefix, "AIGC"), _attribute_re(prefix, "AIGC")):
+            for m in pattern.finditer(text):
+                if len(candidates) == MAX_AIGC_PROPERTIES:
+                    more = True
+                    break
+                value = next((g for g in m.groups() if g is not None), "")
+                candidates.append(_unescape(value).strip())
+    if more:
+        problems.append(
+            f"more than {MAX_AIGC_PROPERTIES} TC260:AIGC properties in one XMP packet; "
+            f"only the first {MAX_AIGC_PROPERTIES} were read"
+        )
+    if not candidates:
+        for prefix in prefixes:
+            p = re.escape(prefix)
+            if re.search(rf"<{p}:AIGC\b[^<>]*>[^<]*\Z", text):
+                problems.append("the XMP packet ends inside the TC260:AIGC property (truncated)")
+                break
+        else:
+            problems.append(
+                "no TC260:AIGC property could be recovered from the malformed XMP packet"
+            )
+    m = _DST_ELEMENT_RE.search(text) or _DST_ATTR_RE.search(text)
+    dst = _unescape(m.group(1)).strip() if m else None
     return candidates, dst, problems
 
 
@@ -620,27 +877,61 @@ def _property_census(root: ET.Element) -> Counter:
     census: Counter = Counter()
     desc = f"{{{RDF_NAMESPACE}}}Description"
     about = f"{{{RDF_NAMESPACE}}}about"
-
-    def skipped(name: str) -> bool:
-        ns, local = _split(name)
-        return (local == "AIGC" and _is_tc260_ns(ns)) or (
-            local == "DigitalSourceType" and _is_iptc_ext_ns(ns)
-        )
-
-    def walk(elem: ET.Element) -> None:
-        tag = elem.tag if isinstance(elem.tag, str) else repr(elem.tag)
-        if skipped(tag):
-            return
+    ends = _LABEL_NAME_ENDS
+    stack = [root]  # iterative: a deeply nested packet must not exhaust the C stack
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        elem = pop()
+        tag = elem.tag
+        if not isinstance(tag, str):
+            tag = repr(tag)
+        elif tag.endswith(ends) and _is_label_property(tag):
+            continue
         if tag != desc:
-            census[("elem", tag, (elem.text or "").strip())] += 1
-        for name, value in elem.attrib.items():
-            if not skipped(name) and not (tag == desc and name == about):
-                census[("attr", tag, name, value)] += 1
-        for child in elem:
-            walk(child)
-
-    walk(root)
+            census["elem", tag, (elem.text or "").strip()] += 1
+        for name, value in elem.items():
+            if not (name.endswith(ends) and _is_label_property(name)) and not (
+                tag == desc and name == about
+            ):
+                census["attr", tag, name, value] += 1
+        extend(elem)
     return census
+
+
+_TRAILING_BLANKS_RE = re.compile(r"[ \t]*\r?\n?")
+_UNPARSED_RE = re.compile(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.S)
+
+
+def _masked(text: str) -> str:
+    """``text`` (well-formed XML) with comments, CDATA and PIs replaced by NULs.
+
+    Positions are kept.  In well-formed XML every "<" outside these starts one of
+    them or a tag, and each ends, so the lazy search is linear.
+    """
+    return _UNPARSED_RE.sub(lambda m: "\x00" * len(m.group()), text)
+
+
+def _cut(text: str, spans, *, blanks_before: str | None, trailing: bool) -> str:
+    """Remove the ``(start, end)`` spans (sorted, disjoint) from ``text``.
+
+    Each span takes with it the run of ``blanks_before`` characters just before it
+    (``None``: any whitespace) and, if ``trailing``, the ``[ \\t]*\\r?\\n?`` after it:
+    what a leading ``[ \\t]*`` or ``\\s+`` in the pattern would have matched, without
+    the quadratic cost such a pattern has on a long run of blanks.
+    """
+    out: list[str] = []
+    last = 0
+    for start, end in spans:
+        if start < last:
+            continue
+        gap = text[last:start]
+        start -= len(gap) - len(gap.rstrip(blanks_before))
+        if trailing:
+            end = _TRAILING_BLANKS_RE.match(text, end).end()
+        out.append(text[last:start])
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
@@ -651,6 +942,7 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
     ``rdf:Description`` holding both is inserted before ``</rdf:RDF>``; the rest of
     the packet is kept character for character.  The result is re-parsed and its
     census of other properties compared with the original before it is accepted.
+    Every step is linear in the size of the packet.
     """
 
     def malformed(why: str) -> bytes:
@@ -677,30 +969,55 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
 
     targets = [(prefix, "AIGC") for prefix in _prefixes_for(text, _is_tc260_ns)]
     targets += [(prefix, "DigitalSourceType") for prefix in _prefixes_for(text, _is_iptc_ext_ns)]
+    declared = len(targets) + len(_prefixes_for(text, lambda u: u == RDF_NAMESPACE))
+    if declared > _MAX_PREFIXES:
+        return malformed(
+            f"it declares {declared} prefixes for the TC260, IPTC and RDF namespaces; "
+            f"at most {_MAX_PREFIXES} are handled"
+        )
+    # The spans to cut are looked for in _masked(text), where comments, CDATA and
+    # processing instructions are blanked out: every "<" left starts a real tag (the
+    # packet parsed), so each attempt ends within its own tag or element and the
+    # searches are linear.
     for prefix, local in targets:
         p = re.escape(prefix)
-        text = re.sub(rf"[ \t]*<{p}:{local}\b[^>]*/>[ \t]*\r?\n?", "", text)
-        text = re.sub(
-            rf"[ \t]*<{p}:{local}\b[^>]*>.*?</{p}:{local}\s*>[ \t]*\r?\n?", "", text, flags=re.S
-        )
-        text = re.sub(rf"""\s+{p}:{local}\s*=\s*(?:"[^"]*"|'[^']*')""", "", text)
+        tag = rf"""<{p}:{local}(?>\s+[^\s=<>/]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*"""
+        for pattern, blanks, trailing in (
+            (tag + "/>", " \t", True),
+            (tag + rf">.*?</{p}:{local}\s*>", " \t", True),
+            (rf"""(?<=\s){p}:{local}\s*=\s*(?:"[^"]*"|'[^']*')""", None, False),
+        ):
+            spans = [m.span() for m in re.finditer(pattern, _masked(text), re.S)]
+            text = _cut(text, spans, blanks_before=blanks, trailing=trailing)
 
     rdf_prefixes = sorted(_prefixes_for(text, lambda u: u == RDF_NAMESPACE))
     for rdf in rdf_prefixes:
         # drop descriptions left empty (only rdf:about and namespace declarations),
         # so that relabelling a file again and again does not grow its packet
         r = re.escape(rdf)
-        attrs = rf"""(?:\s+(?:xmlns:[\w.-]+|{r}:about)\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
-        text = re.sub(rf"[ \t]*<{r}:Description{attrs}/>[ \t]*\r?\n?", "", text)
-        text = re.sub(
-            rf"[ \t]*<{r}:Description{attrs}>\s*</{r}:Description\s*>[ \t]*\r?\n?", "", text
+        attrs = (
+            rf"""(?>\s+(?:xmlns:[\w.-]+|{r}:about)\s*=\s*(?:"[^"]*"|'[^']*'))*+\s*"""
         )
+        for empty in (
+            rf"<{r}:Description{attrs}/>",
+            rf"<{r}:Description{attrs}>\s*</{r}:Description\s*>",
+        ):
+            spans = [m.span() for m in re.finditer(empty, _masked(text))]
+            text = _cut(text, spans, blanks_before=" \t", trailing=True)
+    tc260 = _free_prefix(text, TC260_PREFIX, _is_tc260_ns)
+    iptc = _free_prefix(text, "Iptc4xmpExt", _is_iptc_ext_ns)
     inserted = False
     for rdf in rdf_prefixes:
         closing = list(re.finditer(rf"</{re.escape(rdf)}:RDF\s*>", text))
         if closing:
+            # "  <description>\n" goes before the blanks that indent </rdf:RDF>, so
+            # that the cut above (blanks before it, one line end after it) removes
+            # exactly what was added: relabelling gives the same bytes again
             pos = closing[-1].start()
-            text = text[:pos] + " " + _xmp_description(value, rdf) + "\n " + text[pos:]
+            keep = text[:pos].rstrip(" \t")
+            indent = text[len(keep) : pos]
+            description = _xmp_description(value, rdf, tc260, iptc)
+            text = keep + indent + " " + description + "\n" + indent + text[pos:]
             inserted = True
             break
     if not inserted:
@@ -708,9 +1025,11 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
         if not closing or rdf_prefixes:
             return malformed("it has no rdf:RDF element to add the label to")
         pos = closing[-1].start()
+        rdf = _free_prefix(text, "rdf", lambda u: u == RDF_NAMESPACE)
         text = (
             text[:pos]
-            + f' <rdf:RDF xmlns:rdf="{RDF_NAMESPACE}">\n  {_xmp_description(value)}\n </rdf:RDF>\n'
+            + f' <{rdf}:RDF xmlns:{rdf}="{RDF_NAMESPACE}">\n'
+            + f"  {_xmp_description(value, rdf, tc260, iptc)}\n </{rdf}:RDF>\n"
             + text[pos:]
         )
 
@@ -804,15 +1123,48 @@ def _bytes_of(data: object) -> bytes:
     )
 
 
-def _inflate(blob: bytes, what: str) -> bytes:
+def _inflate(blob: bytes, what: str, limit: int = MAX_XMP_BYTES) -> bytes:
     d = zlib.decompressobj()
     try:
-        out = d.decompress(blob, MAX_XMP_BYTES)
+        out = d.decompress(blob, limit)
     except zlib.error as exc:
         raise ValueError(f"{what} is not valid zlib data ({exc})") from None
     if d.unconsumed_tail:
-        raise ValueError(f"{what} decompresses to more than {MAX_XMP_BYTES} bytes; not read")
+        raise ValueError(f"{what} decompresses to more than {limit} bytes; not read")
     return out
+
+
+class _XmpBudget:
+    """What one file may still spend on XMP: :data:`MAX_XMP_PACKETS` and :data:`MAX_XMP_BYTES`."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.left = MAX_XMP_BYTES
+
+    def admit(self) -> int:
+        """Count one more packet; the bytes it may have, or -1 if over the count."""
+        self.seen += 1
+        return self.left if self.seen <= MAX_XMP_PACKETS else -1
+
+    def take(self, size: int, problems: list[str]) -> bool:
+        """Spend ``size`` bytes on a packet, or say in ``problems`` why it is not read."""
+        if size > self.left:
+            if self.left == MAX_XMP_BYTES:
+                problems.append(
+                    f"XMP packet of {size} bytes is larger than {MAX_XMP_BYTES}; not parsed"
+                )
+            else:
+                problems.append(
+                    f"XMP packet of {size} bytes not parsed: with the file's earlier packets "
+                    f"it passes the {MAX_XMP_BYTES} bytes of XMP read per file"
+                )
+            return False
+        self.left -= size
+        return True
+
+    def finish(self, problems: list[str]) -> None:
+        if self.seen > MAX_XMP_PACKETS:
+            problems.append(_too_many(self.seen, "XMP packets in the file", MAX_XMP_PACKETS))
 
 
 # --------------------------------------------------------------------------- #
@@ -825,20 +1177,32 @@ class _Chunk:
     raw: bytes
 
 
+_U32 = struct.Struct(">I")
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png_chunks(data: bytes, problems: list[str]) -> tuple[list[_Chunk], bytes, bool]:
-    """(chunks, bytes after IEND, complete).  Problems are appended, never raised."""
+def _png_chunks(
+    data: bytes, problems: list[str], keep: tuple[bytes, ...] | None = None
+) -> tuple[list[_Chunk], bytes, bool]:
+    """(chunks, bytes after IEND, complete).  Problems are appended, never raised.
+
+    ``keep``: the chunk types to return (with an empty ``raw``); every chunk's CRC
+    is still checked.  None returns every chunk with its raw bytes (for writing).
+    """
     chunks: list[_Chunk] = []
+    view = memoryview(data)
     pos = len(_PNG_SIGNATURE)
     n = len(data)
+    bad_crc = 0
+    trailing, complete = b"", False
     while True:
         if pos + 12 > n:
             problems.append(f"PNG is truncated: it ends at byte {n} before the IEND chunk")
-            return chunks, b"", False
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
+            break
+        (length,) = _U32.unpack_from(data, pos)
         kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > n:
@@ -846,28 +1210,47 @@ def _png_chunks(data: bytes, problems: list[str]) -> tuple[list[_Chunk], bytes, 
                 f"PNG is truncated: chunk {kind!r} at byte {pos} declares {length} bytes "
                 f"but only {max(n - pos - 12, 0)} remain"
             )
-            return chunks, b"", False
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : end])
-        if crc != zlib.crc32(kind + body):
-            problems.append(f"PNG chunk {kind!r} at byte {pos} has a bad CRC")
-        chunks.append(_Chunk(kind, body, data[pos:end]))
+            break
+        if _U32.unpack_from(data, end - 4)[0] != zlib.crc32(view[pos + 4 : end - 4]):
+            bad_crc += 1
+            if bad_crc <= _MAX_CRC_REPORTS:
+                problems.append(f"PNG chunk {kind!r} at byte {pos} has a bad CRC")
+        if keep is None:
+            chunks.append(_Chunk(kind, data[pos + 8 : pos + 8 + length], data[pos:end]))
+        elif kind in keep:
+            chunks.append(_Chunk(kind, data[pos + 8 : pos + 8 + length], b""))
         pos = end
         if kind == b"IEND":
-            return chunks, data[pos:], True
+            trailing, complete = data[pos:], True
+            break
+    if bad_crc > _MAX_CRC_REPORTS:
+        problems.append(f"{bad_crc - _MAX_CRC_REPORTS} more PNG chunks have a bad CRC")
+    return chunks, trailing, complete
 
 
-def _png_text(chunk: _Chunk) -> tuple[bytes, bytes]:
-    """(keyword, text bytes) of a tEXt/zTXt/iTXt chunk; ValueError if malformed."""
-    keyword, sep, rest = chunk.data.partition(b"\x00")
-    if not sep:
-        raise ValueError(f"{chunk.kind.decode('latin-1')} chunk has no keyword terminator")
+def _png_keyword(chunk: _Chunk) -> bytes | None:
+    """The keyword of a tEXt/zTXt/iTXt chunk, None if it has no terminator."""
+    end = chunk.data.find(b"\x00", 0, 80)  # keywords are 1-79 bytes
+    return None if end < 0 else chunk.data[:end]
+
+
+def _png_text(chunk: _Chunk, limit: int = MAX_XMP_BYTES) -> tuple[bytes, bytes]:
+    """(keyword, text bytes) of a tEXt/zTXt/iTXt chunk; ValueError if malformed.
+
+    Compressed text is inflated to at most ``limit`` bytes (more is a ValueError).
+    """
+    keyword = _png_keyword(chunk)
+    if keyword is None:
+        raise ValueError(
+            f"{chunk.kind.decode('latin-1')} chunk has no keyword (1-79 bytes ended by a NUL)"
+        )
+    rest = chunk.data[len(keyword) + 1 :]
     if chunk.kind == b"tEXt":
         return keyword, rest
     if chunk.kind == b"zTXt":
         if not rest or rest[0] != 0:
             raise ValueError("zTXt chunk uses an unknown compression method")
-        return keyword, _inflate(rest[1:], f"zTXt chunk {keyword!r}")
+        return keyword, _inflate(rest[1:], f"zTXt chunk {keyword!r}", limit)
     # iTXt
     if len(rest) < 2:
         raise ValueError(f"iTXt chunk {keyword!r} is too short")
@@ -879,34 +1262,65 @@ def _png_text(chunk: _Chunk) -> tuple[bytes, bytes]:
     if flag == 1:
         if method != 0:
             raise ValueError(f"iTXt chunk {keyword!r} uses an unknown compression method")
-        text = _inflate(text, f"iTXt chunk {keyword!r}")
+        text = _inflate(text, f"iTXt chunk {keyword!r}", limit)
     return keyword, text
 
 
 _TEXT_KINDS = (b"tEXt", b"zTXt", b"iTXt")
+# Bytes of an AIGC text chunk read: any text longer is not a label (4 bytes a
+# character is the most UTF-8 needs).
+_AIGC_TEXT_BYTES = 4 * MAX_JSON_LENGTH + 4
 
 
-def _png_extract(data: bytes, problems: list[str]) -> tuple[list[bytes], list[str]]:
-    chunks, _, _ = _png_chunks(data, problems)
+def _png_extract(
+    data: bytes, problems: list[str], budget: _XmpBudget
+) -> tuple[list[bytes], list[str]]:
+    chunks, _, _ = _png_chunks(data, problems, keep=_TEXT_KINDS)
     xmps: list[bytes] = []
     texts: list[str] = []
+    aigc_seen = 0
     for ch in chunks:
-        if ch.kind not in _TEXT_KINDS:
+        keyword = _png_keyword(ch)
+        if keyword is None:
+            problems.append(
+                f"PNG text chunk: {ch.kind.decode('latin-1')} chunk has no keyword (1-79 "
+                "bytes ended by a NUL)"
+            )
+            continue
+        # Only the two keywords read here are decompressed: a file of many small
+        # zlib bombs under other keywords costs nothing.
+        if keyword == _XMP_PNG_KEYWORD:
+            limit = budget.admit()
+            if limit < 0:
+                continue
+        elif keyword.lower() == b"aigc":
+            aigc_seen += 1
+            if aigc_seen > _MAX_AIGC_TEXTS:
+                continue
+            limit = _AIGC_TEXT_BYTES
+        else:
             continue
         try:
-            keyword, text = _png_text(ch)
+            keyword, text = _png_text(ch, limit)
         except ValueError as exc:
-            problems.append(f"PNG text chunk: {exc}")
+            why = str(exc)
+            if limit < MAX_XMP_BYTES and why.endswith("; not read"):
+                why += (f": with the file's earlier packets it passes the {MAX_XMP_BYTES} "
+                        "bytes of XMP read per file")
+            problems.append(f"PNG text chunk: {why}")
             continue
         if keyword == _XMP_PNG_KEYWORD:
             if ch.kind != b"iTXt":
                 problems.append(
                     f"the XMP packet is in a {ch.kind.decode()} chunk; the PNG spec says iTXt"
                 )
-            xmps.append(text)
-        elif keyword.lower() == b"aigc":
+            if budget.take(len(text), problems):
+                xmps.append(text)
+        else:
             enc = "utf-8" if ch.kind == b"iTXt" else "latin-1"
             texts.append(text.decode(enc, errors="replace"))
+    if aigc_seen > _MAX_AIGC_TEXTS:
+        problems.append(_too_many(aigc_seen, "PNG text chunks keyed AIGC", _MAX_AIGC_TEXTS))
     return xmps, texts
 
 
@@ -921,18 +1335,26 @@ def _png_write(data: bytes, label: AIGCLabel, value: str, replace_malformed: boo
     xmp_done = False
     for ch in chunks:
         if ch.kind in _TEXT_KINDS:
-            try:
-                keyword, text = _png_text(ch)
-            except ValueError:
-                keyword, text = b"", b""
-            if keyword == _XMP_PNG_KEYWORD and ch.kind == b"iTXt":
+            keyword = _png_keyword(ch)
+            # an XMP packet in a tEXt or zTXt chunk is read too: update it as well
+            # (rewritten as the iTXt chunk the PNG spec asks for), or a stale label
+            # there would be the one read back
+            is_xmp = keyword == _XMP_PNG_KEYWORD
+            is_aigc = keyword is not None and keyword.lower() == b"aigc"
+            text = None
+            if is_xmp or is_aigc:  # other text chunks are copied without inflating
+                try:
+                    _, text = _png_text(ch, MAX_XMP_BYTES if is_xmp else _AIGC_TEXT_BYTES)
+                except ValueError:
+                    pass  # unreadable: copied as it is
+            if is_xmp and text is not None:
                 if xmp_done:
                     continue  # a second XMP packet would contradict the first: drop it
                 packet = _update_xmp(text, value, replace_malformed=replace_malformed)
                 out.append(_png_chunk(b"iTXt", _XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + packet))
                 xmp_done = True
                 continue
-            if keyword.lower() == b"aigc":
+            if is_aigc and text is not None:
                 # another producer's plain-text copy of the label: keep it in step,
                 # in the shape (wrapped or bare) it had
                 wrapped = re.match(rb'\s*\{\s*"AIGC"', text) is not None
@@ -963,8 +1385,17 @@ class _Segment:
     raw: bytes
 
 
-def _jpeg_segments(data: bytes, problems: list[str]) -> tuple[list[_Segment], bytes, bool]:
-    """Header segments up to SOS; (segments, rest from SOS on, complete)."""
+_FILL_RE = re.compile(rb"\xff+")
+
+
+def _jpeg_segments(
+    data: bytes, problems: list[str], keep: int | None = None
+) -> tuple[list[_Segment], bytes, bool]:
+    """Header segments up to SOS; (segments, rest from SOS on, complete).
+
+    ``keep``: the one marker to return (payload only, empty ``raw``); None returns
+    every segment with its raw bytes (for writing).
+    """
     segs: list[_Segment] = []
     pos = 2
     n = len(data)
@@ -978,15 +1409,17 @@ def _jpeg_segments(data: bytes, problems: list[str]) -> tuple[list[_Segment], by
                 f"JPEG is malformed: expected a marker at byte {pos}, found 0x{data[pos]:02X}"
             )
             return segs, b"", False
-        while pos < n and data[pos] == 0xFF:
-            pos += 1  # fill bytes
+        pos += 1
+        if pos < n and data[pos] == 0xFF:
+            pos = _FILL_RE.match(data, pos).end()  # fill bytes
         if pos >= n:
             problems.append("JPEG is truncated inside a marker")
             return segs, b"", False
         marker = data[pos]
         pos += 1
         if marker in _STANDALONE:
-            segs.append(_Segment(marker, b"", data[start:pos]))
+            if keep is None:
+                segs.append(_Segment(marker, b"", data[start:pos]))
             continue
         if marker in (0xD9, 0xDA):
             if marker == 0xD9:
@@ -998,7 +1431,7 @@ def _jpeg_segments(data: bytes, problems: list[str]) -> tuple[list[_Segment], by
         if pos + 2 > n:
             problems.append("JPEG is truncated inside a segment length")
             return segs, b"", False
-        (length,) = struct.unpack(">H", data[pos : pos + 2])
+        length = data[pos] << 8 | data[pos + 1]
         if length < 2:
             problems.append(
                 f"JPEG segment 0xFF{marker:02X} at byte {start} has an invalid length {length}"
@@ -1011,19 +1444,26 @@ def _jpeg_segments(data: bytes, problems: list[str]) -> tuple[list[_Segment], by
                 f"{length} bytes but only {n - pos} remain"
             )
             return segs, b"", False
-        segs.append(_Segment(marker, data[pos + 2 : end], data[start:end]))
+        if keep is None:
+            segs.append(_Segment(marker, data[pos + 2 : end], data[start:end]))
+        elif marker == keep:
+            segs.append(_Segment(marker, data[pos + 2 : end], b""))
         pos = end
 
 
-def _jpeg_extract(data: bytes, problems: list[str]) -> tuple[list[bytes], list[str]]:
-    segs, _, complete = _jpeg_segments(data, problems)
+def _jpeg_extract(
+    data: bytes, problems: list[str], budget: _XmpBudget
+) -> tuple[list[bytes], list[str]]:
+    segs, _, complete = _jpeg_segments(data, problems, keep=0xE1)
     if complete and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         problems.append("JPEG does not end with an EOI marker: the image data may be truncated")
-    return [
-        s.payload[len(_JPEG_XMP_HEADER) :]
-        for s in segs
-        if s.marker == 0xE1 and s.payload.startswith(_JPEG_XMP_HEADER)
-    ], []
+    xmps = []
+    for s in segs:
+        if s.payload.startswith(_JPEG_XMP_HEADER) and budget.admit() >= 0:
+            packet = s.payload[len(_JPEG_XMP_HEADER) :]
+            if budget.take(len(packet), problems):
+                xmps.append(packet)
+    return xmps, []
 
 
 def _jpeg_app1(packet: bytes) -> bytes:
@@ -1073,7 +1513,14 @@ def _riff_chunk(kind: bytes, data: bytes) -> bytes:
     return kind + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) & 1 else b"")
 
 
-def _webp_chunks(data: bytes, problems: list[str]) -> tuple[list[_Chunk], bytes, bool]:
+def _webp_chunks(
+    data: bytes, problems: list[str], keep: tuple[bytes, ...] | None = None
+) -> tuple[list[_Chunk], bytes, bool]:
+    """(chunks, bytes after the RIFF data, complete).
+
+    ``keep``: the chunk types to return besides the first chunk (with an empty
+    ``raw``); None returns every chunk with its raw bytes (for writing).
+    """
     n = len(data)
     if n < 12:
         problems.append("WebP is truncated inside its RIFF header")
@@ -1101,8 +1548,11 @@ def _webp_chunks(data: bytes, problems: list[str]) -> tuple[list[_Chunk], bytes,
                 )
             return chunks, b"", False
         padded = body_end + (length & 1)
-        raw = data[pos:padded] if padded <= end else data[pos:body_end] + b"\x00"
-        chunks.append(_Chunk(kind, data[pos + 8 : body_end], raw))
+        if keep is None:
+            raw = data[pos:padded] if padded <= end else data[pos:body_end] + b"\x00"
+            chunks.append(_Chunk(kind, data[pos + 8 : body_end], raw))
+        elif pos == 12 or kind in keep:
+            chunks.append(_Chunk(kind, data[pos + 8 : body_end], b""))
         pos = padded
     if pos < end:
         problems.append(f"WebP has {end - pos} stray bytes at the end of its RIFF data")
@@ -1110,8 +1560,10 @@ def _webp_chunks(data: bytes, problems: list[str]) -> tuple[list[_Chunk], bytes,
     return chunks, data[8 + size :] if complete else b"", complete
 
 
-def _webp_extract(data: bytes, problems: list[str]) -> tuple[list[bytes], list[str]]:
-    chunks, _, _ = _webp_chunks(data, problems)
+def _webp_extract(
+    data: bytes, problems: list[str], budget: _XmpBudget
+) -> tuple[list[bytes], list[str]]:
+    chunks, _, _ = _webp_chunks(data, problems, keep=(b"XMP ",))
     xmps = [c.data for c in chunks if c.kind == b"XMP "]
     if xmps and not (
         chunks
@@ -1123,7 +1575,7 @@ def _webp_extract(data: bytes, problems: list[str]) -> tuple[list[bytes], list[s
             "WebP has an XMP chunk but its VP8X header does not flag it; some readers "
             "will ignore it"
         )
-    return xmps, []
+    return [x for x in xmps if budget.admit() >= 0 and budget.take(len(x), problems)], []
 
 
 def _webp_canvas(first: _Chunk) -> tuple[int, int, bool]:
@@ -1131,6 +1583,11 @@ def _webp_canvas(first: _Chunk) -> tuple[int, int, bool]:
     if first.kind == b"VP8 " and len(d) >= 10 and d[3:6] == b"\x9d\x01\x2a":
         w = struct.unpack("<H", d[6:8])[0] & 0x3FFF
         h = struct.unpack("<H", d[8:10])[0] & 0x3FFF
+        if not (w and h):
+            raise ValueError(
+                f"cannot write a label into this WebP: its VP8 header gives a {w}x{h} "
+                "canvas; re-encode the image"
+            )
         return w, h, False
     if first.kind == b"VP8L" and len(d) >= 5 and d[0] == 0x2F:
         bits = struct.unpack("<I", d[1:5])[0]
@@ -1261,7 +1718,9 @@ def read_label(data: bytes) -> LabelReading:
     fmt = _sniff(data)
     problems: list[str] = []
     extract = {"png": _png_extract, "jpeg": _jpeg_extract, "webp": _webp_extract}[fmt]
-    xmps, texts = extract(data, problems)
+    budget = _XmpBudget()
+    xmps, texts = extract(data, problems, budget)
+    budget.finish(problems)
 
     candidates: list[tuple[str, str]] = []
     dst: str | None = None
@@ -1271,8 +1730,9 @@ def read_label(data: bytes) -> LabelReading:
         candidates += [("xmp", c) for c in found]
         dst = dst or packet_dst
     candidates += [("png-text", t) for t in texts]
+    dst = _clip(dst, _MAX_SHOWN_DST)
     if not candidates:
-        return LabelReading(None, None, None, tuple(problems), dst, fmt)
+        return LabelReading(None, None, None, _bounded(problems), dst, fmt)
 
     parsed = []
     for source, raw in candidates:
@@ -1283,18 +1743,29 @@ def read_label(data: bytes) -> LabelReading:
     for src, _raw, _lab, probs, _ in parsed:
         problems += [f"{src}: {p}" for p in probs]
     valid = [p for p in parsed if p[2] is not None]
+    last: list[str] = []  # kept even when the other problems are cut
     if len({p[2] for p in valid}) > 1:
         where = "; ".join(
             f"{p[0]} has Label {p[2].label}, ContentProducer {p[2].content_producer}, "
             f"ProduceID {p[2].produce_id}"
-            for p in valid
-        )
-        problems.append(
+            for p in valid[:4]
+        ) + (f"; {len(valid) - 4} more" if len(valid) > 4 else "")
+        last.append(
             f"the file holds labels that disagree ({where}); using the one from {source}"
         )
     if declared is None:
         declared = next((p[4] for p in parsed if p[4] is not None), None)
-    return LabelReading(lab, source, raw, tuple(problems), dst, fmt, declared)
+    raw = _clip(raw, MAX_JSON_LENGTH)
+    return LabelReading(lab, source, raw, _bounded(problems, last), dst, fmt, declared)
+
+
+def _bounded(problems: list[str], last: list[str] = ()) -> tuple[str, ...]:
+    """``problems + last`` in at most :data:`MAX_PROBLEMS` lines: when ``problems``
+    has to be cut, a line counts what was left out; ``last`` is always kept."""
+    room = MAX_PROBLEMS - len(last)
+    if len(problems) > room:
+        problems = [*problems[: room - 1], f"{len(problems) - room + 1} more problems not listed"]
+    return (*problems, *last)
 
 
 def read_label_file(path: PathLike) -> LabelReading:

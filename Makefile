@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
-.PHONY: help install install-test demo test test-fast bench bench-speed bench-robustness bench-fp peers bench-quick corpus clean
+.PHONY: help install install-test demo test test-fast bench bench-speed bench-robustness bench-fp peers bench-quick corpus fuzz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,6 +71,21 @@ bench: bench-speed bench-robustness bench-fp  ## all benchmarks
 
 corpus: $(VENV)/.installed-bench  ## build the real test corpus in .corpus/ (apt-get installs its image packages when root)
 	$(PY) benchmarks/corpus.py
+
+# Fuzzing (issue 11): every reader of untrusted bytes, one harness after another, for
+# FUZZ_MINUTES each (the short run is part of `make test`). Corpora, failures and the
+# summary table go to FUZZ_OUT; see tests/fuzz/run.py.
+FUZZ_MINUTES ?= 10
+FUZZ_HARNESSES ?=
+FUZZ_OUT ?= fuzz-output
+
+$(VENV)/.installed-fuzz: export PYTHONWARNINGS = ignore:Editable installation
+$(VENV)/.installed-fuzz: $(VENV)/.installed-test
+	$(PIPQ) -e '.[fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.installed-fuzz  ## fuzz each reader FUZZ_MINUTES (10) in turn; e.g. make fuzz FUZZ_MINUTES=1 FUZZ_HARNESSES="xmp json"
+	$(PY) tests/fuzz/run.py --minutes $(FUZZ_MINUTES) --out $(FUZZ_OUT) $(FUZZ_HARNESSES)
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis demo-output bench-output

@@ -1015,6 +1015,8 @@ def test_problems_and_shown_values_are_bounded():
     assert r.label is None and len(r.raw_json) < m.MAX_JSON_LENGTH + 60
     assert r.raw_json.endswith("more characters not shown]")
     assert any(f"AIGC JSON is {len(long_json)} characters long" in p for p in r.problems)
+    with pytest.raises(ValueError, match=r"AIGC JSON is 1000002 bytes long.*not parsed"):
+        AIGCLabel.from_json(b"{" + b" " * 1_000_000 + b"}")
 
 
 def test_writer_never_reuses_a_prefix_bound_to_another_namespace():

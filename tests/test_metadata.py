@@ -671,6 +671,13 @@ def test_malformed_input_gives_problem_not_exception(case):
         assert r.label in (LABEL, OTHER)
 
 
+def test_reading_state_tells_absent_from_invalid():
+    assert read_label(make_file("png")).state == "absent"
+    assert read_label(_labelled("png")).state == "valid"
+    assert read_label(_png_text('{"AIGC":{"Label":"9"}}')).state == "invalid"
+    assert read_label(_png_text("not json")).state == "invalid"
+
+
 def test_declared_label_survives_invalid_fields():
     r = read_label(_png_text(OTHER_LABEL_JSON.replace("OTHER-PRODUCER", "bad producer")))
     assert r.label is None and r.declared_label == "2"

@@ -1101,6 +1101,15 @@ class LabelReading:
         """True when a valid label was read."""
         return self.label is not None
 
+    @property
+    def state(self) -> str:
+        """``"valid"`` (a valid label), ``"invalid"`` (label JSON is there but is not
+        a valid label) or ``"absent"`` (no label JSON at all: stripped or never
+        written).  An absent label is not an invalid one; say so in reports."""
+        if self.label is not None:
+            return "valid"
+        return "invalid" if self.raw_json is not None else "absent"
+
 
 # --------------------------------------------------------------------------- #
 # Container sniffing

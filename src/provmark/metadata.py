@@ -588,10 +588,12 @@ def _split(name: str) -> tuple[str, str]:
 
 
 # An element with more than MAX_XML_ATTRIBUTES attributes: a start tag followed by that
-# many ``name="value"`` pairs.  Each pair is an atomic group and a value cannot hold
-# "<", so a failed attempt costs the length of one tag and tags do not overlap: linear.
+# many ``name="value"`` pairs.  Each part of a pair stops where the next cannot start,
+# so backtracking out of a failed attempt costs one step a character, and a value
+# cannot hold "<": an attempt costs the length of one tag and tags do not overlap.
+# (No atomic groups: they need Python 3.11.)
 _MANY_ATTRIBUTES_RE = re.compile(
-    rb"<[^\s<>/!?]+(?>\s+[^\s<>=/]+\s*=\s*(?:\"[^\"<]*\"|'[^'<]*')){%d}"
+    rb"<[^\s<>/!?]+(?:\s+[^\s<>=/]+\s*=\s*(?:\"[^\"<]*\"|'[^'<]*')){%d}"
     % (MAX_XML_ATTRIBUTES + 1)
 )
 
@@ -988,7 +990,7 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
     # searches are linear.
     for prefix, local in targets:
         p = re.escape(prefix)
-        tag = rf"""<{p}:{local}(?>\s+[^\s=<>/]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*"""
+        tag = rf"""<{p}:{local}(?:\s+[^\s=<>/]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*"""
         for pattern, blanks, trailing in (
             (tag + "/>", " \t", True),
             (tag + rf">.*?</{p}:{local}\s*>", " \t", True),
@@ -1003,7 +1005,7 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
         # so that relabelling a file again and again does not grow its packet
         r = re.escape(rdf)
         attrs = (
-            rf"""(?>\s+(?:xmlns:[\w.-]+|{r}:about)\s*=\s*(?:"[^"]*"|'[^']*'))*+\s*"""
+            rf"""(?:\s+(?:xmlns:[\w.-]+|{r}:about)\s*=\s*(?:"[^"]*"|'[^']*'))*\s*"""
         )
         for empty in (
             rf"<{r}:Description{attrs}/>",

@@ -697,3 +697,20 @@ def _call(fn: str, img):
     if fn == "embed":
         return provmark.embed(img, Payload(1, 1))
     return provmark.detect(img)
+
+
+@pytest.mark.slow
+def test_large_flat_source_reads_back_or_is_refused():
+    """A large source carries its template on a coarse lattice, at the carriers'
+    frequencies, which the embed prediction does not model: the written image is
+    always read back, and what embed returns decodes on the aligned grid (a flat
+    3640x2400 artwork was returned unreadable before)."""
+    yy, xx = np.mgrid[0:2816, 0:2816].astype(np.float32)
+    grad = 60 + 120 * (yy + 0.5 * xx) / (1.5 * 2816)
+    img = np.ascontiguousarray(np.repeat(grad[..., None], 3, axis=2).round().astype(np.uint8))
+    p = Payload(321, 654)
+    try:
+        marked = provmark.embed(img, p, key="flat-large")
+    except provmark.EmbedError:
+        return  # refused, with the reason: acceptable, never silent
+    assert provmark.detect(marked, key="flat-large", search=False).payload == p

@@ -188,7 +188,7 @@ def _slot_agreement(coef, delta, scale, tile_bits, dither):
 def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 1.0,
                    min_psnr: float = 40.0, texture_gain: float = 1.0,
                    floor_factor: float = 1.0, boost: np.ndarray | None = None,
-                   template_keep: float = TEMPLATE_KEEP
+                   template_keep: float | None = TEMPLATE_KEEP
                    ) -> tuple[np.ndarray, float, int, np.ndarray, int, np.ndarray]:
     """Compute the coefficient changes for ``payload`` and check them.
 
@@ -232,8 +232,8 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits, boost=None
         if full is None:
             factor = template_factor(h, w)
             full, base = block_amplitude(coef, factor), block_amplitude(coef, factor, (1.0, 1.0))
-        tamp = fit_template(full, base, float(np.square(delta, dtype=np.float64).sum()), budget,
-                            template_keep)
+        tamp = np.zeros_like(full) if template_keep is None else fit_template(
+            full, base, float(np.square(delta, dtype=np.float64).sum()), budget, template_keep)
         scale = psnr_scale(delta, h * w, min_psnr, template_energy(tamp))
         agreement = _slot_agreement(coef, delta, scale, tile_bits, dither)
         # Agreement is signed by the symbol (positive = right); the Viterbi decoder
@@ -299,7 +299,7 @@ class Marked:
     scale: float  # attenuation imposed by the PSNR floor (1 = none)
     texture_gain: float = 1.0  # the adaptive gain on margins and caps (1 = none)
     floor_factor: float = 1.0  # the adaptive gain on the textured-block floor (1 = none)
-    template_keep: float = TEMPLATE_KEEP  # share of the template's extra gain kept
+    template_keep: float | None = TEMPLATE_KEEP  # share of its extra gain kept (None: no template)
     read_back: bool = False  # refused after reading the written image back
 
 
@@ -365,9 +365,15 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
     :data:`ADAPT_BELOW_TILES`), or refuse when it would not read back."""
     limit = change_limit(rgb)
     base = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit)
-    if base.image is None and TEMPLATE_KEEP > 0:
-        # The QIM mark first: give up the template's extra gain (see TEMPLATE_KEEP).
-        base = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit, template_keep=0.0)
+    # The QIM mark first: give up the template's extra gain (see TEMPLATE_KEEP), and
+    # as a last resort the template itself (the mark then reads on the aligned grid
+    # and after crops, not after resizes): a flat 3640x2400 artwork's coarse template
+    # (factor 4, at the carriers' frequencies) left 72 of 120 code bits wrong, 11 at
+    # the base amplitude.
+    for keep in (0.0, None):
+        if base.image is not None:
+            break
+        base = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit, template_keep=keep)
     tiles = (rgb.shape[0] // BLOCK_PX) * (rgb.shape[1] // BLOCK_PX) / 256.0
     if not adapt or base.image is None or tiles >= ADAPT_BELOW_TILES:
         return base
@@ -434,8 +440,8 @@ def change_limit(rgb: np.ndarray, max_change: float = DEFAULT_STRENGTH.max_chang
 
 def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
                min_psnr: float, texture_gain: float = 1.0, floor_factor: float = 1.0,
-               limit: np.ndarray | None = None, template_keep: float = TEMPLATE_KEEP
-               ) -> Marked:
+               limit: np.ndarray | None = None,
+               template_keep: float | None = TEMPLATE_KEEP) -> Marked:
     """Write the mark at one strength, or refuse when it would not read back.
 
     The closed loop predicts what the detector reads from the coefficient changes;
@@ -450,7 +456,11 @@ def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
         limit = change_limit(rgb)
     code_bits = _codec.encode(payload, key)
     tile_bits = tile_symbols(payload, key)
-    check = _is_saturated(rgb)
+    # Read the written image back when the prediction may be wrong: clipped pixels,
+    # or a coarse template lattice (factor 2 and 4: 0.03-0.09 cycles per pixel, where
+    # the carriers are), which the prediction does not model. A flat 3640x2400
+    # artwork predicted 0 wrong slots and read back with 72 of 120 code bits wrong.
+    check = _is_saturated(rgb) or template_factor(*rgb.shape[:2]) > 1
     boost = None
     for attempt in range(1 + REALITY_PASSES):
         delta, scale, wrong, tamp, wrong_slots, boost = plan_embedding(

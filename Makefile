@@ -26,8 +26,16 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIPQ) -e .
 	touch $@
 
+# The CPU build of torch first (the diffusers tests need it; a bare `torch` requirement
+# would pull a CUDA build of several GB), then every optional part, then Debian's
+# chromium for the browser tests of the service's page (Playwright cannot download its
+# own browser here; the tests launch /usr/bin/chromium).
+TORCH_CPU ?= torch==2.13.0
+
 $(VENV)/.installed-test: $(VENV)/.installed
+	$(PIPQ) $(TORCH_CPU)
 	$(PIPQ) -e '.[test]'
+	@command -v chromium >/dev/null 2>&1 || scripts/install-chromium.sh
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
@@ -50,7 +58,7 @@ test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; n
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "nojit and not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
-	$(PIPQ) torch==2.13.0
+	$(PIPQ) $(TORCH_CPU)
 	$(PIPQ) --no-deps invisible-watermark==0.2.0 blind-watermark==0.4.4
 	$(PIPQ) "onnxruntime>=1.16"
 

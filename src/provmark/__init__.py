@@ -8,9 +8,12 @@ and returns a :class:`Detection` with a calibrated false-alarm probability.
 :func:`label` writes all three GB 45438 layers at once (visible label, watermark,
 signed metadata) and :func:`inspect` reads them back into a forensic verdict; the
 metadata and visible-label formats live in :mod:`provmark.metadata` and
-:mod:`provmark.explicit`.
+:mod:`provmark.explicit`. :func:`embed_bytes`, :func:`label_bytes` and
+:func:`detect_bytes` do the same on encoded files (PNG, JPEG, WebP bytes in, bytes
+out, keeping EXIF, ICC profile and XMP); :func:`inspect` takes bytes too.
 """
 
+from ._bytes import detect_bytes, embed_bytes, label_bytes
 from ._check import Embeddability, check_embeddable
 from ._detect import Detection, detect
 from ._embed import EmbedError, embed
@@ -28,6 +31,9 @@ __all__ = [
     "label",
     "Labelled",
     "write_labelled",
+    "embed_bytes",
+    "label_bytes",
+    "detect_bytes",
     "inspect",
     "InspectionReport",
     "Payload",

@@ -57,6 +57,17 @@ _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, er
 
 
 @dataclass(frozen=True)
+class PngText:
+    """One PNG text chunk to carry over: ``keyword`` and ``text``; ``lang`` and
+    ``translated`` are None for a tEXt/zTXt chunk and strings for an iTXt one."""
+
+    keyword: str
+    text: str
+    lang: str | None = None
+    translated: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadedImage:
     """Pixels and the metadata blocks worth carrying over.
 
@@ -69,6 +80,19 @@ class LoadedImage:
     exif: bytes | None
     icc_profile: bytes | None
     notes: tuple[str, ...] = ()
+    #: The XMP packet (bytes as stored; the first one of a JPEG with several).
+    xmp: bytes | None = None
+    #: PNG text chunks other than XMP, as :data:`PngText` entries (PNG input only).
+    png_text: tuple[PngText, ...] = ()
+    #: True for a lossless WebP (VP8L) input: kept lossless when written as WebP again.
+    lossless: bool = False
+
+    @property
+    def metadata(self) -> dict:
+        """The keyword arguments of :func:`encode_image` that carry this file's
+        metadata (EXIF, ICC profile, XMP, PNG text) into an output."""
+        return {"exif": self.exif, "icc_profile": self.icc_profile, "xmp": self.xmp,
+                "png_text": self.png_text}
 
 
 def _other_format(prefix: bytes) -> str | None:
@@ -220,26 +244,80 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         ...); the message names the file and the fix.
     """
     p = Path(path)
-    with open_image(p) as (im, notes):
+    return _load(p, str(p))
+
+
+def read_image_bytes(data: bytes, *, what: str = "<bytes>") -> LoadedImage:
+    """:func:`read_image` on an encoded file held in memory; ``what`` names it in
+    messages. Raises :class:`ImageError` like :func:`read_image` (also for data
+    that is not ``bytes``-like: a :class:`TypeError`)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be the encoded image file as bytes, not {type(data).__name__}")
+    if not len(data):
+        raise ImageError(f"{what}: empty (0 bytes), not an image file")
+    return _load(bytes(data), what)
+
+
+def _load(source: Path | bytes, what: str) -> LoadedImage:
+    with open_image(source, what=what) as (im, notes):
         fmt = _format_name(im)
+        lossless = fmt == "WEBP" and _webp_is_lossless(im)
         try:
             im.load()
         except MemoryError:
             w, h = im.size
-            raise ImageError(f"{p}: not enough memory to decode {w}x{h} pixels; lower "
+            raise ImageError(f"{what}: not enough memory to decode {w}x{h} pixels; lower "
                              "--max-pixels or downscale it") from None
         except _decode_errors() as exc:
             raise ImageError(
-                f"{p}: the image data is corrupt or truncated ({exc}); re-export it or use an "
+                f"{what}: the image data is corrupt or truncated ({exc}); re-export it or use an "
                 "intact copy") from None
         exif = im.info.get("exif")
         icc = im.info.get("icc_profile")
+        xmp = im.info.get("xmp") or None
+        png_text = _png_text_of(im) if fmt == "PNG" else ()
         try:
-            rgb, _ = as_rgb_array(im, what=str(p))
+            rgb, _ = as_rgb_array(im, what=what)
         except ImageError as exc:
             msg = str(exc)
-            raise ImageError(msg if str(p) in msg else f"{p}: {msg}") from None
-    return LoadedImage(np.ascontiguousarray(rgb), fmt, exif, icc, notes)
+            raise ImageError(msg if what in msg else f"{what}: {msg}") from None
+    return LoadedImage(np.ascontiguousarray(rgb), fmt, exif, icc, notes, xmp=xmp,
+                       png_text=png_text, lossless=lossless)
+
+
+def _webp_is_lossless(im) -> bool:
+    """True when a WebP's bitstream is VP8L (lossless); read from the RIFF chunk
+    list of the still-open file without decoding."""
+    fh = im.fp
+    try:
+        pos = fh.tell()
+        fh.seek(12)
+        head = fh.read(4096)
+        fh.seek(pos)
+    except (AttributeError, OSError, ValueError):
+        return False
+    at = 0
+    while at + 8 <= len(head):
+        kind = head[at:at + 4]
+        if kind == b"VP8L":
+            return True
+        if kind in (b"VP8 ", b"ANMF"):
+            return False
+        at += 8 + int.from_bytes(head[at + 4:at + 8], "little")
+        at += at & 1
+    return False
+
+
+def _png_text_of(im) -> tuple[PngText, ...]:
+    """The text chunks of a loaded PNG except the XMP packet (carried as ``xmp``)."""
+    out = []
+    for keyword, value in (getattr(im, "text", None) or {}).items():
+        if keyword == "XML:com.adobe.xmp":
+            continue
+        lang = getattr(value, "lang", None)
+        tkey = getattr(value, "tkey", None)
+        out.append(PngText(str(keyword), str(value), lang, tkey))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- #
@@ -411,8 +489,42 @@ def check_output(path: str | os.PathLike, *, source: str | os.PathLike | None = 
     return fmt
 
 
-def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None) -> dict:
+#: PNG text longer than this (characters) is written compressed (zTXt, or iTXt with zlib).
+_PNG_TEXT_COMPRESS_FROM = 1024
+
+
+def _png_info(xmp: bytes | None, png_text: tuple[PngText, ...]):
+    """A PngInfo holding the XMP packet (an iTXt chunk keyed ``XML:com.adobe.xmp``,
+    as the PNG and XMP specifications ask) and the text chunks, or None."""
+    if not xmp and not png_text:
+        return None
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    if xmp:
+        info.add_itxt("XML:com.adobe.xmp", bytes(xmp), zip=False)
+    for t in png_text:
+        zip_ = len(t.text) >= _PNG_TEXT_COMPRESS_FROM
+        if t.lang is None and t.translated is None:
+            try:
+                info.add_text(t.keyword, t.text.encode("latin-1"), zip=zip_)
+                continue
+            except UnicodeEncodeError:  # not Latin-1: only iTXt holds it
+                pass
+        info.add_itxt(t.keyword, t.text, t.lang or "", t.translated or "", zip=zip_)
+    return info
+
+
+def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes | None,
+                  xmp: bytes | None = None, png_text: tuple[PngText, ...] = (),
+                  lossless: bool = False) -> dict:
     kwargs: dict = {}
+    if fmt == "PNG":
+        info = _png_info(xmp, png_text)
+        if info is not None:
+            kwargs["pnginfo"] = info
+    elif xmp:
+        kwargs["xmp"] = bytes(xmp)
     if exif:
         # Pillow gives JPEG EXIF with its APP1 "Exif\0\0" header and WebP/PNG EXIF
         # without; JPEG output needs the header, PNG and WebP chunks must not have it.
@@ -423,19 +535,40 @@ def _save_options(fmt: str, quality: int, exif: bytes | None, icc_profile: bytes
     if fmt == "JPEG":
         kwargs.update(quality=quality, subsampling="4:2:0" if quality < 90 else "4:4:4")
     elif fmt == "WEBP":
-        kwargs.update(quality=quality, lossless=quality == 100, method=4)
+        kwargs.update(quality=quality, lossless=lossless or quality == 100, method=4)
     return kwargs
 
 
 def encode_image(rgb: np.ndarray, fmt: str, *, quality: int = 95, exif: bytes | None = None,
-                 icc_profile: bytes | None = None) -> bytes:
+                 icc_profile: bytes | None = None, xmp: bytes | None = None,
+                 png_text: tuple[PngText, ...] = (), lossless: bool = False) -> bytes:
     """``rgb`` encoded as ``fmt`` ("PNG", "JPEG" or "WEBP") the way :func:`write_image`
-    writes it, as bytes."""
+    writes it, as bytes.
+
+    ``exif``, ``icc_profile`` and ``xmp`` are written into every format (XMP: the
+    standard APP1 segment of JPEG, the ``XMP`` chunk of WebP, an iTXt chunk of PNG);
+    ``png_text`` only into PNG (the other formats have no place for it).
+    ``quality`` applies to JPEG and WebP; WebP is lossless at 100 or with
+    ``lossless``. This is the one place where provmark encodes pixels.
+
+    Raises
+    ------
+    ImageError
+        A bad ``quality``, or metadata the format cannot hold (a JPEG segment holds
+        at most 64 KB of EXIF or XMP).
+    """
     from PIL import Image
 
+    quality = check_quality(quality)
+    options = _save_options(fmt, quality, exif, icc_profile, xmp, png_text, lossless)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(
-        buf, format=fmt, **_save_options(fmt, check_quality(quality), exif, icc_profile))
+    try:
+        Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format=fmt, **options)
+    except ValueError as exc:  # Pillow: "EXIF data is too long", "XMP data is too long", ...
+        name = INPUT_FORMATS.get(fmt, fmt)
+        raise ImageError(f"cannot encode as {name}: {exc} (a {name} segment holds at most "
+                         "64 KB of EXIF or XMP): write PNG or WebP instead, or shorten "
+                         "that metadata") from None
     return buf.getvalue()
 
 

@@ -6,8 +6,10 @@ embedded in the labelled pixels (:func:`provmark.embed`) so that it covers the f
 image, and the metadata label (:class:`provmark.metadata.AIGCLabel`) is built with
 its ``Label`` taken from the payload and its ``ReservedCode1`` set to the HMAC
 integrity code that binds the producer fields to the payload and the key
-(:func:`provmark.metadata.sign_label`). :func:`write_labelled` writes the pixels
-and the metadata label to one file atomically.
+(:func:`provmark.metadata.sign_label`). :func:`encode_labelled` encodes the pixels
+with the metadata label into a file's bytes (the one path both
+:func:`write_labelled`, which writes them to a file atomically, and
+:func:`provmark.label_bytes` use).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 
 from . import metadata as _metadata
 from ._embed import embed
-from ._image import as_rgb_array
-from ._io import atomic_output, check_output, encode_image
+from ._image import ImageError, as_rgb_array
+from ._io import PngText, atomic_output, check_output, encode_image
 from ._keys import normalize_key
 from ._payload import Payload
 from .explicit import draw_label
@@ -130,18 +132,49 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
                     explicit_text_height=int(text_h))
 
 
+def encode_labelled(labelled: Labelled, fmt: str, *, quality: int = 95,
+                    exif: bytes | None = None, icc_profile: bytes | None = None,
+                    xmp: bytes | None = None, png_text: tuple[PngText, ...] = (),
+                    lossless: bool = False) -> bytes:
+    """A :class:`Labelled` image encoded as ``fmt`` ("PNG", "JPEG" or "WEBP") with
+    its metadata label, as the file's bytes.
+
+    The pixels are encoded by :func:`provmark._io.encode_image` (with the EXIF,
+    ICC profile, XMP and PNG text given), then the label is written into the XMP
+    (:func:`provmark.metadata.write_label`): an XMP packet carried over from the
+    input is updated in place, its other properties kept.
+
+    Raises
+    ------
+    ImageError
+        The metadata does not fit the format, or the carried-over XMP packet is
+        malformed and cannot be updated safely.
+    """
+    rgb, _ = as_rgb_array(labelled.image)
+    encoded = encode_image(rgb, fmt, quality=quality, exif=exif, icc_profile=icc_profile,
+                           xmp=xmp, png_text=png_text, lossless=lossless)
+    try:
+        return _metadata.write_label(encoded, labelled.label)
+    except ValueError as exc:
+        raise ImageError(
+            f"cannot add the metadata label to the input's XMP ({exc}); remove the input's XMP "
+            "first (e.g. exiftool -xmp:all= in.jpg)") from None
+
+
 def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int = 95,
                    exif: bytes | None = None, icc_profile: bytes | None = None,
-                   source: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+                   xmp: bytes | None = None, png_text: tuple[PngText, ...] = (),
+                   lossless: bool = False, source: str | os.PathLike | None = None,
+                   overwrite: bool = False) -> Path:
     """Write a :class:`Labelled` image with its metadata label to ``path`` atomically.
 
-    The pixels are encoded (format from the extension: .png, .jpg/.jpeg, .webp), the
-    XMP label is added to those bytes and the result is written to a temporary file
-    next to ``path`` and moved into place atomically: a reader never sees a file
-    without its label, and without ``overwrite`` a file another process creates
-    meanwhile is never replaced. EXIF and the ICC profile, when given, are carried
-    into the output. Refuses to write over ``source`` (the input) and, unless ``overwrite``, over an
-    existing file.
+    The bytes are those of :func:`encode_labelled` (format from the extension: .png,
+    .jpg/.jpeg, .webp), written to a temporary file next to ``path`` and moved into
+    place atomically: a reader never sees a file without its label, and without
+    ``overwrite`` a file another process creates meanwhile is never replaced. EXIF,
+    the ICC profile, other XMP and PNG text, when given, are carried into the
+    output. Refuses to write over ``source`` (the input) and, unless ``overwrite``,
+    over an existing file.
 
     Returns
     -------
@@ -150,10 +183,8 @@ def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int 
     """
     p = Path(path)
     fmt = check_output(p, source=source, overwrite=overwrite)
-    rgb, _ = as_rgb_array(labelled.image)
-    data = _metadata.write_label(
-        encode_image(rgb, fmt, quality=quality, exif=exif, icc_profile=icc_profile),
-        labelled.label)
+    data = encode_labelled(labelled, fmt, quality=quality, exif=exif, icc_profile=icc_profile,
+                           xmp=xmp, png_text=png_text, lossless=lossless)
     # Linked into place without overwrite: of several processes writing the same
     # path, exactly one succeeds (never check-then-rename).
     with atomic_output(p, overwrite=overwrite) as fh:

@@ -9,7 +9,9 @@ integrity code that binds the producer fields to the payload and the key
 (:func:`provmark.metadata.sign_label`). :func:`encode_labelled` encodes the pixels
 with the metadata label into a file's bytes (the one path both
 :func:`write_labelled`, which writes them to a file atomically, and
-:func:`provmark.label_bytes` use).
+:func:`provmark.label_bytes` use). With ``label(..., c2pa=signer)`` it then signs a
+C2PA manifest into those bytes (:func:`provmark.c2pa.sign_manifest`), last, so that
+the manifest's hard binding covers the pixels and the XMP label.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class Labelled:
         when ``explicit=False``.
     explicit_text_height : int
         Height in pixels of the visible label's rendered ink (0 without one).
+    c2pa : provmark.c2pa.C2paSigner or None
+        Credentials that sign a C2PA manifest into the file when it is encoded
+        (:func:`encode_labelled`, :func:`write_labelled`); None: no manifest.
     """
 
     image: object
@@ -54,12 +59,13 @@ class Labelled:
     payload: Payload
     explicit_box: tuple[int, int, int, int] | None = None
     explicit_text_height: int = 0
+    c2pa: object = None
 
 
 def label(image, payload: Payload, *, content_producer: str, produce_id: str,
           key: bytes | str | None = None, explicit: bool = True, text: str = "AI生成",
           position: str = "bottom-right", strength: float = 1.0,
-          min_psnr: float = 40.0, adapt: bool = True) -> Labelled:
+          min_psnr: float = 40.0, adapt: bool = True, c2pa=None) -> Labelled:
     """Apply the explicit label, the watermark and the metadata label in one call.
 
     Parameters
@@ -85,6 +91,10 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
         Visible label text and position (see :func:`provmark.explicit.draw_label`).
     strength, min_psnr, adapt : optional
         Passed to :func:`provmark.embed`.
+    c2pa : provmark.c2pa.C2paSigner, optional
+        Also sign a C2PA manifest (``c2pa.created`` with ``trainedAlgorithmicMedia``,
+        ``c2pa.watermarked``, a soft binding to the payload) into the file when it is
+        written (needs ``provmark[c2pa]``; the payload's label must be 1).
 
     Returns
     -------
@@ -93,7 +103,8 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
     Raises
     ------
     ValueError
-        Invalid metadata fields (the message names each), label text or position.
+        Invalid metadata fields (the message names each), label text or position;
+        :class:`provmark.c2pa.C2paError` for a payload label C2PA cannot state.
     provmark.EmbedError
         The image cannot carry a mark that reads back.
 
@@ -117,6 +128,12 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
     k = normalize_key(key)
     # Validate the metadata fields before any pixel work (AIGCLabel names bad fields).
     unsigned = _metadata.AIGCLabel(str(payload.label), content_producer, produce_id)
+    if c2pa is not None:
+        from . import c2pa as _c2pa
+
+        if not isinstance(c2pa, _c2pa.C2paSigner):
+            raise TypeError(f"c2pa must be a provmark.c2pa.C2paSigner, got {type(c2pa).__name__}")
+        _c2pa.check_payload(payload)
     rgb, was_pil = as_rgb_array(image)
     box = None
     text_h = 0
@@ -129,7 +146,7 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
         from PIL import Image
         marked = Image.fromarray(np.ascontiguousarray(marked), "RGB")
     return Labelled(image=marked, label=signed, payload=payload, explicit_box=box,
-                    explicit_text_height=int(text_h))
+                    explicit_text_height=int(text_h), c2pa=c2pa)
 
 
 def encode_labelled(labelled: Labelled, fmt: str, *, quality: int = 95,
@@ -142,23 +159,32 @@ def encode_labelled(labelled: Labelled, fmt: str, *, quality: int = 95,
     The pixels are encoded by :func:`provmark._io.encode_image` (with the EXIF,
     ICC profile, XMP and PNG text given), then the label is written into the XMP
     (:func:`provmark.metadata.write_label`): an XMP packet carried over from the
-    input is updated in place, its other properties kept.
+    input is updated in place, its other properties kept. With ``labelled.c2pa``, a
+    C2PA manifest is signed into the result last (its hard binding hashes every
+    other byte, so nothing may change after it).
 
     Raises
     ------
     ImageError
         The metadata does not fit the format, or the carried-over XMP packet is
         malformed and cannot be updated safely.
+    provmark.c2pa.C2paError
+        The C2PA manifest could not be signed (c2pa-python's message included).
     """
     rgb, _ = as_rgb_array(labelled.image)
     encoded = encode_image(rgb, fmt, quality=quality, exif=exif, icc_profile=icc_profile,
                            xmp=xmp, png_text=png_text, lossless=lossless)
     try:
-        return _metadata.write_label(encoded, labelled.label)
+        data = _metadata.write_label(encoded, labelled.label)
     except ValueError as exc:
         raise ImageError(
             f"cannot add the metadata label to the input's XMP ({exc}); remove the input's XMP "
             "first (e.g. exiftool -xmp:all= in.jpg)") from None
+    if labelled.c2pa is not None:
+        from .c2pa import sign_manifest
+
+        data = sign_manifest(data, labelled.c2pa, payload=labelled.payload, label=labelled.label)
+    return data
 
 
 def write_labelled(path: str | os.PathLike, labelled: Labelled, *, quality: int = 95,

@@ -133,7 +133,7 @@ def label(image, payload: Payload, *, content_producer: str, produce_id: str,
 
         if not isinstance(c2pa, _c2pa.C2paSigner):
             raise TypeError(f"c2pa must be a provmark.c2pa.C2paSigner, got {type(c2pa).__name__}")
-        _c2pa.check_payload(payload)
+        _c2pa.check_signing(payload)  # before the pixel work: extra installed, label 1
     rgb, was_pil = as_rgb_array(image)
     box = None
     text_h = 0

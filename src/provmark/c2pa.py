@@ -520,6 +520,14 @@ def sign_manifest(data: bytes, signer: C2paSigner, *, payload: Payload | None = 
     return out.getvalue()
 
 
+def check_signing(payload: Payload | None) -> None:
+    """Refuse early what :func:`sign_manifest` would refuse after the work:
+    c2pa-python missing (:class:`C2paUnavailableError`), a payload label a creation
+    manifest cannot state (:class:`C2paError`)."""
+    _import_c2pa()
+    check_payload(payload)
+
+
 def check_payload(payload: Payload | None) -> None:
     """Refuse a payload a C2PA creation manifest cannot describe (label 2 or 3)."""
     if payload is None:

@@ -184,6 +184,9 @@ def _inspect(data, key, search, images, html):
         return Outcome(data=page.encode("utf-8"), info=info)
     body = jsonable(report.to_dict())
     body["input"] = "uploaded image"
+    # The report's own wording and colour class of the verdict (one place for both).
+    body["verdict_class"] = _report_html._VERDICT_CLASS.get(report.verdict, "none")
+    body["verdict_explanation"] = _report_html._VERDICT_TEXT.get(report.verdict, "")
     if images:
         pics = {"evidence_heatmap": None, "tamper_overlay": None}
         if report.tamper is not None:

@@ -164,6 +164,9 @@ class InspectionOut(BaseModel):
     width: int
     height: int
     verdict: str
+    verdict_class: Literal["ok", "warn", "bad", "none"] = Field(
+        description="How the HTML report colours the verdict.")
+    verdict_explanation: str = Field(description="The verdict in a sentence.")
     layers: dict[str, str]
     metadata: MetadataOut | None
     watermark: DetectionOut

@@ -5,10 +5,12 @@ image it was made from) as a single HTML document: inline CSS, every image a bas
 PNG ``data:`` URI, no scripts, no fonts or anything else fetched from the network, so
 the file opens the same anywhere, offline, years later. It shows the verdict, each
 label layer (metadata fields parsed and validated, the watermark payload and its
-false-alarm probability, the integrity code, the visible label "not checked"), the
-image, the tamper map and the evidence heatmap over a greyscale copy of the image with
-their legends, the problems found, and a "how to read this report" note. The file is
-written atomically (temporary file in the same directory, then renamed).
+false-alarm probability, the integrity code, the C2PA manifest, the visible label "not
+checked"), the image, the tamper map and the evidence heatmap over a greyscale copy of
+the image with their legends, the C2PA Content Credentials (validation, trust, signer,
+actions, soft bindings) and their cross-checks with the other layers, the problems
+found, and a "how to read this report" note. The file is written atomically
+(temporary file in the same directory, then renamed).
 """
 
 from __future__ import annotations
@@ -43,12 +45,26 @@ _VERDICT_CLASS = {
     "integrity code invalid": "bad",
     "metadata and watermark disagree": "bad",
     "metadata invalid, no watermark": "bad",
+    "C2PA manifest invalid": "bad",
+    "C2PA manifest and watermark disagree": "bad",
+    "C2PA manifest and metadata disagree": "bad",
+    "C2PA manifest only": "warn",
     "no label": "none",
 }
 
 _VERDICT_TEXT = {
-    "consistent": "The metadata label and the watermark agree, and the integrity code "
-                  "(if present) matches both.",
+    "consistent": "The metadata label and the watermark agree, the integrity code "
+                  "(if present) matches both, and a C2PA manifest (if present) validates "
+                  "and agrees with them.",
+    "C2PA manifest invalid": "The C2PA manifest does not validate: the file changed after "
+        "it was signed (the tamper map shows where the pixels were changed) or the "
+        "manifest is damaged.",
+    "C2PA manifest and watermark disagree": "The C2PA manifest's soft binding or source "
+        "type contradicts the watermark decoded from the pixels.",
+    "C2PA manifest and metadata disagree": "The C2PA manifest's copy of the GB 45438 "
+        "label or its source type contradicts the XMP metadata label.",
+    "C2PA manifest only": "A C2PA manifest is present, but neither a GB 45438 metadata "
+        "label nor a watermark (with this key).",
     "metadata stripped, watermark present": "The file carries no metadata label (most "
         "platforms strip it), but the pixels carry the provenance watermark.",
     "metadata invalid, watermark present": "A metadata label is present but malformed "
@@ -282,15 +298,158 @@ def _layer_rows(report) -> list[tuple[str, str, str]]:
         tam = _e(ts.get("reason", "not computed"))
     cls = {"valid": "ok", "found": "ok", "invalid": "bad", "absent": "warn",
            "not checked": "none"}
+    c2 = layers.get("c2pa", "not checked")
     return [
         ("Metadata label (GB 45438 XMP TC260:AIGC)", _status(meta, cls.get(meta, "none")), md),
         ("Watermark (implicit label in the pixels)",
          _status(layers.get("watermark", "absent"), cls.get(layers.get("watermark"), "none")), wm),
         ("Integrity code (ReservedCode1)", _status(integ, cls.get(integ, "none")), _e(integ_text)),
+        ("C2PA manifest (Content Credentials)", _status(c2, _C2PA_CLASS.get(c2, "none")),
+         _c2pa_summary(report)),
         ("Visible label (explicit)", _status("not checked", "none"),
          "reading the visible text needs OCR, which provmark does not do: look at the image"),
         ("Tamper map", _status(tam_state, tam_cls), tam),
     ]
+
+
+_C2PA_CLASS = {"trusted": "ok", "valid": "ok", "invalid": "bad", "absent": "none",
+               "not checked": "none"}
+_CHECK_CLASS = {"agree": "ok", "disagree": "bad", "not applicable": "none",
+                "not checked": "warn"}
+_TRUST_TEXT = {
+    "trusted": "the signer chains to a given trust anchor",
+    "untrusted": "the signer does NOT chain to the given trust anchors: anyone could "
+                 "have made this certificate",
+    "no anchors": "not evaluated: no trust anchors were given (provmark inspect "
+                  "--c2pa-trust ANCHORS.pem); the signature itself is checked",
+    "not checked": "not evaluated",
+}
+
+
+def _c2pa_summary(report) -> str:
+    """The C2PA row of the layers table."""
+    r = report.c2pa
+    if r is None:
+        return "not read"
+    if r.state == "not checked":
+        return _e(r.notes[0] if r.notes else "C2PA not checked")
+    if r.state == "absent":
+        return _e("no C2PA manifest in the file" + (f" ({r.notes[0]})" if r.notes else ""))
+    who = f"signed by {_e(r.signer or '?')}" + (f" ({_e(r.signer_issuer)})"
+                                                 if r.signer_issuer else "")
+    if r.state == "invalid":
+        from .c2pa import describe_failures
+
+        return f"does not validate: {_e(describe_failures(r))}; {who}"
+    return (f"{who}; trust: {_e(_TRUST_TEXT.get(r.trust, r.trust))}; generator "
+            f"{_e(r.claim_generator or '?')}")
+
+
+def _list(items) -> str:
+    if not items:
+        return '<span class="sub">none</span>'
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def _soft_binding_html(report) -> str:
+    """What the decoded watermark resolves to as a C2PA soft binding."""
+    from .c2pa import SOFT_BINDING_ALG
+
+    sb = report.soft_binding
+    if sb is None:
+        return ("<p><b>Soft-binding lookup:</b> no watermark was decoded, so there is no "
+                "soft-binding value to look a manifest up with.</p>")
+    r = report.c2pa
+    embedded = r is not None and r.found and any(
+        b.alg == sb.alg and b.value == sb.value for b in r.soft_bindings)
+    if embedded:
+        tail = "The manifest embedded in this file carries the same soft binding."
+    elif r is not None and r.found:
+        tail = ("The manifest embedded in this file does not carry it (see the "
+                "cross-checks).")
+    else:
+        tail = ("This file carries no manifest (stripped, or never signed): a C2PA manifest "
+                "repository queried with this pair returns the manifest signed for the "
+                "image, if its provider registered one. provmark does not query a "
+                "repository (it works offline).")
+    return (f"<p><b>Soft-binding lookup:</b> the decoded watermark stands for the C2PA soft "
+            f"binding <code>{_e(sb.alg)}</code> = <code>{_e(sb.value)}</code> (the payload's "
+            f"9 bytes in hex). {_e(tail)} <span class=sub>{_e(SOFT_BINDING_ALG)} is "
+            "provmark's own algorithm name, not yet in the C2PA soft-binding algorithm "
+            "list.</span></p>")
+
+
+def _c2pa_html(report) -> str:
+    """The C2PA Content Credentials section."""
+    from .c2pa import IPTC_DST
+
+    r = report.c2pa
+    parts = []
+    if r is None or r.state == "not checked":
+        note = (r.notes[0] if r is not None and r.notes else
+                "C2PA not checked (c2pa-python not installed)")
+        parts.append(f"<p><b>{_e(note)}.</b> The other layers were checked as usual.</p>")
+    elif r.state == "absent":
+        parts.append("<p>No C2PA manifest in the file" + (f" ({_e(r.notes[0])})" if r.notes
+                                                        else "") + ".</p>")
+    else:
+        def dst(value):
+            return (f"<span class=mono>{_e(value.removeprefix(IPTC_DST))}</span>"
+                    if value else '<span class="sub">none</span>')
+
+        actions = [f"<code>{_e(a.action)}</code>"
+                   + (f" &middot; source type {dst(a.digital_source_type)}"
+                      if a.digital_source_type else "")
+                   + (f" &middot; {_e(a.description)}" if a.description else "")
+                   + (f" &middot; agent {_e(a.software_agent)}" if a.software_agent else "")
+                   for a in r.actions]
+        bindings = []
+        for b in r.soft_bindings:
+            p = b.payload
+            bindings.append(f"<code>{_e(b.alg)}</code> = <code>{_e(b.value)}</code>"
+                            + (f" (provider {p.provider}, content ID {p.content_id}, label "
+                               f"{p.label})" if p else ""))
+        failures = [f"<code>{_e(f.code)}</code> {_e(f.explanation)}" for f in r.failures]
+        rows = [
+            ("Status", _status(r.state, _C2PA_CLASS.get(r.state, "none"))
+             + f" (c2pa-rs validation state: {_e(r.validation_state or '?')})"),
+            ("Trust", _status(r.trust, {"trusted": "ok", "untrusted": "bad"}.get(r.trust, "none"))
+             + " " + _e(_TRUST_TEXT.get(r.trust, ""))),
+            ("Signer", f"{_e(r.signer or '?')}" + (f" &middot; issuer {_e(r.signer_issuer)}"
+                                                   if r.signer_issuer else "")
+             + (f" &middot; {_e(r.signature_algorithm)}" if r.signature_algorithm else "")
+             + (f" &middot; serial <span class=mono>{_e(r.certificate_serial)}</span>"
+                if r.certificate_serial else "")),
+            ("Signed at", _e(r.signed_at) if r.signed_at else
+             '<span class="sub">no time-stamp (signed without a time-stamp authority)</span>'),
+            ("Claim generator", _e(r.claim_generator or "?")),
+            ("Manifest", f"<span class=mono>{_e(r.manifest_label or '?')}</span>"
+             + (f" &middot; title {_e(r.title)}" if r.title else "")
+             + f" &middot; {r.manifest_count} manifest(s) in the store, "
+               f"{r.ingredient_count} ingredient(s)"),
+            ("Actions", _list(actions)),
+            ("Digital source type", dst(r.digital_source_type)),
+            ("Soft bindings", _list(bindings)),
+        ]
+        if r.gb45438_label is not None:
+            rows.append(("GB 45438 label copy", "<span class=mono>" + _e(
+                ", ".join(f"{k}={v}" for k, v in r.gb45438_label.items() if v)) + "</span>"))
+        rows.append(("Validation failures", _list(failures)))
+        if r.informational:
+            rows.append(("Informational", _list([f"<code>{_e(f.code)}</code>"
+                                                 for f in r.informational])))
+        if r.notes:
+            rows.append(("Notes", _list([_e(n) for n in r.notes])))
+        parts.append(_kv(rows))
+        if report.cross_checks:
+            body = "".join(
+                f"<tr><td>{_e(c.name)}</td><td>{_status(c.state, _CHECK_CLASS.get(c.state, 'none'))}"
+                f"</td><td>{_e(c.detail)}</td></tr>" for c in report.cross_checks)
+            parts.append("<h3>Cross-checks: manifest vs GB 45438 label vs watermark</h3>"
+                         "<table><tr><th>Check</th><th>Status</th><th>Compared</th></tr>"
+                         f"{body}</table>")
+    parts.append(_soft_binding_html(report))
+    return "".join(parts)
 
 
 #: Best pilot z that the detector's search reached on unmarked photos (scikit-image's
@@ -475,6 +634,14 @@ key</i>; it does not prove the image is not AI-generated.</li>
 <li><b>The integrity code</b> (ReservedCode1 = <code>pm1:...</code>) binds the metadata fields to
 the watermark payload and the key. "invalid" means the metadata was edited or copied from another
 image.</li>
+<li><b>C2PA Content Credentials</b> are a signed manifest in the file. "trusted": the
+signature, the hashes of the file and its assertions hold and the signer chains to a given
+trust anchor; "valid": they hold but the signer is not trusted (or no anchors were given);
+"invalid": something changed after signing (<code>assertion.dataHash.mismatch</code>: the
+file's bytes, pixels or metadata) or the manifest is damaged. Its <i>soft binding</i> names
+the watermark payload, so a manifest stripped with the metadata can be found again from the
+pixels; the cross-checks compare it, and the source type it states, with the watermark and
+the GB 45438 label. Nothing is fetched from the network.</li>
 <li><b>The tamper map</b> asks, block by block, whether the symbols the decoded payload says
 should be there are there. Where the mark is absent a window's score z behaves like N(0, 1);
 where it is intact it is expected to reach E, give or take s (both measured on the intact parts
@@ -577,6 +744,8 @@ def render_html(report, image=None) -> str:
 {_kv(_watermark_rows(report.detection))}
 <h2>Metadata label</h2>
 {_metadata_html(report)}
+<h2>C2PA Content Credentials</h2>
+{_c2pa_html(report)}
 <h2>How to read this report</h2>
 {_HOW_TO_READ}
 <h2>File</h2>

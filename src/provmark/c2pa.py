@@ -245,9 +245,6 @@ def _check_profile(leaf, now: _dt.datetime) -> None:
     if leaf.not_valid_before_utc > now:
         raise C2paError(f"the signing certificate ({subject}) is valid only from "
                         f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check the clock")
-    if leaf.issuer == leaf.subject:
-        raise C2paError(f"the signing certificate ({subject}) is self-signed; C2PA needs a "
-                        "certificate issued by a CA (docs/c2pa.md says how to get one)")
     ext = leaf.extensions
     try:
         if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
@@ -255,6 +252,9 @@ def _check_profile(leaf, now: _dt.datetime) -> None:
                             "chain must start with the signing (end-entity) certificate")
     except x509.ExtensionNotFound:
         pass
+    if leaf.issuer == leaf.subject:
+        raise C2paError(f"the signing certificate ({subject}) is self-signed; C2PA needs a "
+                        "certificate issued by a CA (docs/c2pa.md says how to get one)")
     try:
         usage = ext.get_extension_for_class(x509.KeyUsage).value
         if not usage.digital_signature:

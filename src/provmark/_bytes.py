@@ -21,8 +21,11 @@ EXIF block, orientation included, is kept as it was.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import metadata as _metadata
 from ._detect import Detection, detect
@@ -57,6 +60,13 @@ class Encoded:
         What reading the input dropped (e.g. the extra pictures of an MPO file).
     label : AIGCLabel or None
         The signed metadata label written (:func:`label_bytes` only).
+    explicit_box : tuple of int or None
+        The visible label's plate ``(x0, y0, x1, y1)`` (:func:`label_bytes` with
+        ``explicit``), and ``explicit_text_height`` its text height in pixels.
+    mark_seconds : float
+        Time spent in :func:`provmark.embed` / :func:`provmark.label`.
+    psnr_db : float or None
+        PSNR of the marked pixels against the input's, when asked for (``measure``).
     """
 
     data: bytes
@@ -65,6 +75,17 @@ class Encoded:
     height: int
     notes: tuple[str, ...] = ()
     label: _metadata.AIGCLabel | None = None
+    explicit_box: tuple[int, int, int, int] | None = None
+    explicit_text_height: int = 0
+    mark_seconds: float = 0.0
+    psnr_db: float | None = None
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images of one shape (inf when identical)."""
+    d = (a.astype(np.int32) - b).ravel()
+    mse = float(np.dot(d, d)) / d.size
+    return float("inf") if mse == 0 else 10 * float(np.log10(255.0**2 / mse))
 
 
 def output_format(format: str | None, source_format: str) -> str:
@@ -114,9 +135,10 @@ def _check_data(data) -> None:
 def encode_embedded(data: bytes, payload: Payload, *, key: bytes | str | None = None,
                     format: str | None = None, quality: int | None = None,
                     strength: float = 1.0, min_psnr: float = 40.0, adapt: bool = True,
-                    what: str = "<bytes>") -> Encoded:
+                    what: str = "<bytes>", measure: bool = False) -> Encoded:
     """:func:`embed_bytes` returning an :class:`Encoded` (with the notes instead of
-    warnings); ``what`` names the input in error messages."""
+    warnings); ``what`` names the input in error messages; ``measure`` also
+    computes the PSNR."""
     _check_data(data)
     if not isinstance(payload, Payload):
         raise TypeError(f"payload must be a provmark.Payload, not {type(payload).__name__}")
@@ -127,10 +149,13 @@ def encode_embedded(data: bytes, payload: Payload, *, key: bytes | str | None = 
     src = read_image_bytes(data, what=what)
     fmt = output_format(format, src.format)
     q, lossless = output_quality(quality, fmt, lossless_source=src.lossless)
+    t0 = time.perf_counter()
     marked = embed(src.rgb, payload, key=key, strength=strength, min_psnr=min_psnr, adapt=adapt)
+    seconds = time.perf_counter() - t0
     out = encode_image(marked, fmt, quality=q, lossless=lossless, **src.metadata)
     h, w = src.rgb.shape[:2]
-    return Encoded(out, fmt, int(w), int(h), src.notes)
+    return Encoded(out, fmt, int(w), int(h), src.notes, mark_seconds=seconds,
+                   psnr_db=psnr_db(src.rgb, marked) if measure else None)
 
 
 def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: str,
@@ -139,9 +164,10 @@ def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: st
                           explicit: bool = True, text: str = "AI生成",
                           position: str = "bottom-right", strength: float = 1.0,
                           min_psnr: float = 40.0, adapt: bool = True,
-                          what: str = "<bytes>") -> Encoded:
+                          what: str = "<bytes>", measure: bool = False) -> Encoded:
     """:func:`label_bytes` returning an :class:`Encoded` (with the notes instead of
-    warnings and the signed label); ``what`` names the input in error messages."""
+    warnings, the signed label and the visible label's box); ``what`` names the
+    input in error messages; ``measure`` also computes the PSNR."""
     _check_data(data)
     if format is not None:
         output_format(format, "PNG")
@@ -150,12 +176,16 @@ def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: st
     src = read_image_bytes(data, what=what)
     fmt = output_format(format, src.format)
     q, lossless = output_quality(quality, fmt, lossless_source=src.lossless)
+    t0 = time.perf_counter()
     labelled = label(src.rgb, payload, content_producer=content_producer,
                      produce_id=produce_id, key=key, explicit=explicit, text=text,
                      position=position, strength=strength, min_psnr=min_psnr, adapt=adapt)
+    seconds = time.perf_counter() - t0
     out = encode_labelled(labelled, fmt, quality=q, lossless=lossless, **src.metadata)
     h, w = src.rgb.shape[:2]
-    return Encoded(out, fmt, int(w), int(h), src.notes, labelled.label)
+    return Encoded(out, fmt, int(w), int(h), src.notes, labelled.label, labelled.explicit_box,
+                   labelled.explicit_text_height, seconds,
+                   psnr_db(src.rgb, labelled.image) if measure else None)
 
 
 def _warn(notes: tuple[str, ...]) -> None:

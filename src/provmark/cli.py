@@ -111,11 +111,6 @@ def _dumps(obj) -> str:
     return json.dumps(obj, default=_json_default)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def _is_terminal(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -170,133 +165,314 @@ class _Progress:
             self.shown = ""
 
 
-def _error_text(exc: BaseException, name: str) -> str:
-    """One line for a per-file error, naming the file once."""
-    from ._io import describe_os_error
+class _Ordered:
+    """Hands results to ``emit`` in input order although workers finish them in any
+    order (a result waits until those before it are out)."""
 
-    msg = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-    return msg if name in msg else f"{name}: {msg}"
+    def __init__(self, indices, emit):
+        self._order = sorted(indices)
+        self._next = 0
+        self._held: dict = {}
+        self._emit = emit
+
+    def add(self, index: int, item) -> None:
+        self._held[index] = item
+        while self._next < len(self._order) and self._order[self._next] in self._held:
+            self._emit(self._held.pop(self._order[self._next]))
+            self._next += 1
+
+    def flush(self) -> None:
+        """Emit what is held (after an interruption some results never come)."""
+        for index in sorted(self._held):
+            self._emit(self._held.pop(index))
 
 
-def _embed_one(provmark, payload, key, args, src_path, out_path, report) -> dict:
-    from ._io import check_output, read_image, write_image
+def _want_summary(args, corpus: bool) -> bool:
+    """The summary line goes to stderr on a terminal, and whenever the run is a
+    corpus run: a directory or URL prefix, a manifest, --workers, --jsonl or Ray."""
+    return (_is_terminal(sys.stderr) or corpus or getattr(args, "manifest", None) is not None
+            or getattr(args, "workers", None) is not None or getattr(args, "jsonl", False)
+            or getattr(args, "engine", "local") != "local")
 
-    # Output problems are found before the work (the atomic write still has the
-    # final word if another process creates the file meanwhile).
-    check_output(out_path, source=src_path, overwrite=args.force)
-    src = read_image(src_path)
-    for note in src.notes:
-        report(f"provmark embed: warning: {note}", err=True)
-    t0 = time.perf_counter()
-    marked = provmark.embed(src.rgb, payload, key=key, strength=args.strength,
-                            adapt=not args.no_adapt)
-    elapsed = time.perf_counter() - t0
-    out = write_image(out_path, marked, quality=args.quality, exif=src.exif,
-                      icc_profile=src.icc_profile, source=src_path, overwrite=args.force)
-    return {"input": str(src_path), "output": str(out), "width": int(src.rgb.shape[1]),
-            "height": int(src.rgb.shape[0]), "psnr_db": round(_psnr(src.rgb, marked), 2),
-            "embed_ms": round(elapsed * 1e3, 1),
-            "payload": {"label": payload.label, "provider": payload.provider,
-                        "content_id": payload.content_id},
-            **({"warnings": list(src.notes)} if src.notes else {})}
+
+def _id_policy(args):
+    from ._batch import IdPolicy
+
+    if args.content_ids is not None:
+        return IdPolicy(csv=args.content_ids)
+    if args.content_id_from_name:
+        return IdPolicy(from_name=True)
+    return IdPolicy(first=args.content_id)
+
+
+def _single_target(out: str, src: str, args) -> str:
+    """Check a single output (before the work) and return its format name
+    ("png", "jpeg", "webp") from its extension."""
+    from . import _batch
+    from ._io import FORMATS, check_output
+
+    path = _batch.local_path(out)
+    if path is not None:
+        source = _batch.local_path(src)
+        fmt = check_output(path, source=source, overwrite=args.force)
+    else:
+        suffix = "." + out.rsplit(".", 1)[-1].lower() if "." in out.rsplit("/", 1)[-1] else ""
+        fmt = FORMATS.get(suffix)
+        if fmt is None:
+            raise _UsageError(f"{out}: unknown output extension {suffix!r}; use .png, .jpg or .webp")
+    if args.format and FORMATS[args.format] != fmt:
+        raise _UsageError(f"--format {args.format} disagrees with the output {out}: with one "
+                          "input the format comes from -o's extension (drop --format, or "
+                          f"write to {out.rsplit('.', 1)[0] + args.format})")
+    return fmt.lower()
+
+
+def _check_visible_label(text: str, position: str) -> None:
+    """The visible label's text, position and font, checked before any work."""
+    from . import explicit
+
+    explicit.check_label_text(text)
+    if explicit._ALIASES.get(position, position) not in explicit.POSITIONS:
+        raise _UsageError(f"--position {position!r} is not one of "
+                          f"{', '.join(explicit.POSITIONS)}")
+    try:
+        explicit.find_font(text)
+    except explicit.FontNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _row_text(row, mode: str, args) -> str:
+    from ._payload import LABEL_MEANINGS
+
+    p = row.payload
+    head = (f"{row.output}: {'marked' if mode == 'embed' else 'labelled'} "
+            f"provider={p['provider']} content_id={p['content_id']} label={p['label']} "
+            f"({LABEL_MEANINGS[p['label']]})")
+    if mode == "label":
+        m = row.metadata or {}
+        vis = ("no visible label" if row.explicit_box is None else
+               f"visible label {args.text!r} at {list(row.explicit_box)} "
+               f"({row.explicit_text_height}px text)")
+        head += (f"; metadata ContentProducer={m.get('ContentProducer')} "
+                 f"ProduceID={m.get('ProduceID')} ReservedCode1={m.get('ReservedCode1')}; {vis}")
+    if row.psnr_db is not None:
+        head += f"; PSNR {row.psnr_db} dB"
+    head += f"{';' if row.psnr_db is None else ','} {row.mark_ms} ms"
+    if row.reused:
+        head += " (the output was already there with exactly these bytes: kept)"
+    return head
+
+
+def _row_json(row, mode: str) -> dict:
+    d = row.to_dict()
+    d["embed_ms" if mode == "embed" else "label_ms"] = row.mark_ms
+    if mode == "label":
+        d["explicit_text_height_px"] = row.explicit_text_height or 0
+        d.setdefault("explicit_box", None)
+    return d
+
+
+def _mark_command(args, mode: str) -> int:
+    """``provmark embed`` and ``provmark label``: one image, or a batch (several
+    inputs, a directory or URL prefix, or -o naming a directory)."""
+    from . import _batch
+
+    cmd = f"provmark {mode}"
+    key = _read_key(args.key_file)
+    if args.ray_address is not None and args.engine != "ray":
+        raise _UsageError("--ray-address needs --engine ray")
+    sources, corpus = _batch.list_sources(args.inputs)
+    out = args.output
+    out_local = _batch.local_path(out)
+    batch = (len(sources) > 1 or corpus or out.endswith(("/", os.sep))
+             or (out_local is not None and out_local.is_dir()))
+    fmt = args.format.lstrip(".") if args.format else None
+    if not batch:
+        fmt = _single_target(out, sources[0].location, args)
+    options = _batch.Options(
+        mode=mode, key=key, format=fmt, quality=args.quality, strength=args.strength,
+        adapt=not args.no_adapt, overwrite=args.force, measure=not batch,
+        **({} if mode == "embed" else dict(
+            content_producer=args.content_producer, explicit=not args.no_explicit,
+            text=args.text, position=args.position)))
+    if mode == "label" and not args.no_explicit:
+        _check_visible_label(args.text, args.position)
+    if batch and out_local is not None:
+        if out_local.exists() and not out_local.is_dir():
+            raise _UsageError(f"{out}: with several inputs, -o must be a directory")
+        out_local.mkdir(parents=True, exist_ok=True)
+    manifest = _batch.Manifest.open(args.manifest) if args.manifest else None
+    try:
+        plan = _batch.plan(sources, out, options, ids=_id_policy(args), provider=args.provider,
+                           label=args.label, produce_id=getattr(args, "produce_id", None),
+                           manifest=manifest, single_output=not batch)
+        return _run_marking(args, mode, cmd, plan, options, manifest, batch, corpus)
+    finally:
+        if manifest is not None:
+            manifest.close()
+
+
+def _run_marking(args, mode, cmd, plan, options, manifest, batch, corpus) -> int:
+    import dataclasses
+
+    from . import _batch
+
+    progress = _Progress(len(plan.tasks), enabled=batch and len(plan.tasks) > 1)
+    failed = 0
+
+    def emit(row) -> None:
+        nonlocal failed
+        for note in row.warnings:
+            progress.print(f"{cmd}: warning: {note}", err=True)
+        if not row.ok:
+            failed += 1
+            progress.print(f"{cmd}: {row.error}", err=True)
+            if args.json:
+                progress.print(_dumps(row.to_dict()))
+            return
+        progress.print(_dumps(_row_json(row, mode)) if args.json else _row_text(row, mode, args))
+
+    ordered = _Ordered([t.index for t in plan.tasks], emit)
+    finished = 0
+
+    def on_row(row) -> None:
+        nonlocal finished
+        finished += 1
+        ordered.add(row.index, row)
+        progress.update(finished, row.name)
+
+    if plan.stale_temporaries:
+        progress.print(f"{cmd}: removed {plan.stale_temporaries} temporary file(s) left by an "
+                       "interrupted run", err=True)
+    interrupted = False
+    try:
+        if args.engine == "ray":
+            try:
+                from .integrations import ray as ray_engine
+            except ImportError as exc:
+                raise _UsageError(f"--engine ray needs Ray: pip install 'provmark[ray]' ({exc})"
+                                  ) from None
+            summary = ray_engine.run_batch(plan.tasks, options, manifest=manifest,
+                                           workers=args.workers, progress=on_row,
+                                           address=args.ray_address)
+        else:
+            summary = _batch.run_batch(plan.tasks, options, manifest=manifest,
+                                       workers=args.workers, progress=on_row)
+    except _batch.Interrupted as exc:
+        summary, interrupted = exc.summary, True
+        ordered.flush()
+    summary = dataclasses.replace(summary, skipped=len(plan.done))
+    if batch and (interrupted or _want_summary(args, corpus)):
+        progress.print(f"{cmd} {summary.text('marked' if mode == 'embed' else 'labelled')}",
+                       err=True)
+    progress.close()
+    if interrupted:
+        return 130
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_embed(args) -> int:
-    import provmark
-    from ._image import ImageError
+    return _mark_command(args, "embed")
 
-    key = _read_key(args.key_file)
-    inputs = [Path(p) for p in args.inputs]
-    out = Path(args.output)
-    # Several inputs, or -o naming a directory: OUTPUT is a directory and content
-    # IDs are consecutive from --content-id.
-    batch = len(inputs) > 1 or out.is_dir() or args.output.endswith(("/", os.sep))
-    if batch:
-        if out.exists() and not out.is_dir():
-            raise _UsageError(f"{out}: with several inputs, -o must be a directory")
-        if len({p.name for p in inputs}) != len(inputs):
-            raise _UsageError("two inputs have the same file name; they would write the same output")
-        last = args.content_id + len(inputs) - 1
-        if last >= 2**40:
-            raise _UsageError(f"content_id {args.content_id} + {len(inputs)} inputs runs past "
-                              "2**40-1: start lower")
-        out.mkdir(parents=True, exist_ok=True)
-        targets = [out / (p.stem + (args.format or p.suffix.lower())) for p in inputs]
-    else:
-        from ._io import FORMATS
 
-        if args.format and FORMATS.get(out.suffix.lower()) != FORMATS[args.format]:
-            raise _UsageError(f"--format {args.format} disagrees with the output {out}: with one "
-                              "input the format comes from -o's extension (drop --format, or "
-                              f"write to {out.with_suffix(args.format)})")
-        targets = [out]
-    progress = _Progress(len(inputs), enabled=batch and len(inputs) > 1)
-    status = EXIT_OK
-    for i, (src_path, out_path) in enumerate(zip(inputs, targets)):
-        payload = provmark.Payload(provider=args.provider, content_id=args.content_id + i,
-                                   label=args.label)
-        try:
-            info = _embed_one(provmark, payload, key, args, src_path, out_path, progress.print)
-        except (ImageError, ValueError, OSError) as exc:
-            if not batch:
-                raise
-            msg = _error_text(exc, str(src_path))
-            progress.print(f"provmark embed: {msg}", err=True)
-            if args.json:
-                progress.print(_dumps({"input": str(src_path), "error": msg}))
-            status = EXIT_ERROR
-            progress.update(i + 1, src_path.name)
-            continue
-        if args.json:
-            progress.print(_dumps(info))
-        else:
-            progress.print(f"{info['output']}: marked provider={payload.provider} "
-                           f"content_id={payload.content_id} label={payload.label} "
-                           f"({payload.label_meaning}); PSNR {info['psnr_db']} dB, "
-                           f"{info['embed_ms']} ms")
-        progress.update(i + 1, src_path.name)
+def cmd_label(args) -> int:
+    return _mark_command(args, "label")
+
+
+def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
+    """Run detect/inspect ``jobs`` (in worker processes when there are many) and
+    pass each result to ``emit`` in input order; print the summary."""
+    from . import _batch
+
+    workers = _batch.default_workers(len(jobs), args.workers)
+    if any(_batch.in_process_only(j.input) for j in jobs):
+        workers = 1
+    progress = _Progress(len(jobs), enabled=len(jobs) > 1)
+    results = []
+
+    def keep(res):
+        results.append(res)
+        emit(res, progress)
+
+    ordered = _Ordered(range(len(jobs)), keep)
+    t0 = time.perf_counter()
+    for n, res in enumerate(_batch.pool_map(_batch.scan_item, jobs, workers=workers), start=1):
+        ordered.add(res.index, res)
+        progress.update(n, res.input.rsplit("/", 1)[-1])
+    if len(jobs) > 1 and _want_summary(args, corpus):
+        progress.print(_scan_summary(kind, results, time.perf_counter() - t0), err=True)
     progress.close()
-    return status
+
+
+def _scan_summary(kind: str, results, seconds: float) -> str:
+    """One line: how many images, marked, per provider, per label (and per verdict)."""
+    from collections import Counter
+
+    errors = sum(r.error is not None for r in results)
+    dets = [r.result if kind == "detect" else r.result.detection
+            for r in results if r.error is None]
+    found = [d for d in dets if d.found]
+    providers = Counter(d.payload.provider for d in found)
+    labels = Counter(d.payload.label for d in found)
+
+    def counts(c: Counter) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in c.most_common()) or "none"
+
+    text = (f"provmark {kind} summary: {len(results)} images in {seconds:.1f} s "
+            f"({len(results) / max(seconds, 1e-9):.2f} images/s): {len(found)} with a mark, "
+            f"{len(dets) - len(found)} without, {errors} errors; providers {counts(providers)}; "
+            f"labels {counts(labels)}")
+    if kind == "inspect":
+        verdicts = Counter(r.result.verdict for r in results if r.error is None)
+        text += f"; verdicts {counts(verdicts)}"
+    return text
 
 
 def cmd_detect(args) -> int:
-    import provmark
-    from ._image import ImageError
-    from ._io import read_image
+    from . import _batch
 
     key = _read_key(args.key_file)
+    if args.json and args.jsonl:
+        raise _UsageError("--json and --jsonl: choose one")
+    sources, corpus = _batch.list_sources(args.inputs)
+    search = "exhaustive" if args.exhaustive else True
+    jobs = [_batch.ScanJob(i, s.location, "detect", key, search) for i, s in enumerate(sources)]
     worst = EXIT_OK
     rows = []
-    for path in args.inputs:
-        try:
-            img = read_image(path)
-            t0 = time.perf_counter()
-            det = provmark.detect(img.rgb, key=key,
-                                  search="exhaustive" if args.exhaustive else True)
-            ms = (time.perf_counter() - t0) * 1e3
-        except (ImageError, OSError) as exc:
-            msg = _error_text(exc, str(path))
-            rows.append({"input": str(path), "error": msg})
-            print(f"provmark detect: {msg}", file=sys.stderr)
+
+    def emit(res, progress) -> None:
+        nonlocal worst
+        if res.error is not None:
+            rows.append({"input": res.input, "error": res.error})
+            progress.print(f"provmark detect: {res.error}", err=True)
             worst = EXIT_ERROR
-            continue
-        row = {"input": str(path), **det.to_dict(), "detect_ms": round(ms, 1)}
+            if args.jsonl:
+                progress.print(_dumps(rows[-1]))
+            return
+        det = res.result
+        row = {"input": res.input, **det.to_dict(), "detect_ms": res.ms}
         if args.explain:
             row["search"] = _search_summary(det)
         rows.append(row)
         if not det.found and worst == EXIT_OK:
             worst = EXIT_NOT_FOUND
-        if not args.json:
+        if args.jsonl:
+            progress.print(_dumps(row))
+        elif not args.json:
             if det.found:
                 p = det.payload
-                print(f"{path}: FOUND provider={p.provider} content_id={p.content_id} "
-                      f"label={p.label} ({p.label_meaning}); false-alarm probability "
-                      f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}, "
-                      f"{det.corrected_symbols} bytes corrected, {det.erasures} erased")
+                progress.print(
+                    f"{res.input}: FOUND provider={p.provider} content_id={p.content_id} "
+                    f"label={p.label} ({p.label_meaning}); false-alarm probability "
+                    f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}, "
+                    f"{det.corrected_symbols} bytes corrected, {det.erasures} erased")
             else:
-                print(f"{path}: no mark found ({det.reason}; sync z={det.sync_score:.1f})")
+                progress.print(f"{res.input}: no mark found ({det.reason}; "
+                               f"sync z={det.sync_score:.1f})")
             if args.explain:
-                _explain(det)
+                _explain(det, say=progress.print)
+
+    _scan(args, "detect", jobs, emit, corpus)
     if args.json:
         print(_dumps(rows if len(rows) != 1 else rows[0]))
     return worst
@@ -312,7 +488,7 @@ def _search_summary(det) -> dict:
     return search
 
 
-def _explain(det) -> None:
+def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
@@ -322,50 +498,50 @@ def _explain(det) -> None:
     tpl = d.get("template")
     sweep = d.get("scale_sweep")
     if not det.found:
-        print(f"  searched: the aligned grid, then {det.hypotheses} grid/geometry hypotheses "
+        say(f"  searched: the aligned grid, then {det.hypotheses} grid/geometry hypotheses "
               f"scored, {attempts} decoded; no word decoded with a false-alarm probability "
               f"within bounds ({det.reason})")
         if cands:
-            print(f"  grid search: the {len(cands)} best pixel-offset/tile-phase candidates "
+            say(f"  grid search: the {len(cands)} best pixel-offset/tile-phase candidates "
                   "were decoded, none gave a valid word")
         if tpl:
-            print(f"  template search: the spectral template was fitted (best score "
+            say(f"  template search: the spectral template was fitted (best score "
                   f"{tpl.get('score', 0.0):.2f}; a geometry is trusted from 1.8 and then the "
                   "copy is also searched resampled to it); no geometry was used")
         else:
-            print("  template search: not run (the aligned grid was decoded, or search was off)")
+            say("  template search: not run (the aligned grid was decoded, or search was off)")
         if sweep:
             if sweep.get("hypotheses_scored"):
-                print(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep.get('of', '?')} "
+                say(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep.get('of', '?')} "
                       "scale/rotation hypotheses scored, none decoded")
             else:
-                print("  exhaustive sweep: nothing to sweep (the copy is larger than any "
+                say("  exhaustive sweep: nothing to sweep (the copy is larger than any "
                       "source the sweep covers, 1.2 MP at scale 1)")
         return
-    print(f"  grid: aligned-grid pilot z={d.get('aligned_sync_score', 0.0):.2f}; "
+    say(f"  grid: aligned-grid pilot z={d.get('aligned_sync_score', 0.0):.2f}; "
           f"{det.hypotheses} grid hypotheses scored; {attempts} decoded")
     if cands:
-        print("  best grid candidates (pilot z, pixel offset dy,dx, tile phase ty,tx):")
+        say("  best grid candidates (pilot z, pixel offset dy,dx, tile phase ty,tx):")
         for z, oy, ox, ty, tx in cands:
-            print(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
+            say(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
     else:
-        print("  the aligned grid decoded; no search was needed")
+        say("  the aligned grid decoded; no search was needed")
     if tpl:
         used = bool(tpl.get("used"))
-        print(f"  template: score {tpl.get('score', 0.0):.2f} (trusted from 1.8), scale "
+        say(f"  template: score {tpl.get('score', 0.0):.2f} (trusted from 1.8), scale "
               f"y {tpl.get('scale_y', 1.0):.4f} x {tpl.get('scale_x', 1.0):.4f}, rotation "
               f"{tpl.get('rotation', 0.0):.2f} deg; "
               f"{'used for the decoding' if used else 'not used for the decoding'}")
     if sweep and not sweep.get("hypotheses_scored"):
-        print("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
+        say("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
               "the sweep covers, 1.2 MP at scale 1)")
     elif sweep:
-        print(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep.get('of', '?')} "
+        say(f"  exhaustive sweep: {sweep['hypotheses_scored']} of {sweep.get('of', '?')} "
               f"scale/rotation hypotheses scored; best pilot z "
               f"{sweep.get('best_z', det.sync_score):.2f} at scale "
               f"{sweep.get('best_scale', det.scale):g}, rotation "
               f"{sweep.get('best_rotation', det.rotation):g} deg")
-    print(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
+    say(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "
           f"false-alarm probability {det.false_alarm_probability:.1e}")
@@ -403,95 +579,49 @@ def cmd_check(args) -> int:
     return EXIT_NOT_FOUND if self_test_failed else EXIT_OK
 
 
-def cmd_label(args) -> int:
-    import provmark
-    from ._io import read_image
-    from ._label import write_labelled
-    from .explicit import FontNotFoundError
-
-    from ._io import check_output
-
-    payload = provmark.Payload(provider=args.provider, content_id=args.content_id, label=args.label)
-    key = _read_key(args.key_file)
-    check_output(args.output, source=args.input, overwrite=args.force)  # before the work
-    src = read_image(args.input)
-    for note in src.notes:
-        print(f"provmark label: warning: {note}", file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
-        res = provmark.label(src.rgb, payload, key=key, content_producer=args.content_producer,
-                             produce_id=args.produce_id, explicit=not args.no_explicit,
-                             text=args.text, position=args.position, strength=args.strength,
-                             adapt=not args.no_adapt)
-    except FontNotFoundError as exc:
-        raise _UsageError(str(exc)) from None
-    elapsed = time.perf_counter() - t0
-    out = write_labelled(args.output, res, quality=args.quality, exif=src.exif,
-                         icc_profile=src.icc_profile, source=args.input, overwrite=args.force)
-    info = {"input": str(args.input), "output": str(out), "width": int(src.rgb.shape[1]),
-            "height": int(src.rgb.shape[0]), "psnr_db": round(_psnr(src.rgb, res.image), 2),
-            "label_ms": round(elapsed * 1e3, 1),
-            "payload": {"label": payload.label, "provider": payload.provider,
-                        "content_id": payload.content_id},
-            "metadata": res.label.to_dict(),
-            "explicit_box": None if res.explicit_box is None else list(res.explicit_box),
-            "explicit_text_height_px": res.explicit_text_height,
-            **({"warnings": list(src.notes)} if src.notes else {})}
-    if args.json:
-        print(_dumps(info))
-    else:
-        vis = ("no visible label" if res.explicit_box is None else
-               f"visible label {args.text!r} at {list(res.explicit_box)} "
-               f"({res.explicit_text_height}px text)")
-        print(f"{out}: labelled provider={payload.provider} content_id={payload.content_id} "
-              f"label={payload.label} ({payload.label_meaning}); metadata "
-              f"ContentProducer={res.label.content_producer} ProduceID={res.label.produce_id} "
-              f"ReservedCode1={res.label.reserved_code1}; {vis}; {info['label_ms']} ms")
-    return EXIT_OK
-
-
 def cmd_inspect(args) -> int:
-    import provmark
-    from ._image import ImageError
+    from . import _batch
 
     key = _read_key(args.key_file)
-    html_paths = _html_targets(args) if args.html else []
+    if args.json and args.jsonl:
+        raise _UsageError("--json and --jsonl: choose one")
+    sources, corpus = _batch.list_sources(args.inputs)
+    html_paths = _html_targets(args, [s.location for s in sources]) if args.html else []
+    search = True if args.fast else "exhaustive"
+    jobs = [_batch.ScanJob(i, s.location, "inspect", key, search,
+                           html=str(html_paths[i]) if args.html else None, overwrite=args.force)
+            for i, s in enumerate(sources)]
     any_error = False
     all_found = True
     rows = []
-    from ._io import probe_image
 
-    for index, path in enumerate(args.inputs):
-        try:
-            probe_image(path)  # format, pixel limit, bit depth, frames: from the header
-            rep = provmark.inspect(path, key=key,
-                                   search=True if args.fast else "exhaustive")
-        except (ImageError, OSError) as exc:
-            msg = _error_text(exc, str(path))
-            rows.append({"input": str(path), "error": msg})
-            print(f"provmark inspect: {msg}", file=sys.stderr)
+    def emit(res, progress) -> None:
+        nonlocal any_error, all_found
+        if res.error is not None:
+            rows.append({"input": res.input, "error": res.error})
+            progress.print(f"provmark inspect: {res.error}", err=True)
             any_error = True
-            continue
+            if args.jsonl:
+                progress.print(_dumps(rows[-1]))
+            return
+        rep = res.result
         row = rep.to_dict()
-        if args.html:
-            from ._io import read_image
-            from ._report_html import write_html_report
-
-            out = html_paths[index]
-            try:
-                write_html_report(rep, read_image(path).rgb, out, overwrite=args.force)
-                row["html_report"] = str(out)
-            except (ImageError, OSError) as exc:
-                msg = _error_text(exc, str(out))
-                row["html_error"] = msg
-                print(f"provmark inspect: {msg}", file=sys.stderr)
-                any_error = True
+        if res.html_report:
+            row["html_report"] = res.html_report
+        if res.html_error:
+            row["html_error"] = res.html_error
+            progress.print(f"provmark inspect: {res.html_error}", err=True)
+            any_error = True
         rows.append(row)
         all_found = all_found and rep.found
-        if not args.json:
-            _print_report(rep)
+        if args.jsonl:
+            progress.print(_dumps(row))
+        elif not args.json:
+            _print_report(rep, say=progress.print)
             if row.get("html_report"):
-                print(f"  report:    {row['html_report']}")
+                progress.print(f"  report:    {row['html_report']}")
+
+    _scan(args, "inspect", jobs, emit, corpus)
     if args.json:
         print(_dumps(rows if len(rows) != 1 else rows[0]))
     if any_error:
@@ -499,11 +629,10 @@ def cmd_inspect(args) -> int:
     return EXIT_OK if all_found else EXIT_NOT_FOUND
 
 
-def _html_targets(args) -> list[Path]:
+def _html_targets(args, inputs: list[str]) -> list[Path]:
     """Output file of each input's HTML report: ``--html`` itself for one input, else
     ``<stem>.report.html`` inside the ``--html`` directory (created if needed)."""
     out = Path(args.html)
-    inputs = [str(p) for p in args.inputs]
     if len(inputs) == 1 and not out.is_dir():
         if out.suffix.lower() not in (".html", ".htm"):
             raise _UsageError(f"--html {out}: the report file must end in .html "
@@ -511,26 +640,28 @@ def _html_targets(args) -> list[Path]:
         parent = out.parent if str(out.parent) else Path(".")
         if not parent.is_dir():
             raise _UsageError(f"--html {out}: the directory {parent} does not exist")
-        return _check_free([out], args)
+        return _check_free([out], inputs, args)
     if out.suffix.lower() in (".html", ".htm") or (out.exists() and not out.is_dir()):
         raise _UsageError(f"--html {out}: with several images --html must be a directory "
                           "(one report per image is written into it)")
     targets: list[Path] = []
     used: set[str] = set()
     for p in inputs:
-        stem = Path(p).stem or "image"
+        stem = p.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "image"
         name, n = f"{stem}.report.html", 2
         while name in used:
             name, n = f"{stem}-{n}.report.html", n + 1
         used.add(name)
         targets.append(out / name)
-    _check_free(targets, args)
+    _check_free(targets, inputs, args)
     out.mkdir(parents=True, exist_ok=True)
     return targets
 
 
-def _check_free(targets: list[Path], args) -> list[Path]:
-    resolved = {Path(p).resolve() for p in args.inputs}
+def _check_free(targets: list[Path], inputs: list[str], args) -> list[Path]:
+    from ._batch import local_path
+
+    resolved = {p.resolve() for p in map(local_path, inputs) if p is not None}
     for out in targets:
         if out.resolve() in resolved:
             raise _UsageError(f"--html: {out} is an input; refusing to overwrite it")
@@ -539,39 +670,39 @@ def _check_free(targets: list[Path], args) -> list[Path]:
     return targets
 
 
-def _print_report(rep) -> None:
-    print(f"{rep.source}: {rep.verdict.upper()} ({rep.container}, {rep.width}x{rep.height})")
+def _print_report(rep, say=print) -> None:
+    say(f"{rep.source}: {rep.verdict.upper()} ({rep.container}, {rep.width}x{rep.height})")
     m = rep.metadata
     if m is not None and m.label is not None:
         lab = m.label
-        print(f"  metadata:  valid ({m.source}) Label={lab.label} ({lab.meaning}) "
+        say(f"  metadata:  valid ({m.source}) Label={lab.label} ({lab.meaning}) "
               f"ContentProducer={lab.content_producer} ProduceID={lab.produce_id} "
               f"ReservedCode1={lab.reserved_code1 or '-'}")
         if lab.content_propagator:
-            print(f"             ContentPropagator={lab.content_propagator} "
+            say(f"             ContentPropagator={lab.content_propagator} "
                   f"PropagateID={lab.propagate_id}")
     else:
-        print(f"  metadata:  {rep.layers['metadata']}")
+        say(f"  metadata:  {rep.layers['metadata']}")
     det = rep.detection
     if det.found:
         p = det.payload
-        print(f"  watermark: found provider={p.provider} content_id={p.content_id} "
+        say(f"  watermark: found provider={p.provider} content_id={p.content_id} "
               f"label={p.label} ({p.label_meaning}); false-alarm probability "
               f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}; "
               f"offset={det.offset} scale={det.scale:g} rotation={det.rotation:g} deg")
     else:
-        print(f"  watermark: absent ({det.reason}; sync z={det.sync_score:.1f})")
-    print(f"  integrity: {rep.layers['integrity']}")
-    print(f"  explicit:  {rep.layers['explicit']}")
+        say(f"  watermark: absent ({det.reason}; sync z={det.sync_score:.1f})")
+    say(f"  integrity: {rep.layers['integrity']}")
+    say(f"  explicit:  {rep.layers['explicit']}")
     ts = rep.tamper_summary
     if ts.get("available"):
-        print(f"  tamper:    mark missing in {ts['missing_fraction']:.1%} of the image "
+        say(f"  tamper:    mark missing in {ts['missing_fraction']:.1%} of the image "
               f"({ts['missing_region_count']} region(s)), inconclusive "
               f"{ts['inconclusive_fraction']:.1%}")
     else:
-        print(f"  tamper:    no map ({ts.get('reason', 'not computed')})")
+        say(f"  tamper:    no map ({ts.get('reason', 'not computed')})")
     for line in rep.problems:
-        print(f"  problem: {line}")
+        say(f"  problem: {line}")
 
 
 def cmd_demo(args) -> int:
@@ -609,44 +740,91 @@ def build_parser() -> argparse.ArgumentParser:
                    "larger images are refused from their header, before decoding")
     inputs_help = (f"{SUPPORTED_TEXT} (still, 8 bits per channel); other formats, 16-bit "
                    "and animated images are refused")
+    where_help = ("a file, a directory (every PNG, JPEG and WebP under it, recursively) or a "
+                  "URL: file://, and with provmark[scale] (fsspec) s3://, gs://, memory:// ... "
+                  "(a prefix, or a pattern with *)")
+    workers_help = ("worker processes (default: the CPU cores, but one per 8 images at most; "
+                    "1 runs in this process); each gets cores/workers Numba threads")
+
+    def add_marking(p, verb: str) -> None:
+        """The options embed and label share: outputs, content IDs, quality, batch."""
+        p.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help=f"input image(s), each {where_help}: {inputs_help}; never modified")
+        p.add_argument("-o", "--output", required=True,
+                       help="output image (format from the extension: .png, .jpg, .webp), or "
+                            "with several inputs, a directory or a path ending in /, a directory "
+                            "or URL prefix: outputs keep the inputs' relative names")
+        p.add_argument("--format", choices=(".png", ".jpg", ".webp"),
+                       help="output format when -o is a directory (default: each input's own "
+                            "format); with one output file it must agree with its extension")
+        p.add_argument("--provider", type=_int_arg, required=True,
+                       help="provider code, 0 .. 2**24-1")
+        ids = p.add_mutually_exclusive_group(required=True)
+        ids.add_argument("--content-id", type=_int_arg,
+                         help="content ID, 0 .. 2**40-1; with several inputs the first, counting "
+                              "up in input order (a directory's files sorted by name)")
+        ids.add_argument("--content-ids", metavar="CSV",
+                         help="content IDs from a CSV file with a header line "
+                              "input,content_id[,produce_id]; input is the file's path or its "
+                              "name relative to the input directory")
+        ids.add_argument("--content-id-from-name", action="store_true",
+                         help="content ID = the first 40 bits of SHA-256 of each file's relative "
+                              "name (stable across runs; collisions in a run are refused)")
+        p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,
+                       help="generation label: 1 AI-generated (default), 2 possibly, 3 suspected")
+        p.add_argument("--key-file", help=key_help)
+        p.add_argument("--quality", type=_quality_arg, default=None,
+                       help="JPEG/WebP quality of the output, 1..100 (default 95, and a lossless "
+                            "WebP input stays lossless; WebP 100 = lossless)")
+        p.add_argument("--strength", type=float, default=1.0,
+                       help="embedding strength multiplier (default 1.0)")
+        p.add_argument("--no-adapt", action="store_true",
+                       help="use --strength as given; by default images under about 0.5 MP get "
+                            "a stronger mark (textured-block floor, then margins) while their "
+                            "SSIM stays >= 0.982")
+        p.add_argument("--force", action="store_true",
+                       help="replace outputs that exist (never an input)")
+        p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
+        p.add_argument("--workers", type=int, metavar="N", help=workers_help)
+        p.add_argument("--manifest", metavar="FILE",
+                       help="JSON-lines manifest (a local file): one line per image (input, "
+                            "output, payload, sizes, SHA-256, status, error), written after the "
+                            "output exists; running the same command again skips what it "
+                            "records as done and finishes the rest")
+        p.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local worker processes (default) or a Ray cluster "
+                            "(pip install 'provmark[ray]')")
+        p.add_argument("--ray-address", metavar="ADDR",
+                       help="with --engine ray: the cluster to join (auto, host:6379 or "
+                            "ray://host:10001); default: a local Ray, or RAY_ADDRESS")
+        p.add_argument("--json", action="store_true",
+                       help=f"print one JSON object per image (its manifest row; a bad one "
+                            f"has status failed and error) instead of the '{verb}' lines")
+
     p = add("embed", "embed a provenance watermark into an image (or a batch of images)",
             "provmark embed in.png -o out.png --provider 4242 --content-id 123456789 --label 1\n"
-            "  provmark embed gen/*.png -o marked/ --provider 4242 --content-id 1000 --format .jpg")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=f"input image(s): {inputs_help}; never modified")
-    p.add_argument("-o", "--output", required=True,
-                   help="output image; format from the extension (.png, .jpg, .webp). With several "
-                        "inputs (or an existing directory, or a path ending in /): a directory, "
-                        "and content IDs count up from --content-id")
-    p.add_argument("--format", choices=(".png", ".jpg", ".webp"),
-                   help="output format when -o is a directory (default: each input's own "
-                        "extension); with one output file it must agree with its extension")
-    p.add_argument("--provider", type=_int_arg, required=True, help="provider code, 0 .. 2**24-1")
-    p.add_argument("--content-id", type=_int_arg, required=True, help="content ID, 0 .. 2**40-1")
-    p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,
-                   help="generation label: 1 AI-generated (default), 2 possibly, 3 suspected")
-    p.add_argument("--key-file", help=key_help)
-    p.add_argument("--quality", type=_quality_arg, default=95,
-                   help="JPEG/WebP quality of the output, 1..100 (default 95; WebP 100 = lossless)")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="embedding strength multiplier (default 1.0)")
-    p.add_argument("--no-adapt", action="store_true",
-                   help="use --strength as given; by default images under about 0.5 MP get "
-                        "a stronger mark (textured-block floor, then margins) while their "
-                        "SSIM stays >= 0.982")
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
-    p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per image (an error object for a bad one)")
+            "  provmark embed gen/ -o marked/ --provider 4242 --content-id 1000 --format .jpg "
+            "--manifest marked.jsonl\n"
+            "  provmark embed s3://bucket/gen/ -o s3://bucket/marked/ --provider 4242 "
+            "--content-id-from-name --manifest run.jsonl --workers 8")
+    add_marking(p, "marked")
     p.set_defaults(func=cmd_embed)
 
+    def add_scan(p, json_help: str) -> None:
+        p.add_argument("inputs", nargs="+", metavar="IMAGE",
+                       help=f"images to examine, each {where_help}: {inputs_help}")
+        p.add_argument("--key-file", help=key_help)
+        p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
+        p.add_argument("--json", action="store_true", help=json_help)
+        p.add_argument("--jsonl", action="store_true",
+                       help="print one JSON object per line per image as results come (in "
+                            "input order), for large scans; a summary line goes to stderr")
+        p.add_argument("--workers", type=int, metavar="N", help=workers_help)
+
     p = add("detect", "detect a watermark and print its payload",
-            "provmark detect found-online.jpg other.webp --json")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE", help=f"images to examine: {inputs_help}")
-    p.add_argument("--key-file", help=key_help)
-    p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
-    p.add_argument("--json", action="store_true",
-                   help="print JSON (an object for one image, a list for several)")
+            "provmark detect found-online.jpg other.webp --json\n"
+            "  provmark detect uploads/ --jsonl --workers 2 > found.jsonl")
+    add_scan(p, "print JSON (an object for one image, a list for several)")
     p.add_argument("--explain", action="store_true",
                    help="also print the synchronisation search: when found, the grid "
                         "candidates, the geometry used and the scores; when not, what was "
@@ -670,18 +848,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("label", "write all three GB 45438 labels: visible label, watermark, metadata",
             "provmark label in.png -o out.png --provider 4242 --content-id 123456789 "
-            "--content-producer ACME --produce-id img-123456789")
-    p.add_argument("input", help=f"input image: {inputs_help}; never modified")
-    p.add_argument("-o", "--output", required=True,
-                   help="output image; format from the extension (.png, .jpg, .webp)")
-    p.add_argument("--provider", type=_int_arg, required=True, help="provider code, 0 .. 2**24-1")
-    p.add_argument("--content-id", type=_int_arg, required=True, help="content ID, 0 .. 2**40-1")
+            "--content-producer ACME --produce-id img-123456789\n"
+            "  provmark label gen/ -o labelled/ --provider 4242 --content-id 1000 "
+            "--content-producer ACME --produce-id 'img-{content_id}' --manifest labelled.jsonl")
+    add_marking(p, "labelled")
     p.add_argument("--content-producer", required=True,
                    help="metadata ContentProducer (printable ASCII, no space, quote or backslash)")
-    p.add_argument("--produce-id", required=True, help="metadata ProduceID (same character rules)")
-    p.add_argument("--label", type=int, choices=(1, 2, 3), default=1,
-                   help="generation label: 1 AI-generated (default), 2 possibly, 3 suspected")
-    p.add_argument("--key-file", help=key_help)
+    p.add_argument("--produce-id",
+                   help="metadata ProduceID (same character rules); with several inputs a "
+                        "template with {stem}, {name}, {content_id} or {index}, e.g. "
+                        "'img-{content_id}' (or a produce_id column in --content-ids)")
     p.add_argument("--no-explicit", action="store_true", help="do not draw the visible label")
     p.add_argument("--text", default="AI生成",
                    help='visible label text; must contain "AI" or "人工智能" and "生成" or "合成" '
@@ -689,30 +865,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--position", default="bottom-right",
                    help="visible label position: top-left, top, top-right, left, right, "
                         "bottom-left, bottom, bottom-right (default)")
-    p.add_argument("--quality", type=_quality_arg, default=95,
-                   help="JPEG/WebP quality of the output, 1..100 (default 95; WebP 100 = lossless)")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="embedding strength multiplier (default 1.0)")
-    p.add_argument("--no-adapt", action="store_true",
-                   help="use --strength as given; by default images under about 0.5 MP get "
-                        "a stronger mark (textured-block floor, then margins) while their "
-                        "SSIM stays >= 0.982")
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (never the input)")
-    p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_label)
 
     p = add("inspect", "report every label layer of images, whether they agree, and where "
                        "the watermark is missing (tamper map)",
             "provmark inspect found-online.jpg other.webp --json\n"
             "  provmark inspect found-online.jpg --html found-online.report.html\n"
-            "  provmark inspect case/*.jpg --html reports/    # one report per image")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE", help=f"image files to examine: {inputs_help}")
-    p.add_argument("--key-file", help=key_help)
-    p.add_argument("--max-pixels", type=_pixels_arg, help=pixels_help)
-    p.add_argument("--json", action="store_true",
-                   help="print JSON (an object for one image, a list for several); includes "
-                        "the tamper map's summary, not the map")
+            "  provmark inspect case/*.jpg --html reports/    # one report per image\n"
+            "  provmark inspect corpus/ --fast --jsonl --workers 2 > verdicts.jsonl")
+    add_scan(p, "print JSON (an object for one image, a list for several); includes the "
+                "tamper map's summary, not the map")
     p.add_argument("--fast", action="store_true",
                    help="skip the exhaustive scale/rotation sweep that inspect runs when the "
                         "mark is not found at once (2-4 s per image; it finds resized or "

@@ -328,6 +328,8 @@ def test_metadata_stripped_watermark_names_the_manifest(files, creds, ext, tmp_p
     doc = render_html(rep, None)
     assert f"<code>io.provmark.v1</code> = <code>{original.value}</code>" in doc
     assert "This file carries no manifest" in doc
+    assert (f"the watermark names the soft binding <code>io.provmark.v1</code> = "
+            f"<code>{original.value}</code>") in doc  # in the layers table, at the top
 
 
 def _overlap(region: dict, box) -> float:
@@ -363,6 +365,7 @@ def test_pixels_edited_after_signing(edited, creds, ext):
     assert rep.verdict == "C2PA manifest invalid"
     assert rep.layers["c2pa"] == "invalid"
     assert "assertion.dataHash.mismatch" in rep.c2pa.failure_codes
+    assert rep.c2pa.trust == "trusted"  # who signed is still known; what was signed changed
     assert any(p.startswith("C2PA manifest invalid: assertion.dataHash.mismatch (the file's "
                             "bytes") for p in rep.problems)
     # The metadata and the watermark are still there and agree: only C2PA sees the edit...

@@ -322,7 +322,8 @@ _TRUST_TEXT = {
                  "have made this certificate",
     "no anchors": "not evaluated: no trust anchors were given (provmark inspect "
                   "--c2pa-trust ANCHORS.pem); the signature itself is checked",
-    "not checked": "not evaluated",
+    "not checked": "not evaluated (c2pa-rs stops before the trust check when an earlier "
+                   "check fails)",
 }
 
 
@@ -334,7 +335,13 @@ def _c2pa_summary(report) -> str:
     if r.state == "not checked":
         return _e(r.notes[0] if r.notes else "C2PA not checked")
     if r.state == "absent":
-        return _e("no C2PA manifest in the file" + (f" ({r.notes[0]})" if r.notes else ""))
+        text = _e("no C2PA manifest in the file" + (f" ({r.notes[0]})" if r.notes else ""))
+        sb = report.soft_binding
+        if sb is not None:
+            text += (f"; the watermark names the soft binding <code>{_e(sb.alg)}</code> = "
+                     f"<code>{_e(sb.value)}</code>, the key to look the signed manifest up "
+                     "in a manifest repository")
+        return text
     who = f"signed by {_e(r.signer or '?')}" + (f" ({_e(r.signer_issuer)})"
                                                  if r.signer_issuer else "")
     if r.state == "invalid":

@@ -81,6 +81,7 @@ MAX_ITEMS = 64
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _INSTALL_HINT = "install the extra: pip install 'provmark[c2pa]'"
 _UNTRUSTED = "signingCredential.untrusted"
+_TRUSTED = "signingCredential.trusted"
 
 
 class C2paError(ValueError):
@@ -928,16 +929,21 @@ def _summarise(store: dict, *, anchors_given: bool) -> C2paReading:
         failures = _statuses(store.get("validation_status"))
     vstate = store.get("validation_state")
     codes = {f.code for f in failures}
+    passed = {f.code for f in _statuses(active.get("success"))}
     if vstate == "Trusted":
-        state, trust = "trusted", "trusted"
+        state = "trusted"
     elif vstate == "Valid" or (vstate is None and not (codes - {_UNTRUSTED})):
         state = "valid"
-        trust = ("untrusted" if anchors_given else "no anchors") if _UNTRUSTED in codes \
-            else "not checked"
     else:
         state = "invalid"
-        trust = ("untrusted" if anchors_given else "no anchors") if _UNTRUSTED in codes \
-            else "not checked"
+    # Trust is its own finding: an invalid manifest may still have a trusted signer;
+    # c2pa-rs does not always get as far as the trust check (then "not checked").
+    if vstate == "Trusted" or _TRUSTED in passed:
+        trust = "trusted"
+    elif _UNTRUSTED in codes:
+        trust = "untrusted" if anchors_given else "no anchors"
+    else:
+        trust = "not checked"
     sig = manifest.get("signature_info") or {}
     actions = _actions(assertions)
     dst = next((a.digital_source_type for a in actions if a.digital_source_type), None)

@@ -897,6 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.cli import add_bench_parser  # light: matplotlib and peers load on use
 
     add_bench_parser(sub)
+    from .server.cli import add_serve_parser  # light: fastapi/uvicorn load on use
+
+    add_serve_parser(sub)
     return parser
 
 

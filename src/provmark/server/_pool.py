@@ -120,7 +120,7 @@ class WorkerPool:
     async def close(self) -> None:
         """Stop taking work; wait for running jobs to finish, then stop the workers."""
         self.ready = False
-        if self._restarting is not None:
+        if self._restarting is not None and not self._restarting.done():
             await asyncio.gather(self._restarting, return_exceptions=True)
         if self._executor is not None:
             ex, self._executor = self._executor, None

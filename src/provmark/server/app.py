@@ -478,7 +478,7 @@ def safe_filename(name: str | None, fallback: str = "image") -> str:
     if not name:
         return fallback
     base = re.split(r"[\\/]", name)[-1]
-    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    stem = base.rsplit(".", 1)[0] if "." in base else base
     stem = _FILENAME_UNSAFE.sub("_", stem).strip("._-")[:64]
     return stem or fallback
 
@@ -490,11 +490,11 @@ async def _read_image(request: Request, deadline: float) -> tuple[bytes, str | N
     async def read() -> tuple[bytes, str | None]:
         if ctype == "multipart/form-data":
             form = await request.form(max_files=1, max_fields=8)
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise ServiceError(400, "no_image", "the multipart form has no file field "
-                                   "'file': send the image as -F file=@image.jpg")
             try:
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise ServiceError(400, "no_image", "the multipart form has no file field "
+                                       "'file': send the image as -F file=@image.jpg")
                 return await upload.read(), upload.filename
             finally:
                 await form.close()

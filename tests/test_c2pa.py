@@ -328,6 +328,7 @@ def test_metadata_stripped_watermark_names_the_manifest(files, creds, ext, tmp_p
     doc = render_html(rep, None)
     assert f"<code>io.provmark.v1</code> = <code>{original.value}</code>" in doc
     assert "This file carries no manifest" in doc
+    assert f"soft binding io.provmark.v1 = {original.value}" in pc.report_lines(rep)[0]
     assert (f"the watermark names the soft binding <code>io.provmark.v1</code> = "
             f"<code>{original.value}</code>") in doc  # in the layers table, at the top
 

@@ -1052,7 +1052,12 @@ def report_lines(report) -> list[str]:
     if r.state == "not checked":
         return [f"  c2pa:      {r.notes[0] if r.notes else 'not checked'}"]
     if r.state == "absent":
-        return ["  c2pa:      absent" + (f" ({r.notes[0]})" if r.notes else "")]
+        line = "  c2pa:      absent" + (f" ({r.notes[0]})" if r.notes else "")
+        sb = getattr(report, "soft_binding", None)
+        if sb is not None:
+            line += (f"; the watermark names soft binding {sb.alg} = {sb.value} (the key to "
+                     "look the signed manifest up in a manifest repository)")
+        return [line]
     head = (f"  c2pa:      {r.state} (c2pa-rs: {r.validation_state}; trust: {r.trust}) "
             f"signer={r.signer or '?'}"
             + (f" ({r.signer_issuer})" if r.signer_issuer else "")

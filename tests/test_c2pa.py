@@ -677,3 +677,49 @@ def test_chromium_screenshot_of_the_c2pa_report(edited, creds, tmp_path):
     assert shot.shape == (2400, 1280, 3) and shot.std() > 30
     red = (shot[..., 0] > 180) & (shot[..., 1] < 60) & (shot[..., 2] < 70)
     assert red[:500].sum() > 200  # the verdict box and the layer statuses
+
+
+# --------------------------------------------------------------------- command line
+
+
+def _cli_wired() -> bool:
+    from provmark.cli import build_parser
+
+    try:
+        build_parser().parse_args(["label", "a.png", "-o", "b.png", "--provider", "1",
+                                   "--content-id", "1", "--content-producer", "A",
+                                   "--produce-id", "B", "--c2pa-cert", "c", "--c2pa-key", "k"])
+    except SystemExit:
+        return False
+    return True
+
+
+def test_cli_label_and_inspect_with_c2pa(creds, astronaut_512, tmp_path, capsys):
+    """provmark label --c2pa-cert/--c2pa-key, then provmark inspect --c2pa-trust."""
+    from provmark.cli import EXIT_ERROR, EXIT_OK, main
+
+    if not _cli_wired():
+        pytest.skip("the C2PA options are not wired into provmark.cli yet")
+    src = tmp_path / "in.png"
+    Image.fromarray(astronaut_512).save(src)
+    out = tmp_path / "out.jpg"
+    base = ["label", str(src), "-o", str(out), "--provider", "4242", "--content-id", "77",
+            "--content-producer", "ACME", "--produce-id", "img-77"]
+    assert main(base + ["--c2pa-cert", str(creds.chain_path)]) == EXIT_ERROR
+    assert "--c2pa-cert and --c2pa-key go together" in capsys.readouterr().err
+    assert main(base + ["--label", "2", "--c2pa-cert", str(creds.chain_path),
+                        "--c2pa-key", str(creds.key_path)]) == EXIT_ERROR
+    assert "sign only label 1" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(base + ["--c2pa-cert", str(creds.chain_path),
+                        "--c2pa-key", str(creds.key_path)]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--fast", "--c2pa-trust", str(creds.anchors_path)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "CONSISTENT" in text and "c2pa:      trusted" in text
+    assert "io.provmark.v1 = " + provmark.Payload(4242, 77).to_bytes().hex() in text
+    assert main(["inspect", str(out), "--fast", "--json"]) == EXIT_OK
+    row = json.loads(capsys.readouterr().out)
+    assert row["layers"]["c2pa"] == "valid" and row["c2pa"]["trust"] == "no anchors"
+    assert main(["inspect", str(out), "--c2pa-trust", str(tmp_path / "nope.pem")]) == EXIT_ERROR
+    assert "no such file (the trust anchors)" in capsys.readouterr().err

@@ -506,6 +506,19 @@ def test_c2pa_not_installed(files, labelled, creds, monkeypatch, tmp_path):
     assert not any("C2PA" in p for p in rep.problems)
 
 
+def test_c2pa_python_too_old(files, monkeypatch):
+    """A c2pa-python without the Context API (before 0.29) is reported as such, not
+    as an unreadable manifest."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "c2pa", types.SimpleNamespace(__version__="0.10.0"))
+    r = pc.read_manifest(files[".png"].read_bytes())
+    assert r.state == "not checked" and r.present is True
+    assert r.notes[0].startswith("C2PA not checked (c2pa-python 0.10.0 is too old")
+    with pytest.raises(pc.C2paUnavailableError, match=r"c2pa-python>=0\.29"):
+        pc.check_signing(PAYLOAD)
+
+
 # --------------------------------------------------------------------- signer
 
 

@@ -93,13 +93,23 @@ class C2paUnavailableError(ImportError):
     """``c2pa-python`` is not installed (the extra ``provmark[c2pa]``)."""
 
 
+#: Oldest c2pa-python with the Context/Settings API used here (and trust checks on).
+MIN_C2PA_PYTHON = "0.29"
+
+
 def _import_c2pa():
-    """The ``c2pa`` module of c2pa-python, or :class:`C2paUnavailableError`."""
+    """The ``c2pa`` module of c2pa-python, or :class:`C2paUnavailableError` (missing,
+    or older than :data:`MIN_C2PA_PYTHON`)."""
     try:
         import c2pa
     except ImportError as exc:
         raise C2paUnavailableError(
             f"C2PA needs c2pa-python, which is not installed ({exc}): {_INSTALL_HINT}") from None
+    if not hasattr(c2pa, "Context"):
+        version = getattr(c2pa, "__version__", "?")
+        raise C2paUnavailableError(
+            f"c2pa-python {version} is too old (provmark needs {MIN_C2PA_PYTHON} or later): "
+            f"pip install -U 'c2pa-python>={MIN_C2PA_PYTHON}'")
     return c2pa
 
 
@@ -813,9 +823,10 @@ def read_manifest(data: bytes, *, trust_anchors=None) -> C2paReading:
     present = sniff_manifest(data)
     try:
         c2pa = _import_c2pa()
-    except C2paUnavailableError:
+    except C2paUnavailableError as exc:
         note = ("C2PA not checked (c2pa-python not installed: "
-                f"{_INSTALL_HINT.removeprefix('install the extra: ')})")
+                f"{_INSTALL_HINT.removeprefix('install the extra: ')})"
+                if "not installed" in str(exc) else f"C2PA not checked ({exc})")
         if present:
             note += "; the file embeds a C2PA manifest that was not validated"
         return C2paReading("not checked", present=present, notes=(note,))

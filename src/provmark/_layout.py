@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._codec import CHANNEL_BITS
-from ._keys import derive_rng
+from ._keys import KeyStream
 from .kernels import ANGLE_PERIOD
 
 BLOCK_PX = 16
@@ -68,12 +68,13 @@ class KeyedLayout:
 @lru_cache(maxsize=64)
 def keyed_layout(key: bytes) -> KeyedLayout:
     """Derive the layout for ``key`` (cached: one derivation per key and process)."""
-    rng = derive_rng(key, "layout")
-    perm = rng.permutation(N_SLOTS)
+    stream = KeyStream(key, "layout")
+    perm = stream.permutation(N_SLOTS)
     code_slots = perm[:CHANNEL_BITS]
     pilot_slots = perm[CHANNEL_BITS:]
-    pilot_bits = rng.integers(0, 2, size=N_PILOT)
-    dither = rng.uniform(0.0, ANGLE_PERIOD, size=(DITHER_BLOCKS, DITHER_BLOCKS, PAIRS_PER_BLOCK))
+    pilot_bits = stream.integers(2, N_PILOT)
+    dither = stream.uniform(0.0, ANGLE_PERIOD, DITHER_BLOCKS * DITHER_BLOCKS * PAIRS_PER_BLOCK
+                            ).reshape(DITHER_BLOCKS, DITHER_BLOCKS, PAIRS_PER_BLOCK)
     for arr in (code_slots, pilot_slots, pilot_bits, dither):
         arr.setflags(write=False)
     return KeyedLayout(code_slots, pilot_slots, pilot_bits, dither)

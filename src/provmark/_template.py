@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import scipy.fft
 
-from ._keys import derive_rng
+from ._keys import KeyStream
 from .kernels import template_score_grid
 
 #: Period of the base template tile (pixels) and number of keyed cosines.
@@ -90,7 +90,7 @@ class Template:
 @lru_cache(maxsize=32)
 def keyed_template(key: bytes, factor: int = 1) -> Template:
     """The key's template tile and its frequencies, on the lattice of ``factor``."""
-    rng = derive_rng(key, "sync-template")
+    stream = KeyStream(key, "sync-template")
     lo, hi = BAND[0] * PERIOD, BAND[1] * PERIOD
     cand = [(ky, kx) for ky in range(-PERIOD // 2, PERIOD // 2) for kx in range(1, PERIOD // 2)
             if lo <= np.hypot(ky, kx) <= hi]
@@ -101,9 +101,9 @@ def keyed_template(key: bytes, factor: int = 1) -> Template:
     chosen = []
     for a, b in zip(sectors[:-1], sectors[1:]):
         idx = np.flatnonzero((ang >= a) & (ang < b))
-        chosen.append(cand[rng.choice(idx)])
+        chosen.append(cand[idx[stream.below(len(idx))]])
     k = np.array(chosen, dtype=np.int64)
-    phase = rng.uniform(0, 2 * np.pi, N_FREQS)
+    phase = stream.uniform(0, 2 * np.pi, N_FREQS)
     period = PERIOD * factor
     yy, xx = np.mgrid[0:period, 0:period].astype(np.float64)
     tile = np.zeros((period, period))

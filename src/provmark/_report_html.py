@@ -450,8 +450,9 @@ def _c2pa_html(report) -> str:
         parts.append(_kv(rows))
         if report.cross_checks:
             body = "".join(
-                f"<tr><td>{_e(c.name)}</td><td>{_status(c.state, _CHECK_CLASS.get(c.state, 'none'))}"
-                f"</td><td>{_e(c.detail)}</td></tr>" for c in report.cross_checks)
+                f"<tr><td>{_e(c.name)}</td>"
+                f"<td>{_status(c.state, _CHECK_CLASS.get(c.state, 'none'))}</td>"
+                f"<td>{_e(c.detail)}</td></tr>" for c in report.cross_checks)
             parts.append("<h3>Cross-checks: manifest vs GB 45438 label vs watermark</h3>"
                          "<table><tr><th>Check</th><th>Status</th><th>Compared</th></tr>"
                          f"{body}</table>")

@@ -260,6 +260,9 @@ def test_round_trip_all_layers_consistent(files, creds, ext):
     assert r.failures == () and r.signed_at is None  # offline: no time-stamp
     assert {c.state for c in rep.cross_checks} == {"agree"}
     assert len(rep.cross_checks) == 4
+    row = json.loads(json.dumps(rep.to_dict()))  # JSON-ready
+    assert row["c2pa"]["soft_bindings"][0]["payload"] == {
+        "provider": PAYLOAD.provider, "content_id": PAYLOAD.content_id, "label": 1}
     # c2pa-python's own Reader agrees, with and without the anchor.
     data = path.read_bytes()
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}[ext]

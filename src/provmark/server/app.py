@@ -707,8 +707,8 @@ def _install_routes(app: FastAPI, state: _State) -> None:
     async def readyz():
         pool = state.pool
         phase = state.phase
-        if phase == "ready" and not pool.ready:
-            phase = "restarting"
+        if phase != "draining":
+            phase = "ready" if pool.ready else ("restarting" if phase == "ready" else "starting")
         body = {"status": phase, "workers": pool.workers,
                 "warm_up_seconds": [None if s is None else round(s, 3) for s in pool.warm_seconds],
                 "admitted": pool.admitted, "capacity": pool.capacity}

@@ -63,11 +63,18 @@
 
   function percent(x) { return (100 * x).toFixed(1) + "%"; }
 
-  function headers(file) {
-    const h = { "Content-Type": file.type || "application/octet-stream" };
+  function headers() {
+    const h = {};
     const key = $("api-key").value.trim();
     if (key) h["X-API-Key"] = key;
     return h;
+  }
+
+  function form(file) {
+    // A multipart form, so that the service can name the report after the file.
+    const f = new FormData();
+    f.append("file", file, file.name);
+    return f;
   }
 
   function query(extra) {
@@ -102,14 +109,14 @@
     let resp;
     try {
       resp = await fetch("/v1/inspect?" + query({ images: "true" }), {
-        method: "POST", body: file, headers: headers(file),
+        method: "POST", body: form(file), headers: headers(),
       });
     } catch (e) {
       setStatus("Could not reach the service: " + e.message, "error");
       return;
     }
     if (!resp.ok) {
-      setStatus(await errorText(resp), "error");
+      setStatus("Could not check " + file.name + ": " + await errorText(resp), "error");
       return;
     }
     const body = await resp.json();
@@ -262,7 +269,7 @@
     setStatus("Preparing the HTML report \u2026", "busy");
     try {
       const resp = await fetch("/v1/inspect/report?" + query({}), {
-        method: "POST", body: current.file, headers: headers(current.file),
+        method: "POST", body: form(current.file), headers: headers(),
       });
       if (!resp.ok) {
         setStatus(await errorText(resp), "error");

@@ -41,6 +41,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -1003,55 +1004,121 @@ def _init_worker(parent: int, threads: int, max_pixels: int) -> None:
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     except ImportError:  # pragma: no cover - numba is a dependency
         pass
+    _warm_up()
 
 
-def pool_map(fn: Callable, items: list, *args, workers: int = 1) -> Iterator:
-    """``fn(item, *args)`` for every item, results in completion order.
+def _warm_up() -> None:
+    """Mark and encode a small image once, so that loading the compiled kernels
+    (and the codecs) is paid when the worker starts, not by its first image."""
+    import numpy as np
 
-    ``workers == 1`` runs in this process; more start a ``spawn`` process pool whose
-    workers each get ``cores // workers`` Numba threads, this process's pixel limit,
-    ignore Ctrl-C and die with this process. At most ``4 * workers`` items are in
-    flight. When the consumer stops (Ctrl-C in the driver), items not started are
-    cancelled and the ones running are awaited and yielded before the
-    KeyboardInterrupt is re-raised.
+    from ._embed import embed
+    from ._io import encode_image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    with contextlib.suppress(Exception):
+        encode_image(embed(rgb, Payload(0, 0)), "JPEG", quality=90)
+
+
+def _check_in(flag_dir: str, workers: int, timeout: float) -> int:
+    """A task that waits until ``workers`` tasks like it have started: each then
+    holds its own worker, so all workers exist (and are warmed up)."""
+    Path(flag_dir, str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(flag_dir)) < workers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+class WorkerPool:
+    """The local engine's workers: this process (``workers == 1``) or a ``spawn``
+    process pool whose workers each get ``cores // workers`` Numba threads and this
+    process's pixel limit, ignore Ctrl-C and SIGTERM (the driver stops the run) and
+    die with the driver (Linux: even when it is killed by SIGKILL). All workers are
+    started and warmed up (:func:`_warm_up`) when the pool is made.
+
+    Use it as a context manager; :meth:`map` may be called several times (the
+    workers stay up, so a benchmark can warm them before timing).
     """
-    if workers <= 1 or len(items) <= 1:
-        for item in items:
-            yield fn(item, *args)
-        return
-    import concurrent.futures as cf
-    import multiprocessing
 
-    from ._image import max_pixels
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, int(workers))
+        self._pool = None
+        if self.workers > 1:
+            import concurrent.futures as cf
+            import multiprocessing
 
-    threads = max(1, available_cores() // workers)
-    pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(os.getpid(), threads, max_pixels()))
-    pending: set = set()
-    todo = iter(items)
-    try:
-        for item in todo:
-            pending.add(pool.submit(fn, item, *args))
-            if len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
+            from ._image import max_pixels
+
+            threads = max(1, available_cores() // self.workers)
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(os.getpid(), threads, max_pixels()))
+            self._start_all()
+
+    def _start_all(self) -> None:
+        """Start every worker now (the executor starts them one by one on demand),
+        each warmed up by its initializer, so that the first images do not wait
+        for imports and kernel loading."""
+        import concurrent.futures as cf
+
+        with tempfile.TemporaryDirectory(prefix="provmark-pool-") as flags:
+            started = [self._pool.submit(_check_in, flags, self.workers, 300.0)
+                       for _ in range(self.workers)]
+            cf.wait(started)
+
+    def map(self, fn: Callable, items: Iterable, *args) -> Iterator:
+        """``fn(item, *args)`` for every item, results in completion order.
+
+        At most ``4 * workers`` items are in flight. When the consumer stops
+        (Ctrl-C in the driver), items not started are cancelled and the ones
+        running are awaited and yielded before the KeyboardInterrupt is re-raised.
+        """
+        if self._pool is None:
+            for item in items:
+                yield fn(item, *args)
+            return
+        import concurrent.futures as cf
+
+        pending: set = set()
+        try:
+            for item in items:
+                pending.add(self._pool.submit(fn, item, *args))
+                if len(pending) >= self.workers * _IN_FLIGHT_PER_WORKER:
+                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for f in finished:
+                        yield f.result()
+            while pending:
                 finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for f in finished:
                     yield f.result()
-        while pending:
-            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for f in finished:
-                yield f.result()
-    except KeyboardInterrupt:
-        for f in pending:
-            f.cancel()
-        running = [f for f in pending if not f.cancelled()]
-        cf.wait(running)
-        for f in running:
-            with contextlib.suppress(Exception):
-                yield f.result()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            for f in pending:
+                f.cancel()
+            running = [f for f in pending if not f.cancelled()]
+            cf.wait(running)
+            for f in running:
+                with contextlib.suppress(Exception):
+                    yield f.result()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def pool_map(fn: Callable, items: list, *args, workers: int = 1) -> Iterator:
+    """``fn(item, *args)`` for every item in a :class:`WorkerPool` of ``workers``
+    (this process for one item), results in completion order."""
+    with WorkerPool(workers if len(items) > 1 else 1) as pool:
+        yield from pool.map(fn, items, *args)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -1064,14 +1131,15 @@ class Interrupted(KeyboardInterrupt):
 
 
 def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None = None,
-              workers: int | None = None, progress: Callable[[Row], None] | None = None
-              ) -> Summary:
+              workers: int | None = None, progress: Callable[[Row], None] | None = None,
+              pool: WorkerPool | None = None) -> Summary:
     """Mark ``tasks`` with the local engine and return the :class:`Summary`.
 
     Each finished row is appended to ``manifest`` (after its output exists), then
     passed to ``progress`` (in completion order). ``workers`` as in
     :func:`default_workers`; ``memory://`` locations (one file system per process)
-    run in this process.
+    run in this process. ``pool``: an open :class:`WorkerPool` to use instead
+    (``workers`` is then ignored).
 
     Raises
     ------
@@ -1085,8 +1153,10 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
     rows: list[Row] = []
     t0 = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
-            for row in pool_map(process, tasks, options, workers=n):
+        with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+            if pool is None:
+                pool = stack.enter_context(WorkerPool(n if len(tasks) > 1 else 1))
+            for row in pool.map(process, tasks, options):
                 if manifest is not None:
                     manifest.append(row)
                 rows.append(row)

@@ -277,7 +277,10 @@ def _load(source: Path | bytes, what: str) -> LoadedImage:
         xmp = im.info.get("xmp") or None
         png_text = _png_text_of(im) if fmt == "PNG" else ()
         try:
-            rgb, _ = as_rgb_array(im, what=what)
+            if im.mode == "RGB":  # the common case: no conversion copy (3-8 ms at 1080p)
+                rgb, _ = as_rgb_array(np.asarray(im), what=what)
+            else:
+                rgb, _ = as_rgb_array(im, what=what)
         except ImageError as exc:
             msg = str(exc)
             raise ImageError(msg if what in msg else f"{what}: {msg}") from None

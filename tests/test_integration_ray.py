@@ -3,9 +3,10 @@
 The bar: on the same inputs, the Ray engine writes byte-identical outputs and the same
 manifest rows as the local engine. Two CPUs and ``workers=2`` is also the set-up in
 which an actor pool that reserves every CPU starves its read tasks and hangs (the
-module's docstring): the main test passing is the check that it does not. Ray Data's
-no-progress guard (and, behind it, a watchdog) turns a hang into a failure instead of
-a stuck test run.
+module's docstring; with Ray 2.60 a fixed pool of two 1-CPU actors stalled until Ray
+Data's no-progress guard failed it, while the engine's 0.75-CPU actors finished).
+That guard, set short here, and behind it a watchdog turn a hang into a failure
+instead of a stuck test run.
 """
 
 from __future__ import annotations

@@ -220,10 +220,15 @@ else:
 
 
 def _reason(exc: BaseException) -> str:
-    """The root cause's line of a Ray error (its text ends with the remote traceback)."""
-    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1] if lines else type(exc).__name__
+    """One line saying why a Ray job failed: the root error of the remote traceback
+    that ends a Ray error's text ("RuntimeError: ..."), else its first line (Ray
+    Data's no-progress guard puts the stall there)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    roots = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", line)]
+    if roots:
+        return roots[-1]
+    return lines[0] if lines else type(exc).__name__
 
 
 #: Ray Data's loggers and the level they get during a run: the caller shows its own

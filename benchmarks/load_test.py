@@ -122,9 +122,9 @@ class Phase:
             end = self.rss[-1][0]
             first = [r for t, r in self.rss if t - t0 < 10]
             last = [r for t, r in self.rss if end - t < 10]
-            out["rss_first_10s_mb"] = round(np.mean(first) / 2**20, 1)
-            out["rss_last_10s_mb"] = round(np.mean(last) / 2**20, 1)
-            out["rss_growth_pct"] = round(100 * (np.mean(last) / np.mean(first) - 1), 2)
+            out["rss_first_10s_mb"] = round(float(np.mean(first)) / 2**20, 1)
+            out["rss_last_10s_mb"] = round(float(np.mean(last)) / 2**20, 1)
+            out["rss_growth_pct"] = round(100 * (float(np.mean(last) / np.mean(first)) - 1), 2)
         if self.errors:
             out["first_errors"] = self.errors[:5]
         return out
@@ -431,7 +431,7 @@ def main(argv=None) -> int:
         "clients": args.clients, "duration": args.duration, "workers": args.workers,
         "service": service, "in_process": in_process, "service_over_in_process": ratio,
         "bar": {"errors": service["errors"] == 0 and in_process["errors"] == 0,
-                "throughput": ratio >= 0.8, "rss": service["rss_growth_pct"] < 10},
+                "throughput": bool(ratio >= 0.8), "rss": bool(service["rss_growth_pct"] < 10)},
         "command": "python " + " ".join(shlex.quote(a) for a in
                                         ["benchmarks/load_test.py", *(argv or sys.argv[1:])]),
         "started": started, "load_before": load_before, "load_after": os.getloadavg()[0],

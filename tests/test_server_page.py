@@ -181,3 +181,18 @@ def test_secret_key_and_errors(server, browser, files, shots):
     _no_horizontal_overflow(page)
     assert not problems["foreign"], problems["foreign"]
     page.close()
+
+
+def test_api_docs_page(server, browser, shots):
+    page, problems = _open(browser, server, VIEWPORTS["phone"])
+    page.goto(server.url + "/docs")
+    page.wait_for_selector("#ops article")
+    text = page.inner_text("#ops")
+    for path in ("/v1/embed", "/v1/label", "/v1/detect", "/v1/inspect", "/v1/inspect/report",
+                 "/healthz", "/readyz", "/metrics"):
+        assert f"POST {path}" in text or f"GET {path}" in text, path
+    assert "content_id *" in text and "Retry-After" in text
+    _no_horizontal_overflow(page)
+    page.screenshot(path=str(shots / "docs-phone.png"), full_page=True)
+    assert not problems["foreign"] and not problems["console"], problems
+    page.close()

@@ -118,7 +118,7 @@ class PayloadOut(BaseModel):
 
 
 class DetectionOut(BaseModel):
-    """:class:`provmark.Detection` (``to_dict``); non-finite numbers are null."""
+    """`provmark.Detection.to_dict()`; non-finite numbers are null."""
 
     found: bool = Field(description="True only when the decoded word checks out and the "
                                     "false-alarm probability is at most 1e-9.")
@@ -157,7 +157,7 @@ class InspectImages(BaseModel):
 
 
 class InspectionOut(BaseModel):
-    """:class:`provmark.InspectionReport` (``to_dict``)."""
+    """`provmark.InspectionReport.to_dict()`, with the verdict's wording and class."""
 
     input: str
     container: str
@@ -595,9 +595,9 @@ def _install_routes(app: FastAPI, state: _State) -> None:
                     strength: float = Query(1.0, ge=0.5, le=3.0,
                                             description="Strength multiplier (1.0 default)."),
                     who: ApiKey | None = Depends(principal)):
-        """Embed ``provider``, ``content_id`` and ``label`` with the provider's
-        watermark key (kept on the server). The output keeps the input's EXIF, ICC
-        profile and XMP; the bytes are those of ``provmark.embed_bytes``."""
+        """Embed `provider`, `content_id` and `label` with the provider's watermark key
+        (kept on the server). The output keeps the input's EXIF, ICC profile and XMP;
+        its bytes are those of `provmark.embed_bytes`."""
         prov = _embedding_provider(state, who, provider)
         request.scope["state"]["provider"] = provider
         out = await _run_job(state, request, _work.embed_job, provider=provider,

@@ -531,6 +531,25 @@ def test_timeout_and_queue_full(tmp_path):
 
 
 @pytest.mark.slow
+def test_not_ready_while_warming_up(tmp_path, jpeg):
+    """The port answers at once: liveness 200, readiness 503 and work 503 with
+    Retry-After until the workers are warm; then the work is served."""
+    app = create_app(make_config(tmp_path, workers=1, queue=1))
+    with TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "starting"
+        r = c.post("/v1/detect", content=jpeg)
+        _assert_error(r, 503, "not_ready", "warming up")
+        assert r.headers["Retry-After"] == "2"
+        deadline = time.monotonic() + 120
+        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.get("/readyz").json()["status"] == "ready"
+        _still_up(c, jpeg)
+
+
+@pytest.mark.slow
 def test_a_dead_worker_is_replaced(tmp_path, jpeg):
     """A worker killed mid-job (out of memory, a signal): that request gets 503, the
     pool is replaced by a warmed one, and the service carries on."""

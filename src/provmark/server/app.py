@@ -100,8 +100,8 @@ def _error_docs(*statuses: int) -> dict:
                  "or a multipart form.",
             422: "A parameter is invalid, or the image cannot be used (truncated, corrupt, "
                  "transparent, too small, or it cannot carry the mark).",
-            503: "Every worker and queue place is taken (see Retry-After), or the workers "
-                 "are restarting.",
+            503: "Every worker and queue place is taken, or the workers are warming up "
+                 "or restarting (see Retry-After).",
             504: "The image took longer than the service's time limit."}
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
 
@@ -182,7 +182,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "starting", "restarting", "draining"]
+    status: Literal["ready", "starting", "restarting", "draining", "failed"]
     workers: int
     warm_up_seconds: list[float | None]
     admitted: int
@@ -345,8 +345,9 @@ def create_app(config: ServerConfig, *, pool: WorkerPool | None = None) -> FastA
     Returns
     -------
     fastapi.FastAPI
-        Its lifespan starts the warmed worker pool before the first request is
-        accepted and, at shutdown, lets running jobs finish before stopping it.
+        Its lifespan starts warming the worker pool (work requests get 503 until it
+        is ready: no request pays the kernels' load time) and, at shutdown, lets
+        running jobs finish before stopping it.
     """
     own = pool is None
     if pool is None:
@@ -354,18 +355,34 @@ def create_app(config: ServerConfig, *, pool: WorkerPool | None = None) -> FastA
                           threads_per_worker=config.threads_per_worker)
     state = _State(config, pool, own)
 
+    async def warm_up() -> None:
+        t0 = time.monotonic()
+        try:
+            await state.pool.start()
+        except Exception as exc:  # the service cannot work: liveness reports it
+            state.phase = "failed"
+            log.error("the workers did not start", exc_info=exc)
+            return
+        state.phase = "ready"
+        log.info("workers ready", extra={"fields": {
+            "workers": state.pool.workers, "pids": state.pool.pids,
+            "warm_up_seconds": [round(s or 0.0, 2) for s in state.pool.warm_seconds],
+            "start_seconds": round(time.monotonic() - t0, 2)}})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not state.pool.ready:
-            t0 = time.monotonic()
-            await state.pool.start()
-            log.info("workers ready", extra={"fields": {
-                "workers": state.pool.workers, "pids": state.pool.pids,
-                "warm_up_seconds": [round(s or 0.0, 2) for s in state.pool.warm_seconds],
-                "start_seconds": round(time.monotonic() - t0, 2)}})
-        state.phase = "ready"
+        # The port opens at once (/healthz answers, /readyz says "starting") while the
+        # workers warm up; work requests get 503 until they are ready.
+        warming = None
+        if state.pool.ready:
+            state.phase = "ready"
+        else:
+            warming = asyncio.get_running_loop().create_task(warm_up())
         yield
         state.phase = "draining"
+        if warming is not None and not warming.done():
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
         if state.own_pool:
             await state.pool.close()
             log.info("workers stopped")
@@ -521,6 +538,13 @@ async def _run_job(state: _State, request: Request, job, **kwargs) -> _work.Outc
     """Admit the request, read its image and run ``job`` in a worker, all within the
     request's deadline."""
     cfg = state.config
+    if not state.pool.ready:
+        what = {"starting": "the workers are still warming up",
+                "failed": "the workers could not be started (see the service's log)",
+                "draining": "the service is shutting down"}.get(state.phase,
+                                                              "the workers are restarting")
+        raise ServiceError(503, "not_ready", f"{what}; retry in a few seconds",
+                           {"Retry-After": "2"})
     try:
         slot = state.pool.admit()
     except PoolFull as exc:
@@ -696,18 +720,22 @@ def _install_routes(app: FastAPI, state: _State) -> None:
             "Content-Security-Policy": REPORT_CSP, **_warning_header(out.info)})
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
+             responses={503: {"model": Health, "description": "The workers could not be "
+                                                             "started: restart the service."}},
              summary="Liveness: the process answers")
     async def healthz():
+        if state.phase == "failed":
+            return JSONResponse({"status": "failed", "version": __version__}, status_code=503)
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz", tags=["operations"], response_model=Readiness,
-             responses={503: {"model": Readiness, "description": "Starting, restarting its "
-                                                                 "workers, or draining."}},
+             responses={503: {"model": Readiness, "description": "Warming up, restarting its "
+                                                                 "workers, draining, or failed."}},
              summary="Readiness: warmed workers take requests")
     async def readyz():
         pool = state.pool
         phase = state.phase
-        if phase != "draining":
+        if phase not in ("draining", "failed"):
             phase = "ready" if pool.ready else ("restarting" if phase == "ready" else "starting")
         body = {"status": phase, "workers": pool.workers,
                 "warm_up_seconds": [None if s is None else round(s, 3) for s in pool.warm_seconds],

@@ -93,6 +93,9 @@ def cmd_serve(args) -> int:
     except ConfigError as exc:
         print(f"provmark serve: {exc}", file=sys.stderr)
         return 2
+    if args.port is not None and not 1 <= args.port <= 65535:
+        print(f"provmark serve: --port {args.port}: use 1..65535", file=sys.stderr)
+        return 2
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         import dataclasses

@@ -10,13 +10,15 @@ signed metadata) and :func:`inspect` reads them back into a forensic verdict; th
 metadata and visible-label formats live in :mod:`provmark.metadata` and
 :mod:`provmark.explicit`. :func:`embed_bytes`, :func:`label_bytes` and
 :func:`detect_bytes` do the same on encoded files (PNG, JPEG, WebP bytes in, bytes
-out, keeping EXIF, ICC profile and XMP); :func:`inspect` takes bytes too.
+out, keeping EXIF, ICC profile and XMP); :func:`inspect` takes bytes too. Every
+refusal provmark raises on purpose derives from :class:`ProvmarkError`.
 """
 
 from ._bytes import detect_bytes, embed_bytes, label_bytes
 from ._check import Embeddability, check_embeddable
 from ._detect import Detection, detect
 from ._embed import EmbedError, embed
+from ._errors import ProvmarkError
 from ._image import ImageError
 from ._inspect import InspectionReport, inspect
 from ._keys import PUBLIC_KEY
@@ -40,6 +42,7 @@ __all__ = [
     "Detection",
     "check_embeddable",
     "Embeddability",
+    "ProvmarkError",
     "ImageError",
     "EmbedError",
     "PUBLIC_KEY",

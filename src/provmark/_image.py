@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from ._errors import ProvmarkError
 from ._layout import TILE_PX
 
 #: Smallest side that holds one whole tile (every symbol slot at least once).
@@ -31,7 +32,7 @@ RAISE_LIMIT_HINT = f"--max-pixels N on the command line, or {MAX_PIXELS_ENV}=N i
 _limit_override: int | None = None
 
 
-class ImageError(ValueError):
+class ImageError(ProvmarkError, ValueError):
     """The image cannot be watermarked or read as given; the message says why and what to do."""
 
 

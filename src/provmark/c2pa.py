@@ -38,6 +38,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._errors import ProvmarkError
 from ._payload import DATA_BYTES, Payload
 
 #: Soft-binding algorithm name written into ``c2pa.soft-binding`` assertions. It is
@@ -84,12 +85,12 @@ _UNTRUSTED = "signingCredential.untrusted"
 _TRUSTED = "signingCredential.trusted"
 
 
-class C2paError(ValueError):
+class C2paError(ProvmarkError, ValueError):
     """Signing credentials that cannot sign, or a manifest that could not be signed;
     the message says what is wrong and what to do."""
 
 
-class C2paUnavailableError(ImportError):
+class C2paUnavailableError(ProvmarkError, ImportError):
     """``c2pa-python`` is not installed (the extra ``provmark[c2pa]``)."""
 
 

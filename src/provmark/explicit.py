@@ -23,6 +23,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ._errors import ProvmarkError
+
 __all__ = [
     "ExplicitLabel",
     "FontChoice",
@@ -111,7 +113,7 @@ _INSTALL_HINT = (
 )
 
 
-class FontNotFoundError(RuntimeError):
+class FontNotFoundError(ProvmarkError, RuntimeError):
     """No font that can draw every character of the label text was found."""
 
 

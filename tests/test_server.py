@@ -26,12 +26,6 @@ import provmark  # noqa: E402
 from provmark.server import ConfigError, create_app, hash_api_key, load_config, parse_config  # noqa: E402
 from provmark.server._logging import JsonFormatter  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings(
-    # The TestClient's portal thread may close the loop while a pool future's
-    # done-callback is queued (the job of a test that timed out on purpose).
-    "ignore:coroutine .* was never awaited:RuntimeWarning")
-
-
 @pytest.fixture(scope="module")
 def pool():
     p = start_pool(workers=1, queue=4)

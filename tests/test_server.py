@@ -23,7 +23,8 @@ from test_server_support import (ACME, ACME_KEY, ACME_PRODUCER, ACME_WATERMARK_K
 from fastapi.testclient import TestClient  # noqa: E402  (skipped above without fastapi)
 
 import provmark  # noqa: E402
-from provmark.server import ConfigError, create_app, hash_api_key, load_config, parse_config  # noqa: E402
+from provmark.server import (ConfigError, create_app, hash_api_key, load_config,  # noqa: E402
+                             parse_config)
 from provmark.server._logging import JsonFormatter  # noqa: E402
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from test_server_support import ACME, ACME_KEY, ACME_WATERMARK_KEY, PUBLIC, ServerProcess, marked_jpeg
+from test_server_support import (ACME, ACME_KEY, ACME_WATERMARK_KEY, PUBLIC, ServerProcess,
+                                 marked_jpeg)
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright "
                                                   "(pip install playwright)")

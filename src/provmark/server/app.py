@@ -268,14 +268,13 @@ def _request_context(app, state: _State):
         path = scope.get("path", "")
         endpoint = path if path in ENDPOINTS else ("/static" if path.startswith("/static/")
                                                    else "other")
-        status = {"code": 500, "started": False, "bytes_out": 0}
+        status = {"code": 500, "bytes_out": 0}
         received = {"bytes": 0}
         scope.setdefault("state", {})
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                status["started"] = True
                 hdrs = list(message.get("headers", []))
                 hdrs.append((REQUEST_ID_HEADER.encode(), rid.encode()))
                 hdrs.append((b"x-content-type-options", b"nosniff"))
@@ -305,7 +304,7 @@ def _request_context(app, state: _State):
             elapsed = time.monotonic() - t0
             state.metrics.observe_request(scope.get("method", "?"), endpoint, status["code"],
                                           elapsed)
-            fields = {"method": scope.get("method"), "path": path, "status": status["code"],
+            fields = {"method": scope.get("method"), "path": path[:200], "status": status["code"],
                       "ms": round(elapsed * 1e3, 1), "bytes_in": received["bytes"],
                       "bytes_out": status["bytes_out"]}
             st = scope.get("state", {})

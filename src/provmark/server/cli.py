@@ -22,8 +22,9 @@ The configuration (limits, providers and the files or environment variables hold
 their watermark keys, API key hashes and the providers each may embed for) is
 documented in docs/server.md. Keys are never given on the command line.
 
-exit codes: 0 stopped cleanly (or --check / --hash-key done), 2 usage or
-configuration error"""
+exit codes: 0 --check or --hash-key done, 2 usage or configuration error. Stopped by
+SIGTERM or SIGINT, the service finishes the requests in flight, stops its workers and
+ends by that signal (as uvicorn does)."""
 
 
 def add_serve_parser(sub) -> argparse.ArgumentParser:

@@ -197,3 +197,28 @@ def test_api_docs_page(server, browser, shots):
     page.screenshot(path=str(shots / "docs-phone.png"), full_page=True)
     assert not problems["foreign"] and not problems["console"], problems
     page.close()
+
+
+def test_drop_an_image(server, browser, files):
+    """Dropping a file on the drop zone works like choosing it."""
+    import base64
+
+    page, problems = _open(browser, server, VIEWPORTS["laptop"])
+    data = base64.b64encode(files["marked"].read_bytes()).decode("ascii")
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true,
+                                                    cancelable: true}));
+        }
+    }""", data)
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    assert page.inner_text("#wm-state") == "watermark present"
+    assert f"Content ID\t{CONTENT_ID}" in page.inner_text("#wm-table")
+    assert "dropped.jpg" in page.inner_text("#status")
+    assert not page.eval_on_selector("#drop", "e => e.classList.contains('over')")
+    assert not problems["foreign"] and not problems["console"], problems
+    page.close()

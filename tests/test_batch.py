@@ -377,3 +377,24 @@ def test_two_workers_write_the_same_bytes_as_one(src_dir, tmp_path):
         assert summary.done == 4
         digests.append({r.name: r.output_sha256 for r in rows})
     assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_the_system_stops_the_run_with_a_clear_error(src_dir, tmp_path):
+    import os
+    import signal
+
+    options = Options()
+    sources, _ = _batch.list_sources([src_dir])
+    p = _batch.plan(sources, str(tmp_path / "out"), options, ids=IdPolicy(first=1),
+                    provider=PROVIDER)
+    with _batch.WorkerPool(2) as pool, Manifest.open(tmp_path / "m.jsonl") as m:
+        pids = list(pool._pool._processes)
+
+        def oom_killer(row):  # what the kernel's OOM killer does to a worker
+            os.kill(pids[0], signal.SIGKILL)
+
+        with pytest.raises(BatchError, match="worker process died.*fewer --workers.*resume"):
+            _batch.run_batch(p.tasks, options, manifest=m, pool=pool, progress=oom_killer)
+    recorded = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert recorded and all(Path(r["output"]).is_file() for r in recorded)

@@ -652,13 +652,26 @@ def _produce_id(template: str, src: Source, index: int, content_id: int) -> str:
 
 
 @dataclass(frozen=True)
+class Done:
+    """What a manifest keeps of a finished item to resume a run: enough to check
+    that this run would write the same output (a million of these are ~200 MB,
+    full rows would be five times that)."""
+
+    input: str
+    output: str
+    content_id: int | None
+    produce_id: str | None
+    settings: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What a run will do: ``tasks`` still to do, ``done`` the rows the manifest
-    records as finished for these inputs (skipped), ``total`` the input count,
+    """What a run will do: ``tasks`` still to do, ``done`` the manifest's entries
+    for these inputs that are finished (skipped), ``total`` the input count,
     ``stale_temporaries`` removed."""
 
     tasks: list[Task]
-    done: list[Row]
+    done: list[Done]
     total: int
     stale_temporaries: int = 0
 
@@ -758,7 +771,7 @@ def plan(sources: list[Source], output: str, options: Options, *, ids: IdPolicy,
             raise BatchError("several images would get the same ProduceID: put {stem}, "
                              "{name}, {content_id} or {index} into --produce-id, or give each "
                              "a produce_id in --content-ids")
-    done: list[Row] = []
+    done: list[Done] = []
     if manifest is not None:
         tasks, done = _resume(tasks, options, manifest)
     stale = sum(remove_stale_temporaries(t.output) for t in tasks) if manifest is not None else 0
@@ -766,7 +779,7 @@ def plan(sources: list[Source], output: str, options: Options, *, ids: IdPolicy,
 
 
 def _resume(tasks: list[Task], options: Options, manifest: Manifest
-            ) -> tuple[list[Task], list[Row]]:
+            ) -> tuple[list[Task], list[Done]]:
     settings = options.settings_id()
     todo, done = [], []
     for t in tasks:
@@ -804,10 +817,11 @@ class Manifest:
     locked for the run (a second run on the same manifest is refused). A line is
     written with one ``write`` and then flushed and fsynced, so a crash loses at
     most the line being written; a torn last line is ignored when the manifest is
-    read again. ``done`` maps each input to its latest row whose status is done.
+    read again. ``done`` maps each input to the :class:`Done` entry of its latest
+    row, when that row's status is done.
     """
 
-    def __init__(self, path: Path, fd: int, done: dict[str, Row], rows: int):
+    def __init__(self, path: Path, fd: int, done: dict[str, Done], rows: int):
         self.path = path
         self._fd = fd
         self.done = done
@@ -837,28 +851,22 @@ class Manifest:
         return cls(path, fd, done, rows)
 
     @staticmethod
-    def _read(fd: int, path: Path) -> tuple[dict[str, Row], int]:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0) if size else b""
-        done: dict[str, Row] = {}
-        lines = data.split(b"\n")
+    def _read(fd: int, path: Path) -> tuple[dict[str, Done], int]:
+        done: dict[str, Done] = {}
         rows = 0
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = Row.from_dict(json.loads(line))
-            except (ValueError, TypeError) as exc:
-                if n == len(lines):  # a line torn by a crash: ignored, the item is redone
-                    continue
-                raise BatchError(f"--manifest {path} line {n} is not a manifest row ({exc}); "
-                                 "is it the right file?") from None
-            rows += 1
-            if row.status == DONE:
-                done[row.input] = row
-            else:
-                done.pop(row.input, None)
-        if data and not data.endswith(b"\n"):
+        last = b""
+        with os.fdopen(os.dup(fd), "rb") as fh:  # line by line: a manifest may be GBs
+            fh.seek(0)
+            pending = None  # the previous line, parsed once the next one is seen
+            for n, line in enumerate(fh, start=1):
+                if pending is not None:
+                    rows += _fold_line(done, *pending)
+                pending = (n, line, path, False)
+                last = line
+            if pending is not None:
+                # the last line may be torn by a crash: then it is ignored (redone)
+                rows += _fold_line(done, pending[0], pending[1], path, True)
+        if last and not last.endswith(b"\n"):
             os.write(fd, b"\n")  # the next row starts on its own line
         return done, rows
 
@@ -879,6 +887,27 @@ class Manifest:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _fold_line(done: dict[str, Done], n: int, line: bytes, path: Path, last: bool) -> int:
+    """Fold manifest line ``n`` into ``done``; returns 1 for a row, 0 for a blank
+    or torn last line."""
+    if not line.strip():
+        return 0
+    try:
+        d = json.loads(line)
+        inp, status = d["input"], d["status"]
+    except (ValueError, TypeError, KeyError) as exc:
+        if last and not line.endswith(b"\n"):
+            return 0
+        raise BatchError(f"--manifest {path} line {n} is not a manifest row ({exc}); "
+                         "is it the right file?") from None
+    if status == DONE:
+        done[inp] = Done(inp, d.get("output", ""), d.get("content_id"), d.get("produce_id"),
+                         d.get("settings", ""))
+    else:
+        done.pop(inp, None)
+    return 1
 
 
 def _lock(fd: int, path: Path) -> None:
@@ -1147,6 +1176,8 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
         On Ctrl-C or SIGTERM, after the items in flight are finished and recorded
         (a re-run with the same manifest finishes the rest).
     """
+    from concurrent.futures.process import BrokenProcessPool
+
     n = default_workers(len(tasks), workers)
     if any(in_process_only(loc) for t in tasks for loc in (t.input, t.output)):
         n = 1
@@ -1165,6 +1196,12 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
     except KeyboardInterrupt:
         raise Interrupted(summarise(rows, time.perf_counter() - t0, interrupted=True,
                                     remaining=len(tasks) - len(rows))) from None
+    except BrokenProcessPool:
+        raise BatchError(
+            f"a worker process died (killed, most likely for lack of memory) after {len(rows)} "
+            f"of {len(tasks)} images were finished{' and recorded' if manifest else ''}: "
+            "run again with fewer --workers (or a lower --max-pixels)"
+            f"{' to resume' if manifest else ''}") from None
     return summarise(rows, time.perf_counter() - t0)
 
 

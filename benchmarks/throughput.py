@@ -374,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also time each stage in one process (decode, embed, encode)")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--json", type=Path, help="write every measurement as JSON here")
     args = parser.parse_args(argv)
     paths, origin = make_inputs(args.work, args.images)
     print(f"{len(paths)} inputs in {args.work / 'in'}: {origin}", flush=True)
@@ -384,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-        (args.out.with_suffix(".json")).write_text(json.dumps(
-            {"results": results, "profile": prof, "inputs": origin}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "profile": prof, "inputs": origin},
+                                        indent=1))
     return 0
 
 

@@ -58,12 +58,16 @@ _levels: dict[torch.dtype, torch.Tensor] = {}
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
     """The uint8 pixels an SDXL pipeline makes of a [-1, 1] NCHW tensor, as NHWC.
 
-    The very arithmetic of ``VaeImageProcessor.postprocess(images, "pil")`` (its own
-    static methods, then ``numpy_to_pil``'s ``(x * 255).round().astype("uint8")``), so
-    what this returns is what the pipeline's PIL images would hold.
+    The arithmetic of ``VaeImageProcessor.postprocess(images, "pil")``: its own
+    ``denormalize`` in the tensor's dtype and on its device, then ``float()``,
+    ``* 255`` and round half to even (``numpy_to_pil``'s ``(x * 255).round()``), so
+    what this returns is what the pipeline's PIL images would hold. The last steps
+    run in torch, on the device, in place (the same IEEE float32 operations as
+    NumPy's), and only uint8 pixels are copied to the host.
     """
-    pixels = VaeImageProcessor.pt_to_numpy(VaeImageProcessor.denormalize(images.detach()))
-    return (pixels * 255).round().astype(np.uint8)
+    unit = VaeImageProcessor.denormalize(images.detach()).float()
+    pixels = (unit * 255).round_().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def _level_values(dtype: torch.dtype) -> torch.Tensor:
@@ -83,12 +87,23 @@ def _level_values(dtype: torch.dtype) -> torch.Tensor:
         return values
 
 
+#: Integer types as wide as each float dtype: the lookup copies bit patterns.
+_SAME_WIDTH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def uint8_to_tensor(pixels: np.ndarray, *, dtype: torch.dtype,
                     device: torch.device | str = "cpu") -> torch.Tensor:
     """NHWC uint8 pixels as an NCHW tensor in [-1, 1] that :func:`tensor_to_uint8`
     (the pipeline's conversion) maps back to exactly ``pixels``."""
-    indices = torch.from_numpy(np.ascontiguousarray(pixels)).long()
-    return _level_values(dtype)[indices].permute(0, 3, 1, 2).contiguous().to(device)
+    # A NumPy lookup of the values' bit patterns: exact for every float dtype
+    # (bfloat16 has no NumPy type), no conversion pass, and 3x faster than indexing
+    # a tensor (which needs int64 indices). The uint8 pixels are put in NCHW order
+    # first: moving 1-byte values is cheaper than moving the looked-up ones.
+    values = _level_values(dtype)
+    bits = values.view(_SAME_WIDTH[values.element_size()]).numpy()
+    nchw = torch.from_numpy(np.asarray(pixels, dtype=np.uint8)).permute(0, 3, 1, 2)
+    looked_up = torch.from_numpy(bits[nchw.contiguous().numpy()]).view(dtype)
+    return looked_up.to(device)
 
 
 def _payload_function(payloads: PayloadSource) -> Callable[[int], Payload]:

@@ -303,3 +303,42 @@ def test_detect_with_two_workers_matches_one(capsys, tmp_path, photo_factory):
         assert code == EXIT_OK
         results.append([(r["input"], r["payload"]) for r in json.loads(stdout)])
     assert results[0] == results[1]
+
+
+# --------------------------------------------------------------------------- #
+# --engine ray: the CLI hands the planned tasks to provmark.integrations.ray.run_batch
+
+
+def test_engine_ray_is_called_with_the_plan(capsys, tmp_path, photo_factory, monkeypatch):
+    import types
+
+    import provmark.integrations
+    from provmark import _batch
+
+    src, manifest = tmp_path / "in", tmp_path / "m.jsonl"
+    _photos(photo_factory, src, 3)
+    calls = []
+
+    def run_batch(tasks, options, *, manifest=None, workers=None, progress=None, address=None):
+        calls.append({"tasks": tasks, "options": options, "manifest": manifest,
+                      "workers": workers, "address": address})
+        return _batch.run_batch(tasks, options, manifest=manifest, workers=1, progress=progress)
+
+    fake = types.ModuleType("provmark.integrations.ray")
+    fake.run_batch = run_batch
+    monkeypatch.setitem(sys.modules, "provmark.integrations.ray", fake)
+    monkeypatch.setattr(provmark.integrations, "ray", fake, raising=False)
+    code, stdout, err = run(capsys, "embed", src, "-o", tmp_path / "out", "--provider", "6",
+                            "--content-id", "10", "--manifest", manifest, "--engine", "ray",
+                            "--workers", "3", "--ray-address", "ray://head:10001")
+    assert code == EXIT_OK, err
+    (call,) = calls
+    assert [t.payload.content_id for t in call["tasks"]] == [10, 11, 12]
+    assert call["workers"] == 3 and call["address"] == "ray://head:10001"
+    assert isinstance(call["manifest"], _batch.Manifest) and call["options"].mode == "embed"
+    assert len(_rows(manifest)) == 3 and "3 marked, 0 failed" in err
+    monkeypatch.setitem(sys.modules, "provmark.integrations.ray", None)  # Ray not installed
+    monkeypatch.delattr(provmark.integrations, "ray")
+    code, _, err = run(capsys, "embed", src, "-o", tmp_path / "out2", "--provider", "6",
+                       "--content-id", "10", "--engine", "ray")
+    assert code == EXIT_ERROR and "pip install 'provmark[ray]'" in err

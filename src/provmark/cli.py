@@ -10,6 +10,8 @@ Exit codes (every subcommand):
      large image, an output that cannot be written). Every such error is one line on
      stderr; with several inputs each bad one is reported and the others are still
      processed, and the exit code is 2 at the end.
+  130 a batch stopped by Ctrl-C or SIGTERM (the images in flight were finished and
+     recorded; run the same command again to finish, see docs/batch.md).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ KEY_FILE_MAX_BYTES = 4096
 
 _EPILOG_EXIT = ("exit codes: 0 done or mark found, 1 no mark found, "
                 "2 usage, input or output error (one line each; with several inputs the "
-                "others are still processed)")
+                "others are still processed), 130 interrupted (Ctrl-C)")
 _EPILOG_CHECK = ("exit codes: 0 the image can carry the mark (and with --self-test the "
                  "mark survived JPEG quality 50), 1 it carries the mark but the self-test "
                  "failed, 2 it cannot carry the mark, or a usage or input error")
@@ -751,9 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("inputs", nargs="+", metavar="INPUT",
                        help=f"input image(s), each {where_help}: {inputs_help}; never modified")
         p.add_argument("-o", "--output", required=True,
-                       help="output image (format from the extension: .png, .jpg, .webp), or "
-                            "with several inputs, a directory or a path ending in /, a directory "
-                            "or URL prefix: outputs keep the inputs' relative names")
+                       help="output image (format from its extension: .png, .jpg, .webp); "
+                            "with several inputs, an input directory or prefix, an existing "
+                            "directory or a path ending in /: the output directory or URL "
+                            "prefix, where outputs keep the inputs' relative names")
         p.add_argument("--format", choices=(".png", ".jpg", ".webp"),
                        help="output format when -o is a directory (default: each input's own "
                             "format); with one output file it must agree with its extension")
@@ -762,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
         ids = p.add_mutually_exclusive_group(required=True)
         ids.add_argument("--content-id", type=_int_arg,
                          help="content ID, 0 .. 2**40-1; with several inputs the first, counting "
-                              "up in input order (a directory's files sorted by name)")
+                              "up in input order (a directory's files sorted by relative path)")
         ids.add_argument("--content-ids", metavar="CSV",
                          help="content IDs from a CSV file with a header line "
                               "input,content_id[,produce_id]; input is the file's path or its "

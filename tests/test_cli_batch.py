@@ -230,7 +230,8 @@ def test_usage_errors(capsys, tmp_path, photo_factory):
                         (["--content-id", "1", "--workers", "0"], "--workers 0"),
                         (["--content-id", "1", "--manifest", tmp_path / "no" / "m.jsonl"],
                          "does not exist"),
-                        (["--content-id", "1", "--manifest", "s3://b/m.jsonl"], "local file")):
+                        (["--content-id", "1", "--manifest", "s3://b/m.jsonl"], "local file"),
+                        (["--content-id", "1", "-o", src / "marked"], "inside the input")):
         code, _, err = run(capsys, *base, *extra)
         assert code == EXIT_ERROR and word in err, (extra, err)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

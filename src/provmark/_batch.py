@@ -192,6 +192,34 @@ def list_sources(inputs: Iterable[str | os.PathLike]) -> tuple[list[Source], boo
     return out, corpus
 
 
+def check_output_outside_inputs(inputs: Iterable[str | os.PathLike], output: str) -> None:
+    """Refuse an output directory or prefix that is an input directory or prefix, or
+    inside one: a later run over that input would read the marked images as inputs
+    and mark them again.
+
+    Raises
+    ------
+    BatchError
+    """
+    out_path = local_path(output)
+    for raw in inputs:
+        text = os.fspath(raw)
+        path = local_path(text)
+        if path is not None and out_path is not None:
+            if not path.is_dir():
+                continue
+            inside = out_path.resolve() == path.resolve() or path.resolve() in out_path.resolve().parents
+        elif path is None and out_path is None:
+            inside = output.rstrip("/").startswith(text.rstrip("/") + "/") or \
+                output.rstrip("/") == text.rstrip("/")
+        else:
+            continue
+        if inside:
+            raise BatchError(f"the output {output} is inside the input {text}: a later run over "
+                             "that input would read the marked images as inputs and mark them "
+                             "again; write to a directory outside it")
+
+
 def max_file_bytes(pixels: int) -> int:
     """The largest file read for an image of at most ``pixels`` pixels: an
     uncompressed 8-bit RGB PNG is 3 bytes a pixel; 4 plus 16 MB of metadata is

@@ -299,6 +299,8 @@ def _mark_command(args, mode: str) -> int:
             text=args.text, position=args.position)))
     if mode == "label" and not args.no_explicit:
         _check_visible_label(args.text, args.position)
+    if batch:
+        _batch.check_output_outside_inputs(args.inputs, out)
     if batch and out_local is not None:
         if out_local.exists() and not out_local.is_dir():
             raise _UsageError(f"{out}: with several inputs, -o must be a directory")

@@ -166,30 +166,39 @@ def list_sources(inputs: Iterable[str | os.PathLike]) -> tuple[list[Source], boo
             else:
                 out.append(Source(text, path.name))
             continue
-        fs, root = _fsspec(text)
-        protocol = text.split("://", 1)[0]
-
-        def url(p: str, protocol=protocol, fs=fs) -> str:
-            return fs.unstrip_protocol(p) if hasattr(fs, "unstrip_protocol") else f"{protocol}://{p}"
-
-        if _GLOB.search(root):
-            corpus = True
-            matches = sorted(p for p in fs.glob(root) if _is_image_name(p))
-            if not matches:
-                raise BatchError(f"{text}: no PNG, JPEG or WebP files match this pattern")
-            out += [Source(url(p), p.rsplit("/", 1)[-1]) for p in matches]
-        elif fs.isdir(root):
-            corpus = True
-            prefix = root.rstrip("/") + "/"
-            found = sorted(p[len(prefix):] for p in fs.find(root)
-                           if p.startswith(prefix) and _is_image_name(p))
-            found = [rel for rel in found if not _hidden(rel.split("/"))]
-            if not found:
-                raise BatchError(f"{text}: no PNG, JPEG or WebP files under this prefix")
-            out += [Source(url(prefix + rel), rel) for rel in found]
-        else:
-            out.append(Source(text, root.rstrip("/").rsplit("/", 1)[-1]))
+        try:
+            found_here, listed = _list_url(text)
+        except BatchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - credentials, network: say which input
+            raise BatchError(f"{text}: cannot list ({type(exc).__name__}: {exc})") from None
+        corpus = corpus or listed
+        out += found_here
     return out, corpus
+
+
+def _list_url(text: str) -> tuple[list[Source], bool]:
+    """:func:`list_sources` for one fsspec URL: ``(sources, is a prefix or pattern)``."""
+    fs, root = _fsspec(text)
+    protocol = text.split("://", 1)[0]
+
+    def url(p: str) -> str:
+        return fs.unstrip_protocol(p) if hasattr(fs, "unstrip_protocol") else f"{protocol}://{p}"
+
+    if _GLOB.search(root):
+        matches = sorted(p for p in fs.glob(root) if _is_image_name(p))
+        if not matches:
+            raise BatchError(f"{text}: no PNG, JPEG or WebP files match this pattern")
+        return [Source(url(p), p.rsplit("/", 1)[-1]) for p in matches], True
+    if fs.isdir(root):
+        prefix = root.rstrip("/") + "/"
+        found = sorted(p[len(prefix):] for p in fs.find(root)
+                       if p.startswith(prefix) and _is_image_name(p))
+        found = [rel for rel in found if not _hidden(rel.split("/"))]
+        if not found:
+            raise BatchError(f"{text}: no PNG, JPEG or WebP files under this prefix")
+        return [Source(url(prefix + rel), rel) for rel in found], True
+    return [Source(text, root.rstrip("/").rsplit("/", 1)[-1])], False
 
 
 def check_output_outside_inputs(inputs: Iterable[str | os.PathLike], output: str) -> None:
@@ -264,12 +273,12 @@ def read_input(location: str) -> bytes:
         if size is not None and size > limit:
             raise too_big(size)
         return fs.cat_file(p)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{location}: no such file") from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ImageError):
-            raise
-        raise ImageError(f"{location}: cannot read ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any store error (network, credentials)
+        raise ImageError(f"{location}: cannot read ({type(exc).__name__}: {exc})") from None
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
@@ -324,16 +333,21 @@ def write_output(location: str, data: bytes, *, overwrite: bool = False,
         raise ImageError(f"{location}: refusing to overwrite the input image; choose another "
                          "output location")
     fs, p = _fsspec(location)
-    if not overwrite and fs.exists(p):
-        if fs.cat_file(p) == data:
-            return True
-        raise ImageError(f"{location}: already exists; pass --force (overwrite=True) to "
-                         "replace it")
-    parent = p.rsplit("/", 1)[0] if "/" in p else ""
-    if parent:
-        with contextlib.suppress(OSError, NotImplementedError):
-            fs.makedirs(parent, exist_ok=True)
-    fs.pipe_file(p, data)
+    try:
+        if not overwrite and fs.exists(p):
+            if fs.cat_file(p) == data:
+                return True
+            raise ImageError(f"{location}: already exists; pass --force (overwrite=True) to "
+                             "replace it")
+        parent = p.rsplit("/", 1)[0] if "/" in p else ""
+        if parent:
+            with contextlib.suppress(OSError, NotImplementedError):
+                fs.makedirs(parent, exist_ok=True)
+        fs.pipe_file(p, data)
+    except (ImageError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store error (network, credentials)
+        raise OSError(f"{location}: cannot write ({type(exc).__name__}: {exc})") from None
     return False
 
 

@@ -228,7 +228,7 @@ def test_stale_temporaries_are_removed(tmp_path):
         p.write_bytes(b"half")
     keep = tmp_path / ".y.png.abc.tmp"
     keep.write_bytes(b"another output's")
-    assert _batch.remove_stale_temporaries(str(out)) == 2
+    assert _batch.remove_stale_temporaries([str(out), str(tmp_path / "nodir" / "z.png")]) == 2
     assert not any(p.exists() for p in stale) and keep.exists()
 
 

@@ -155,11 +155,13 @@ def test_rerun_without_manifest_adopts_identical_outputs(capsys, tmp_path, photo
     assert run(capsys, *argv)[0] == EXIT_OK
     victim = out / "img02.webp"
     victim.unlink()  # as if the first run had been killed before writing it
+    (out / ".img02.webp.k1ll3d_x.tmp").write_bytes(b"half an image")  # ... while writing it
     code, stdout, err = run(capsys, *argv, "--json")
     assert code == EXIT_OK, err
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [r["reused"] for r in rows] == [True, True, False]
     assert "2 outputs found complete and kept" in err and victim.is_file()
+    assert "removed 1 temporary file" in err and _temporaries(out) == []
 
 
 # --------------------------------------------------------------------------- #

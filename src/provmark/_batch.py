@@ -351,24 +351,31 @@ def write_output(location: str, data: bytes, *, overwrite: bool = False,
     return False
 
 
-def remove_stale_temporaries(location: str) -> int:
-    """Remove the temporary files a killed run left beside the local output
-    ``location`` (``.<name>.*.tmp``, as :func:`provmark._io.atomic_output` names
-    them); returns how many. Object-store outputs have none."""
-    path = local_path(location)
-    if path is None or not path.parent.is_dir():
-        return 0
+def remove_stale_temporaries(locations: Iterable[str]) -> int:
+    """Remove the temporary files a killed run left beside the local outputs
+    ``locations`` (``.<name>.<random>.tmp``, as :func:`provmark._io.atomic_output`
+    names them); returns how many. Each output directory is listed once, so this
+    stays linear in the number of outputs. Object-store outputs have none.
+    """
+    by_dir: dict[Path, set[str]] = {}
+    for loc in locations:
+        path = local_path(loc)
+        if path is not None:
+            by_dir.setdefault(path.parent, set()).add(path.name)
     removed = 0
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-            removed += 1
+    for directory, names in by_dir.items():
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # not created yet, or unreadable: nothing of ours there
+            continue
+        for entry in entries:
+            n = entry.name
+            if (n.startswith(".") and n.endswith(".tmp")
+                    and n[1:-4].rsplit(".", 1)[0] in names and entry.is_file()):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters escaped."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 # --------------------------------------------------------------------------- #
@@ -816,8 +823,7 @@ def plan(sources: list[Source], output: str, options: Options, *, ids: IdPolicy,
     done: list[Done] = []
     if manifest is not None:
         tasks, done = _resume(tasks, options, manifest)
-    stale = sum(remove_stale_temporaries(t.output) for t in tasks) if manifest is not None else 0
-    return Plan(tasks, done, len(sources), stale)
+    return Plan(tasks, done, len(sources), remove_stale_temporaries(t.output for t in tasks))
 
 
 def _resume(tasks: list[Task], options: Options, manifest: Manifest

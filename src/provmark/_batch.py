@@ -1020,16 +1020,36 @@ class Summary:
                 f"{self.output_bytes / 1e6 / max(self.seconds, 1e-9):.2f} MB/s written{tail}")
 
 
+class Tally:
+    """Counts rows as they come, for a :class:`Summary` without keeping the rows
+    (a million of them would take gigabytes)."""
+
+    def __init__(self) -> None:
+        self.images = self.done = self.reused = self.input_bytes = self.output_bytes = 0
+
+    def add(self, row: Row) -> None:
+        self.images += 1
+        self.input_bytes += row.input_bytes or 0
+        if row.ok:
+            self.done += 1
+            self.reused += bool(row.reused)
+            self.output_bytes += row.output_bytes or 0
+
+    def summary(self, seconds: float, *, skipped: int = 0, interrupted: bool = False,
+                remaining: int = 0) -> Summary:
+        return Summary(images=self.images, done=self.done, failed=self.images - self.done,
+                       skipped=skipped, reused=self.reused, input_bytes=self.input_bytes,
+                       output_bytes=self.output_bytes, seconds=float(seconds),
+                       interrupted=interrupted, remaining=remaining)
+
+
 def summarise(rows: Iterable[Row], seconds: float, *, skipped: int = 0,
               interrupted: bool = False, remaining: int = 0) -> Summary:
     """The :class:`Summary` of the rows a run produced in ``seconds``."""
-    rows = list(rows)
-    ok = [r for r in rows if r.ok]
-    return Summary(
-        images=len(rows), done=len(ok), failed=len(rows) - len(ok), skipped=skipped,
-        reused=sum(r.reused for r in ok), input_bytes=sum(r.input_bytes or 0 for r in rows),
-        output_bytes=sum(r.output_bytes or 0 for r in ok), seconds=float(seconds),
-        interrupted=interrupted, remaining=remaining)
+    tally = Tally()
+    for row in rows:
+        tally.add(row)
+    return tally.summary(seconds, skipped=skipped, interrupted=interrupted, remaining=remaining)
 
 
 # --------------------------------------------------------------------------- #
@@ -1229,7 +1249,7 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
     n = default_workers(len(tasks), workers)
     if any(in_process_only(loc) for t in tasks for loc in (t.input, t.output)):
         n = 1
-    rows: list[Row] = []
+    tally = Tally()
     t0 = time.perf_counter()
     try:
         with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
@@ -1238,19 +1258,19 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
             for row in pool.map(process, tasks, options):
                 if manifest is not None:
                     manifest.append(row)
-                rows.append(row)
+                tally.add(row)
                 if progress is not None:
                     progress(row)
     except KeyboardInterrupt:
-        raise Interrupted(summarise(rows, time.perf_counter() - t0, interrupted=True,
-                                    remaining=len(tasks) - len(rows))) from None
+        raise Interrupted(tally.summary(time.perf_counter() - t0, interrupted=True,
+                                        remaining=len(tasks) - tally.images)) from None
     except BrokenProcessPool:
         raise BatchError(
-            f"a worker process died (killed, most likely for lack of memory) after {len(rows)} "
+            f"a worker process died (killed, most likely for lack of memory) after {tally.images} "
             f"of {len(tasks)} images were finished{' and recorded' if manifest else ''}: "
             "run again with fewer --workers (or a lower --max-pixels)"
             f"{' to resume' if manifest else ''}") from None
-    return summarise(rows, time.perf_counter() - t0)
+    return tally.summary(time.perf_counter() - t0)
 
 
 def in_process_only(location: str) -> bool:

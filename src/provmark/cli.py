@@ -383,6 +383,45 @@ def cmd_label(args) -> int:
     return _mark_command(args, "label")
 
 
+class _ScanTally:
+    """What a scan's summary counts, kept as counters (a scan may be millions of
+    images): images, errors, marked, and per provider, label and verdict."""
+
+    def __init__(self, kind: str):
+        from collections import Counter
+
+        self.kind = kind
+        self.images = self.errors = self.found = 0
+        self.providers: Counter = Counter()
+        self.labels: Counter = Counter()
+        self.verdicts: Counter = Counter()
+
+    def add(self, res) -> None:
+        self.images += 1
+        if res.error is not None:
+            self.errors += 1
+            return
+        det = res.result if self.kind == "detect" else res.result.detection
+        if self.kind == "inspect":
+            self.verdicts[res.result.verdict] += 1
+        if det.found:
+            self.found += 1
+            self.providers[det.payload.provider] += 1
+            self.labels[det.payload.label] += 1
+
+    def text(self, seconds: float) -> str:
+        def counts(c) -> str:
+            return ", ".join(f"{k}: {v}" for k, v in c.most_common()) or "none"
+
+        text = (f"provmark {self.kind} summary: {self.images} images in {seconds:.1f} s "
+                f"({self.images / max(seconds, 1e-9):.2f} images/s): {self.found} with a mark, "
+                f"{self.images - self.errors - self.found} without, {self.errors} errors; "
+                f"providers {counts(self.providers)}; labels {counts(self.labels)}")
+        if self.kind == "inspect":
+            text += f"; verdicts {counts(self.verdicts)}"
+        return text
+
+
 def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
     """Run detect/inspect ``jobs`` (in worker processes when there are many) and
     pass each result to ``emit`` in input order; print the summary."""
@@ -392,10 +431,10 @@ def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
     if any(_batch.in_process_only(j.input) for j in jobs):
         workers = 1
     progress = _Progress(len(jobs), enabled=len(jobs) > 1)
-    results = []
+    tally = _ScanTally(kind)
 
     def keep(res):
-        results.append(res)
+        tally.add(res)
         emit(res, progress)
 
     ordered = _Ordered(range(len(jobs)), keep)
@@ -404,32 +443,8 @@ def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
         ordered.add(res.index, res)
         progress.update(n, res.input.rsplit("/", 1)[-1])
     if len(jobs) > 1 and _want_summary(args, corpus):
-        progress.print(_scan_summary(kind, results, time.perf_counter() - t0), err=True)
+        progress.print(tally.text(time.perf_counter() - t0), err=True)
     progress.close()
-
-
-def _scan_summary(kind: str, results, seconds: float) -> str:
-    """One line: how many images, marked, per provider, per label (and per verdict)."""
-    from collections import Counter
-
-    errors = sum(r.error is not None for r in results)
-    dets = [r.result if kind == "detect" else r.result.detection
-            for r in results if r.error is None]
-    found = [d for d in dets if d.found]
-    providers = Counter(d.payload.provider for d in found)
-    labels = Counter(d.payload.label for d in found)
-
-    def counts(c: Counter) -> str:
-        return ", ".join(f"{k}: {v}" for k, v in c.most_common()) or "none"
-
-    text = (f"provmark {kind} summary: {len(results)} images in {seconds:.1f} s "
-            f"({len(results) / max(seconds, 1e-9):.2f} images/s): {len(found)} with a mark, "
-            f"{len(dets) - len(found)} without, {errors} errors; providers {counts(providers)}; "
-            f"labels {counts(labels)}")
-    if kind == "inspect":
-        verdicts = Counter(r.result.verdict for r in results if r.error is None)
-        text += f"; verdicts {counts(verdicts)}"
-    return text
 
 
 def cmd_detect(args) -> int:
@@ -447,17 +462,20 @@ def cmd_detect(args) -> int:
     def emit(res, progress) -> None:
         nonlocal worst
         if res.error is not None:
-            rows.append({"input": res.input, "error": res.error})
+            row = {"input": res.input, "error": res.error}
             progress.print(f"provmark detect: {res.error}", err=True)
             worst = EXIT_ERROR
             if args.jsonl:
-                progress.print(_dumps(rows[-1]))
+                progress.print(_dumps(row))
+            elif args.json:
+                rows.append(row)
             return
         det = res.result
         row = {"input": res.input, **det.to_dict(), "detect_ms": res.ms}
         if args.explain:
             row["search"] = _search_summary(det)
-        rows.append(row)
+        if args.json:  # printed at the end; the other modes print as they go
+            rows.append(row)
         if not det.found and worst == EXIT_OK:
             worst = EXIT_NOT_FOUND
         if args.jsonl:
@@ -602,11 +620,13 @@ def cmd_inspect(args) -> int:
     def emit(res, progress) -> None:
         nonlocal any_error, all_found
         if res.error is not None:
-            rows.append({"input": res.input, "error": res.error})
+            row = {"input": res.input, "error": res.error}
             progress.print(f"provmark inspect: {res.error}", err=True)
             any_error = True
             if args.jsonl:
-                progress.print(_dumps(rows[-1]))
+                progress.print(_dumps(row))
+            elif args.json:
+                rows.append(row)
             return
         rep = res.result
         row = rep.to_dict()
@@ -616,7 +636,8 @@ def cmd_inspect(args) -> int:
             row["html_error"] = res.html_error
             progress.print(f"provmark inspect: {res.html_error}", err=True)
             any_error = True
-        rows.append(row)
+        if args.json:
+            rows.append(row)
         all_found = all_found and rep.found
         if args.jsonl:
             progress.print(_dumps(row))

@@ -264,3 +264,26 @@ def test_chromium_screenshot(report_doc, tmp_path):
     top = shot[:400]
     assert ((top[..., 1] > 100) & (top[..., 0] < 60) & (top[..., 2] < 90)).sum() > 200
     assert ((top[..., 0] > 180) & (top[..., 1] < 60) & (top[..., 2] < 70)).sum() > 200
+
+
+def test_report_from_bytes_names_and_hashes_the_upload(photo_factory, tmp_path):
+    """A report made from bytes (the service's upload) shows the name it is given and
+    the SHA-256 and size of those bytes; the name is only displayed: a server file of
+    that name is never opened or hashed."""
+    import hashlib
+
+    from provmark._report_html import render_html
+
+    buf = io.BytesIO()
+    Image.fromarray(photo_factory("coffee", 320, 320)).save(buf, format="PNG")
+    data = buf.getvalue()
+    decoy = tmp_path / "upload.png"
+    decoy.write_bytes(b"not the upload")
+    rep = provmark.inspect(data, tamper=False, search=False)
+    doc = render_html(rep, name=str(decoy), data=data)
+    facts = dict(kv_rows(doc))
+    assert facts["File"] == str(decoy)
+    assert facts["File SHA-256"] == hashlib.sha256(data).hexdigest()
+    assert facts["File size"] == f"{len(data):,} bytes"
+    bare = dict(kv_rows(render_html(rep)))
+    assert bare["File"] == "<bytes>" and "File SHA-256" not in bare

@@ -674,9 +674,16 @@ removed <i>everywhere</i> has no map at all.</li>
 """
 
 
-def _file_facts(source: str) -> list[tuple[str, str]]:
+def _file_facts(source: str, data: bytes | None = None) -> list[tuple[str, str]]:
+    """SHA-256 and size of the examined file: of ``data`` when the report was made
+    from bytes and they are given, else of the file ``source`` names."""
+    if source == "<bytes>":
+        if data is None:
+            return []
+        return [("File SHA-256", f"<span class=mono>{hashlib.sha256(data).hexdigest()}</span>"),
+                ("File size", f"{len(data):,} bytes")]
     p = Path(source)
-    if source == "<bytes>" or not p.is_file():
+    if not p.is_file():
         return []
     digest = hashlib.sha256()
     with open(p, "rb") as fh:
@@ -686,11 +693,13 @@ def _file_facts(source: str) -> list[tuple[str, str]]:
             ("File size", f"{p.stat().st_size:,} bytes")]
 
 
-def render_html(report, image=None) -> str:
+def render_html(report, image=None, *, name: str | None = None, data: bytes | None = None) -> str:
     """The report as one self-contained HTML document (a string).
 
     ``image`` is the examined image's pixels (array or PIL image) or a path; None
-    reads ``report.source`` when it is a file.
+    reads ``report.source`` when it is a file. For a report made from bytes,
+    ``name`` is shown instead of ``<bytes>`` (an upload's name: it is only displayed,
+    never opened) and ``data``, the examined bytes, gives the file's SHA-256 and size.
     """
     from . import __version__
 
@@ -714,14 +723,17 @@ def render_html(report, image=None) -> str:
         tword, tcls = "no map", "none"
         reason = str(ts.get("reason", "not computed"))
         tline = reason[:1].upper() + reason[1:] + "."
-    name = Path(report.source).name if report.source != "<bytes>" else "<bytes>"
+    from_bytes = report.source == "<bytes>"
+    shown = (name or "<bytes>") if from_bytes else report.source
+    name = (name or "<bytes>") if from_bytes else Path(report.source).name
     layer_rows = "".join(f"<tr><td>{_e(a)}</td><td>{b}</td><td>{c}</td></tr>"
                          for a, b, c in _layer_rows(report))
     problems = ("<ul>" + "".join(f"<li>{_e(p)}</li>" for p in report.problems) + "</ul>"
                 if report.problems else "<p>None.</p>")
-    facts = _kv([("File", f"<span class=mono>{_e(report.source)}</span>"),
+    facts = _kv([("File", f"<span class=mono>{_e(shown)}</span>"),
                  ("Container", _e(report.container)),
-                 ("Pixels", f"{report.width} x {report.height}")] + _file_facts(report.source))
+                 ("Pixels", f"{report.width} x {report.height}")]
+                + _file_facts(report.source, data if from_bytes else None))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -1105,16 +1105,20 @@ def _init_worker(parent: int, threads: int, max_pixels: int) -> None:
 
 
 def _warm_up() -> None:
-    """Mark and encode a small image once, so that loading the compiled kernels
-    (and the codecs) is paid when the worker starts, not by its first image."""
+    """Mark, encode and detect a small image once, so that loading the compiled
+    kernels (the detector's too: embedding reads back images with clipped areas)
+    and the codecs is paid when the worker starts, not by its first images."""
     import numpy as np
 
+    from ._detect import detect
     from ._embed import embed
     from ._io import encode_image
 
     rgb = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     with contextlib.suppress(Exception):
-        encode_image(embed(rgb, Payload(0, 0)), "JPEG", quality=90)
+        marked = embed(rgb, Payload(0, 0))
+        encode_image(marked, "JPEG", quality=90)
+        detect(marked)
 
 
 def _check_in(flag_dir: str, workers: int, timeout: float) -> int:

@@ -6,6 +6,7 @@ costs a few seconds once) and drives it with Starlette's TestClient (httpx).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -225,6 +226,8 @@ def test_detect_and_inspect(client, jpeg):
     assert "Provenance forensic report" in r.text and "<script" not in r.text.lower()
     assert "sandbox" in r.headers["content-security-policy"]
     assert r.headers["content-disposition"] == 'attachment; filename="image.report.html"'
+    # The report names the upload and hashes the bytes it examined.
+    assert hashlib.sha256(marked).hexdigest() in r.text and "uploaded image" in r.text
 
     # Read with a provider's own key: only with an API key bound to it.
     acme_marked = provmark.embed_bytes(jpeg, provmark.Payload(ACME, 5), key=ACME_WATERMARK_KEY)

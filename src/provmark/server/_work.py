@@ -180,7 +180,7 @@ def _inspect(data, key, search, images, html):
     info = {"found": report.detection.found}
     if html:
         rgb = _pixels(data, "uploaded image")
-        page = _report_html.render_html(report, rgb)
+        page = _report_html.render_html(report, rgb, name="uploaded image", data=data)
         return Outcome(data=page.encode("utf-8"), info=info)
     body = jsonable(report.to_dict())
     body["input"] = "uploaded image"

@@ -3,7 +3,8 @@
 The pipeline, one stage per concern, each the Ray Data idiom for it::
 
     ray.data.from_items(task records)                       # what to do: from _batch.plan
-      .map_batches(read_inputs, num_cpus=READ_CPUS)         # tasks: read the bytes (fsspec)
+      .map_batches(read_inputs, num_cpus=READ_CPUS,         # tasks: read the bytes (fsspec)
+                   compute=TaskPoolStrategy(workers / 2))
       .map_batches(MarkImages, compute=ActorPoolStrategy(1, workers),  # mark + write,
                    num_cpus=MARK_ACTOR_CPUS)                #   one manifest row per image
     -> the driver appends each row to the JSONL manifest as it streams back
@@ -70,6 +71,10 @@ __all__ = ["MarkImages", "read_inputs", "run_batch", "task_record", "task_from_r
 MARK_ACTOR_CPUS = 0.75
 #: CPUs each read task reserves: reading is I/O, and must never wait for a CPU.
 READ_CPUS = 0.1
+#: Concurrent read tasks per marking actor. Unbounded, Ray Data started up to
+#: 1 / READ_CPUS readers per CPU, each a new worker process importing provmark: on 2
+#: CPUs the first row then came 15 s after the start instead of a few seconds.
+READERS_PER_WORKER = 0.5
 #: Images per batch handed to an actor call: small, so rows stream back and the
 #: manifest grows steadily; marking one image costs far more than Ray's per-batch
 #: overhead.
@@ -282,9 +287,11 @@ def build_dataset(tasks: list[Task], options: Options, *, workers: int,
     # a block is what one task or actor call receives: small blocks spread the work
     # over the pool, and a bounded count keeps the scheduling overhead small
     blocks = max(1, min(-(-len(records) // MARK_BATCH), MAX_BLOCKS_PER_WORKER * workers))
+    readers = max(1, round(workers * READERS_PER_WORKER))
     return (
         ray.data.from_items(records, override_num_blocks=blocks)
-        .map_batches(read_inputs, batch_format="numpy", batch_size=None, num_cpus=READ_CPUS)
+        .map_batches(read_inputs, batch_format="numpy", batch_size=None, num_cpus=READ_CPUS,
+                     compute=ray.data.TaskPoolStrategy(size=readers))
         .map_batches(MarkImages, batch_format="numpy", batch_size=MARK_BATCH,
                      compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
                      num_cpus=MARK_ACTOR_CPUS,

@@ -11,7 +11,7 @@ registry (:data:`ATTACKS`, :func:`get`, :func:`names`, :func:`apply`) gives each
 attack a family, default parameters and a mild-to-strong severity grid.
 """
 
-from ._chains import chain, combined, screenshot, social_media
+from ._chains import combined, screenshot, social_media
 from ._colour import (
     brightness,
     colour_temperature,
@@ -34,7 +34,7 @@ from ._filtering import (
 )
 from ._geometry import crop, flip, perspective, resize, resize_down_up, rotate
 from ._occlusion import inpaint, occlude, paste_patch
-from ._registry import ATTACKS, FAMILIES, Attack, apply, families, get, names
+from ._registry import ATTACKS, FAMILIES, Attack, apply, chain, families, get, names
 
 __all__ = [
     # registry

@@ -9,9 +9,6 @@ them: geometry first, then tone, then sharpening, then the lossy encoder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Union
-
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -23,14 +20,13 @@ from ._common import (
     check_int,
     check_number,
     interpolation_flag,
-    make_rng,
 )
 from ._compression import jpeg as _jpeg
 from ._filtering import sharpen as _sharpen
 from ._geometry import Position
 from ._geometry import crop as _crop
 
-__all__ = ["screenshot", "social_media", "combined", "chain"]
+__all__ = ["screenshot", "social_media", "combined"]
 
 
 def screenshot(
@@ -193,75 +189,3 @@ def combined(
     out = _crop(rgb, size=size, position=position, rng=rng)
     out = _brightness(out, factor=brightness_factor)
     return _jpeg(out, quality=quality)
-
-
-Step = Union[str, Any, tuple[Any, Mapping[str, Any]]]
-
-
-def chain(
-    image: NDArray[np.uint8], steps: Sequence[Step], *, rng: RNGLike = None
-) -> NDArray[np.uint8]:
-    """Apply registered attacks one after the other.
-
-    Each step is an attack name (its registry defaults are used), an
-    :class:`Attack`, or a ``(name_or_attack, overrides)`` pair whose ``overrides``
-    dict replaces some default parameters. Each step gets its own generator,
-    seeded from ``rng`` in order, so a step's randomness does not depend on how
-    much randomness the earlier steps consumed.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W, 3), dtype uint8
-        RGB image.
-    steps : sequence
-        The attacks, in order; an empty sequence returns a copy.
-    rng : numpy.random.Generator, int or None, optional
-        Seed or generator from which every step's generator is derived.
-
-    Returns
-    -------
-    ndarray, shape (h, w, 3), dtype uint8
-        A new array.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> img = np.full((64, 64, 3), 100, dtype=np.uint8)
-    >>> out = chain(img, [("crop", {"area": 0.25, "position": "centre"}),
-    ...                   ("jpeg", {"quality": 50})], rng=0)
-    >>> out.shape
-    (32, 32, 3)
-    """
-    from ._registry import Attack, get  # the registry imports this module
-
-    out = check_image(image)
-    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
-        raise ValueError(
-            f"steps must be a list of attack names or (name, overrides) pairs; got {steps!r}"
-        )
-    resolved: list[tuple[Attack, dict[str, Any]]] = []
-    for i, step in enumerate(steps):
-        overrides: Mapping[str, Any] = {}
-        target = step
-        if isinstance(step, tuple):
-            if len(step) != 2 or not isinstance(step[1], Mapping):
-                raise ValueError(
-                    f"step {i} must be a name, an Attack or a (name, overrides-dict) pair; "
-                    f"got {step!r}"
-                )
-            target, overrides = step
-        if isinstance(target, str):
-            attack = get(target)
-        elif isinstance(target, Attack):
-            attack = target
-        else:
-            raise ValueError(
-                f"step {i} must be a name, an Attack or a (name, overrides-dict) pair; got {step!r}"
-            )
-        resolved.append((attack, dict(overrides)))
-    if not resolved:
-        return out.copy()
-    seeds = make_rng(rng).integers(0, 2**63 - 1, size=len(resolved), dtype=np.int64)
-    for (attack, overrides), seed in zip(resolved, seeds):
-        out = attack(out, rng=np.random.default_rng(int(seed)), **overrides)
-    return out

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _chains, _colour, _compression, _filtering, _geometry, _occlusion
-from ._common import AttackUnavailableError, RNGLike
+from ._common import AttackUnavailableError, RNGLike, check_image, make_rng
 
 __all__ = ["FAMILIES", "Attack", "ATTACKS", "get", "names", "families", "apply"]
 
@@ -311,3 +311,75 @@ def apply(
     (16, 24, 3)
     """
     return get(name)(image, rng=rng, **overrides)
+
+
+# -- chains of registered attacks (here, not in _chains: it looks attacks up by name) --
+
+Step = Union[str, Any, tuple[Any, Mapping[str, Any]]]
+
+
+def chain(
+    image: NDArray[np.uint8], steps: Sequence[Step], *, rng: RNGLike = None
+) -> NDArray[np.uint8]:
+    """Apply registered attacks one after the other.
+
+    Each step is an attack name (its registry defaults are used), an
+    :class:`Attack`, or a ``(name_or_attack, overrides)`` pair whose ``overrides``
+    dict replaces some default parameters. Each step gets its own generator,
+    seeded from ``rng`` in order, so a step's randomness does not depend on how
+    much randomness the earlier steps consumed.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), dtype uint8
+        RGB image.
+    steps : sequence
+        The attacks, in order; an empty sequence returns a copy.
+    rng : numpy.random.Generator, int or None, optional
+        Seed or generator from which every step's generator is derived.
+
+    Returns
+    -------
+    ndarray, shape (h, w, 3), dtype uint8
+        A new array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((64, 64, 3), 100, dtype=np.uint8)
+    >>> out = chain(img, [("crop", {"area": 0.25, "position": "centre"}),
+    ...                   ("jpeg", {"quality": 50})], rng=0)
+    >>> out.shape
+    (32, 32, 3)
+    """
+    out = check_image(image)
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise ValueError(
+            f"steps must be a list of attack names or (name, overrides) pairs; got {steps!r}"
+        )
+    resolved: list[tuple[Attack, dict[str, Any]]] = []
+    for i, step in enumerate(steps):
+        overrides: Mapping[str, Any] = {}
+        target = step
+        if isinstance(step, tuple):
+            if len(step) != 2 or not isinstance(step[1], Mapping):
+                raise ValueError(
+                    f"step {i} must be a name, an Attack or a (name, overrides-dict) pair; "
+                    f"got {step!r}"
+                )
+            target, overrides = step
+        if isinstance(target, str):
+            attack = get(target)
+        elif isinstance(target, Attack):
+            attack = target
+        else:
+            raise ValueError(
+                f"step {i} must be a name, an Attack or a (name, overrides-dict) pair; got {step!r}"
+            )
+        resolved.append((attack, dict(overrides)))
+    if not resolved:
+        return out.copy()
+    seeds = make_rng(rng).integers(0, 2**63 - 1, size=len(resolved), dtype=np.int64)
+    for (attack, overrides), seed in zip(resolved, seeds):
+        out = attack(out, rng=np.random.default_rng(int(seed)), **overrides)
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import FPRS, quality_rows, robustness_rows, tpr_rows
+from .tables import FPRS, quality_rows, robustness_rows, tpr_rows
 
 __all__ = ["make_plots", "method_style"]
 

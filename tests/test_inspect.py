@@ -271,3 +271,14 @@ def test_cli_inspect_exit_codes(capsys, src_png, tmp_path):
     assert code == EXIT_NOT_FOUND and "problem:" in stdout
     code, stdout, _ = run(capsys, "inspect", "--help")
     assert code == 0 and "example:" in stdout
+
+
+def test_every_verdict_is_documented():
+    """docs/inspect.md lists every verdict inspect can give (a new one needs its text)."""
+    from pathlib import Path
+
+    from provmark._inspect import VERDICTS
+
+    doc = " ".join((Path(__file__).parents[1] / "docs" / "inspect.md").read_text("utf-8").split())
+    missing = [v for v in VERDICTS if f"`{v}`" not in doc]
+    assert not missing, missing

@@ -155,9 +155,9 @@ class ProvmarkWatermarker:
     ``apply_watermark`` returns a tensor of the input's shape, dtype and device whose
     values lie in [-1, 1]; after the pipeline's postprocessing its pixels equal
     ``provmark.embed`` of the pixels the pipeline would have returned unmarked. The
-    marking runs on the CPU, on the tensor copied from the device (about 13 ms for
-    a 1024x1024 SDXL image on this project's 2-core test machine: small beside the
-    seconds of denoising).
+    marking runs on the CPU, on the tensor copied from the device: 32-39 ms of
+    one core for a 1024x1024 image on this project's shared test machine, 13-19 ms of
+    it the mark itself (``docs/scale.md``), beside seconds of denoising.
     Images at least 256x256 only: diffusers' own watermarker leaves smaller images
     unmarked silently, this one says so (``on_error``).
 

@@ -63,8 +63,8 @@ from .._batch import (
 )
 from .._payload import Payload
 
-__all__ = ["MarkImages", "read_inputs", "run_batch", "task_record", "task_from_record",
-           "MARK_ACTOR_CPUS", "READ_CPUS"]
+__all__ = ["MarkImages", "read_inputs", "build_dataset", "run_batch", "task_record",
+           "task_from_record", "MARK_ACTOR_CPUS", "READ_CPUS"]
 
 #: CPUs each marking actor reserves. Below 1 so that a pool as large as the cluster's
 #: CPU count still leaves room for the read tasks (see the module docstring).
@@ -273,8 +273,10 @@ def _connect(address: str | None, workers: int | None) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or os.environ.get("RAY_ADDRESS")
             raise BatchError(f"--ray-address {where}: cannot join the Ray cluster ({exc}); "
-                             "start it with `ray start --head` or give its address "
-                             "(host:6379, ray://host:10001 or auto)") from None
+                             "is it running (`ray start --head`), and is the address right "
+                             "(host:6379, ray://host:10001 or auto)? A cluster with token "
+                             "authentication also needs RAY_AUTH_MODE=token and its token "
+                             "(RAY_AUTH_TOKEN, or ~/.ray/auth_token) here") from None
     return True
 
 

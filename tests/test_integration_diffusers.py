@@ -238,7 +238,8 @@ def _tiny_sdxl_pipeline(directory):
 
 @pytest.mark.slow
 # diffusers' Euler scheduler calls np.array on a torch tensor (NumPy 2 deprecation)
-@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
+@pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_tiny_sdxl_pipeline_with_provmark_watermarker(dtype, tmp_path):
     pytest.importorskip("transformers", reason="SDXL's text encoders come from transformers")

@@ -160,12 +160,13 @@ def _versions() -> dict[str, str]:
 class MarkImages:
     """Ray Data actor: mark each image, write its output, return its manifest row.
 
-    Use with ``map_batches(MarkImages, fn_constructor_kwargs={"options": options},
-    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n), num_cpus=MARK_ACTOR_CPUS,
-    batch_format="numpy")`` on batches
-    holding the :func:`task_record` columns and ``data`` (from :func:`read_inputs`).
-    Returns the columns ``input``, ``output``, ``status``, ``content_id`` and ``row``
-    (the manifest line, JSON, as :meth:`provmark._batch.Row.to_dict` gives it).
+    Use it as :func:`build_dataset` does: ``map_batches(MarkImages,
+    fn_constructor_kwargs={"options": options}, compute=ActorPoolStrategy(min_size=1,
+    max_size=n), num_cpus=MARK_ACTOR_CPUS, batch_format="numpy")`` on batches holding
+    the :func:`task_record` columns, ``data`` and ``read_ok`` (from
+    :func:`read_inputs`). Returns the columns ``input``, ``output``, ``status``,
+    ``content_id`` and ``row`` (the manifest line, JSON, as
+    :meth:`provmark._batch.Row.to_dict` gives it).
 
     Parameters
     ----------

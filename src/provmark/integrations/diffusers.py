@@ -62,8 +62,8 @@ def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
     ``denormalize`` in the tensor's dtype and on its device, then ``float()``,
     ``* 255`` and round half to even (``numpy_to_pil``'s ``(x * 255).round()``), so
     what this returns is what the pipeline's PIL images would hold. The last steps
-    run in torch, on the device, in place (the same IEEE float32 operations as
-    NumPy's), and only uint8 pixels are copied to the host.
+    run in torch on the tensor's device (the same IEEE float32 operations as
+    NumPy's), so only uint8 pixels are copied to the host.
     """
     unit = VaeImageProcessor.denormalize(images.detach()).float()
     pixels = (unit * 255).round_().to(torch.uint8)

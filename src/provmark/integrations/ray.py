@@ -52,6 +52,7 @@ from .._batch import (
     Options,
     Row,
     Summary,
+    Tally,
     Task,
     _sigterm_as_interrupt,
     available_cores,
@@ -367,7 +368,7 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
     from .._image import max_pixels
 
     started = _connect(address, workers)
-    rows: list[Row] = []
+    tally = Tally()  # counts, not rows: a run of millions of images keeps no list
     t0 = time.perf_counter()
     try:
         pool = min(workers or _cluster_cpus(), len(tasks))
@@ -379,18 +380,18 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
                 row = Row.from_dict(json.loads(result["row"]))
                 if manifest is not None:
                     manifest.append(row)
-                rows.append(row)
+                tally.add(row)
                 if progress is not None:
                     progress(row)
     except KeyboardInterrupt:
-        raise Interrupted(summarise(rows, time.perf_counter() - t0, interrupted=True,
-                                    remaining=len(tasks) - len(rows))) from None
+        raise Interrupted(tally.summary(time.perf_counter() - t0, interrupted=True,
+                                        remaining=len(tasks) - tally.images)) from None
     except _JOB_ERRORS as exc:
-        raise BatchError(f"the Ray job failed after {len(rows)} of {len(tasks)} images "
+        raise BatchError(f"the Ray job failed after {tally.images} of {len(tasks)} images "
                          f"({_reason(exc)}); what finished is in the manifest: run again to "
                          "resume") from exc
     finally:
         if started:
             ray.shutdown()
-    return summarise(rows, time.perf_counter() - t0)
+    return tally.summary(time.perf_counter() - t0)
 

@@ -1,4 +1,4 @@
-"""provmark in diffusers pipelines: a drop-in SDXL watermarker and a helper for any pipeline.
+"""provmark in diffusers pipelines: a drop-in SDXL watermarker, and marking for any pipeline.
 
 diffusers' SDXL pipelines (text-to-image, img2img, inpainting, ControlNet, PAG, ...) call
 ``self.watermark.apply_watermark(images)`` on the VAE's output, an NCHW float tensor in

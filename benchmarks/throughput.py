@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -237,6 +238,8 @@ def run(paths: list[Path], work: Path, rounds: int) -> list[dict]:
     default_threads = numba.get_num_threads()
     results = []
     for r in range(rounds):
+        ceiling = machine_scaling(paths[0])
+        print(f"round {r}: this machine's 2-process ceiling now {ceiling:.2f}x", flush=True)
         order = CONFIGS if r % 2 == 0 else CONFIGS[::-1]
         for pipeline, workers, threads in order:
             numba.set_num_threads(threads or default_threads)
@@ -244,7 +247,7 @@ def run(paths: list[Path], work: Path, rounds: int) -> list[dict]:
                 _warm(pool, pipeline, paths, work, options)
                 res = measure(pool, pipeline, paths, work, options)
             numba.set_num_threads(default_threads)
-            res.update(round=r, threads=threads or (default_threads if workers == 1 else
+            res.update(round=r, ceiling=ceiling, threads=threads or (default_threads if workers == 1 else
                                                     max(1, _batch.available_cores() // workers)))
             results.append(res)
             print(f"round {r} {pipeline:9s} workers={workers} threads={res['threads']}: "
@@ -252,6 +255,34 @@ def run(paths: list[Path], work: Path, rounds: int) -> list[dict]:
                   f"CPU {res['cpu_ms_per_image']:.1f} ms/image, load "
                   f"{res['load_before']:.1f}->{res['load_after']:.1f}", flush=True)
     return results
+
+
+def _decode_loop(path: str, seconds: float) -> int:
+    """Decode one JPEG over and over for ``seconds``; returns how many times."""
+    from PIL import Image
+
+    data = Path(path).read_bytes()
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        n += 1
+    return n
+
+
+def machine_scaling(path: Path, seconds: float = 3.0) -> float:
+    """How much more work 2 processes do than 1 on this machine right now, on a loop
+    that involves no provmark code (Pillow decoding one JPEG): the ceiling for any
+    2-worker speed-up at that moment (other jobs on a shared machine lower it)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        list(pool.map(_decode_loop, [str(path)] * 2, [0.5] * 2))  # start and warm both
+        one = pool.submit(_decode_loop, str(path), seconds).result()
+        two = sum(pool.map(_decode_loop, [str(path)] * 2, [seconds] * 2))
+    return two / one
 
 
 def profile(paths: list[Path], n: int = 20) -> dict:
@@ -327,9 +358,10 @@ def report(results: list[dict], prof: dict | None, origin: str, n: int, argv: li
         "manifest line (write + fsync) per image, through the batch engine's worker pool; "
         f"workers warmed up before timing; {rounds} interleaved rounds, medians.",
         "",
-        "| pipeline | workers | Numba threads per worker | images/s (median) | MB/s read "
-        "| CPU ms/image (median) | images/s per round |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| pipeline | workers | Numba threads per worker | images/s (median) "
+        "| images/s (best round) | MB/s read (median) | CPU ms/image (median) "
+        "| images/s per round |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for pipeline, workers, threads in CONFIGS:
         th = threads or (cores if workers == 1 else max(1, cores // workers))
@@ -341,20 +373,38 @@ def report(results: list[dict], prof: dict | None, origin: str, n: int, argv: li
         lines.append(
             f"| {name} | {workers} | {th} "
             f"| {statistics.median(r['images_per_s'] for r in sel):.2f} "
+            f"| {max(r['images_per_s'] for r in sel):.2f} "
             f"| {statistics.median(r['mb_per_s'] for r in sel):.2f} "
             f"| {statistics.median(r['cpu_ms_per_image'] for r in sel):.1f} | {per} |")
-    ratio = m2 / t2
+    def best(pipeline, workers, threads=None):
+        return max(r["images_per_s"] for r in _select(results, pipeline, workers, threads))
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    ratio, ratio_best = m2 / t2, best("marked", 2) / best("transcode", 2)
+    s1, s1_one = m2 / m1, m2 / m1_one
+    s1_best = best("marked", 2) / best("marked", 1, cores)
+    s1_one_best = best("marked", 2) / best("marked", 1, 1)
     lines += [
         "",
-        f"- Marked / unmarked, 2 workers: **{ratio:.0%}** of the images/s (bar >= 85%: "
-        f"{'met' if ratio >= 0.85 else 'NOT met'}); from the CPU time per image "
-        f"({c_t:.1f} ms unmarked, {c_m:.1f} ms marked): {c_t / c_m:.0%}.",
-        f"- Marking, 2 workers / 1 worker: **{m2 / m1:.2f}x** against one worker as "
-        f"`--workers 1` runs it (in the driver, Numba on all {cores} cores), "
-        f"**{m2 / m1_one:.2f}x** against one worker on one core (bar >= 1.7x: "
-        f"{'met' if m2 / m1 >= 1.7 else 'NOT met'} / {'met' if m2 / m1_one >= 1.7 else 'NOT met'}); "
-        f"unmarked: {t2 / t1:.2f}x.",
+        f"- Marked / unmarked, 2 workers: **{ratio:.0%}** of the images/s from the medians, "
+        f"{ratio_best:.0%} from the best rounds (bar >= 85%: {verdict(ratio >= 0.85)}); from "
+        f"the CPU time per image ({c_t:.1f} ms unmarked, {c_m:.1f} ms marked): {c_t / c_m:.0%}.",
+        f"- Marking, 2 workers / 1 worker: **{s1:.2f}x** (best rounds {s1_best:.2f}x) against "
+        f"one worker as `--workers 1` runs it (in the driver, Numba on all {cores} cores); "
+        f"**{s1_one:.2f}x** (best rounds {s1_one_best:.2f}x) against one worker on one core "
+        f"(bar >= 1.7x: {verdict(s1 >= 1.7)} / {verdict(s1_one >= 1.7)}); the unmarked "
+        f"pipeline: {t2 / t1:.2f}x (best rounds "
+        f"{best('transcode', 2) / best('transcode', 1):.2f}x).",
     ]
+    ceilings = [r["ceiling"] for r in results if r["workers"] == 2 and r["pipeline"] == "marked"]
+    if ceilings:
+        lines.append(
+            "- The machine's own 2-process ceiling at the start of each round (2 processes "
+            "decoding a JPEG in a loop, no provmark code, against 1): "
+            + ", ".join(f"{c:.2f}x" for c in ceilings)
+            + ". Other jobs on the shared machine took the rest.")
     if prof:
         total = sum(prof.values())
         lines += ["", "Where the time goes (one process, one Numba thread, median ms per "

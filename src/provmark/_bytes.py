@@ -8,7 +8,7 @@ which output format and quality are used (:func:`output_format`,
 errors as reading a file), encoding is :func:`provmark._io.encode_image` (and
 :func:`provmark._label.encode_labelled` for the label layers): nothing here
 encodes pixels itself, so a file marked through the bytes API, the command line,
-the batch engine or an integration is byte for byte the same.
+the batch engine (local or Ray) or the HTTP service is byte for byte the same.
 
 Carried from the input into the output: the EXIF block, the ICC profile and the
 XMP packet (byte for byte; :func:`label_bytes` adds the GB 45438 label to that
@@ -204,7 +204,7 @@ def embed_bytes(data: bytes, payload: Payload, *, key: bytes | str | None = None
     EXIF block, the ICC profile and the XMP packet byte for byte (and PNG text chunks
     when the output is PNG). The result is the same bytes as
     ``encode_image(embed(pixels), ...)`` with that metadata: the command line, the
-    batch engine and the integrations all go through this function.
+    batch engine (local and Ray) and the HTTP service all go through this function.
 
     Parameters
     ----------

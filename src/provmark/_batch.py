@@ -409,6 +409,8 @@ class Options:
     position: str = "bottom-right"
     max_pixels: int | None = None
     measure: bool = False
+    #: C2PA signing credentials (label mode): a provmark.c2pa.C2paSigner, or None.
+    c2pa: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("embed", "label"):
@@ -423,7 +425,12 @@ class Options:
         from ._keys import key_fingerprint
 
         fields = {k: v for k, v in asdict(self).items()
-                  if k not in ("key", "overwrite", "max_pixels", "measure")}
+                  if k not in ("key", "overwrite", "max_pixels", "measure", "c2pa")}
+        # The C2PA signer by its certificate chain and algorithm, never its key. (A C2PA
+        # signature is not deterministic: manifest UUID, ECDSA nonce; outputs signed
+        # twice differ in their bytes.)
+        fields["c2pa"] = None if self.c2pa is None else [
+            hashlib.sha256(self.c2pa.certificate_chain).hexdigest()[:16], self.c2pa.algorithm]
         if self.mode == "embed":
             for k in ("content_producer", "explicit", "text", "position"):
                 fields.pop(k)
@@ -576,7 +583,7 @@ def mark_item(task: Task, data: bytes, options: Options) -> Row:
                 quality=options.quality, explicit=options.explicit, text=options.text,
                 position=options.position, strength=options.strength,
                 min_psnr=options.min_psnr, adapt=options.adapt, what=task.input,
-                measure=options.measure)
+                measure=options.measure, c2pa=options.c2pa)
         reused = write_output(task.output, enc.data, overwrite=options.overwrite,
                               source=task.input)
     except Exception as exc:  # noqa: BLE001 - one bad item never stops the run
@@ -1334,6 +1341,8 @@ class ScanJob:
     tamper: bool = True
     html: str | None = None
     overwrite: bool = False
+    #: PEM trust anchors for the C2PA signer (inspect), or None.
+    c2pa_trust: str | None = field(default=None, repr=False)
 
 
 def scan_item(job: ScanJob) -> ScanResult:
@@ -1354,7 +1363,7 @@ def scan_item(job: ScanJob) -> ScanResult:
         else:
             try:
                 result = provmark.inspect(data, key=job.key, search=job.search,
-                                          tamper=job.tamper)
+                                          tamper=job.tamper, c2pa_trust=job.c2pa_trust)
             except ImageError as exc:  # name the file, not "<bytes>"
                 raise ImageError(str(exc).replace("<bytes>", job.input)) from None
             result = dataclasses.replace(result, source=job.input)

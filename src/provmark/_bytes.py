@@ -164,10 +164,11 @@ def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: st
                           explicit: bool = True, text: str = "AI生成",
                           position: str = "bottom-right", strength: float = 1.0,
                           min_psnr: float = 40.0, adapt: bool = True,
-                          what: str = "<bytes>", measure: bool = False) -> Encoded:
+                          what: str = "<bytes>", measure: bool = False, c2pa=None) -> Encoded:
     """:func:`label_bytes` returning an :class:`Encoded` (with the notes instead of
     warnings, the signed label and the visible label's box); ``what`` names the
-    input in error messages; ``measure`` also computes the PSNR."""
+    input in error messages; ``measure`` also computes the PSNR; ``c2pa`` (a
+    :class:`provmark.c2pa.C2paSigner`) signs a C2PA manifest into the output."""
     _check_data(data)
     if format is not None:
         output_format(format, "PNG")
@@ -179,7 +180,8 @@ def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: st
     t0 = time.perf_counter()
     labelled = label(src.rgb, payload, content_producer=content_producer,
                      produce_id=produce_id, key=key, explicit=explicit, text=text,
-                     position=position, strength=strength, min_psnr=min_psnr, adapt=adapt)
+                     position=position, strength=strength, min_psnr=min_psnr, adapt=adapt,
+                     c2pa=c2pa)
     seconds = time.perf_counter() - t0
     out = encode_labelled(labelled, fmt, quality=q, lossless=lossless, **src.metadata)
     h, w = src.rgb.shape[:2]
@@ -263,7 +265,7 @@ def label_bytes(data: bytes, payload: Payload, *, content_producer: str, produce
                 key: bytes | str | None = None, format: str | None = None,
                 quality: int | None = None, explicit: bool = True, text: str = "AI生成",
                 position: str = "bottom-right", strength: float = 1.0,
-                min_psnr: float = 40.0, adapt: bool = True) -> bytes:
+                min_psnr: float = 40.0, adapt: bool = True, c2pa=None) -> bytes:
     """All three GB 45438 labels on an encoded image, returned as an encoded image.
 
     :func:`provmark.label` (visible label, then the watermark over the final
@@ -286,6 +288,8 @@ def label_bytes(data: bytes, payload: Payload, *, content_producer: str, produce
         As in :func:`embed_bytes`.
     explicit, text, position, strength, min_psnr, adapt : optional
         As in :func:`provmark.label`.
+    c2pa : provmark.c2pa.C2paSigner, optional
+        Also sign a C2PA manifest into the output (see :func:`provmark.label`).
 
     Returns
     -------
@@ -312,7 +316,7 @@ def label_bytes(data: bytes, payload: Payload, *, content_producer: str, produce
     res = encode_labelled_bytes(
         data, payload, content_producer=content_producer, produce_id=produce_id, key=key,
         format=format, quality=quality, explicit=explicit, text=text, position=position,
-        strength=strength, min_psnr=min_psnr, adapt=adapt)
+        strength=strength, min_psnr=min_psnr, adapt=adapt, c2pa=c2pa)
     _warn(res.notes)
     return res.data
 

@@ -274,6 +274,31 @@ def _row_json(row, mode: str) -> dict:
     return d
 
 
+def _c2pa_signer(args):
+    """``--c2pa-cert``/``--c2pa-key`` as a C2paSigner (None without them); checked
+    before any work, with the payload label C2PA can state (1)."""
+    from .c2pa import C2paError, C2paUnavailableError, check_signing, signer_from_args
+    from ._payload import Payload
+
+    try:
+        signer = signer_from_args(args)
+        if signer is not None:
+            check_signing(Payload(0, 0, label=args.label))
+    except (C2paError, C2paUnavailableError) as exc:
+        raise _UsageError(str(exc)) from None
+    return signer
+
+
+def _c2pa_trust(args):
+    """``--c2pa-trust`` as PEM text (None without it)."""
+    from .c2pa import C2paError, trust_from_args
+
+    try:
+        return trust_from_args(args)
+    except C2paError as exc:
+        raise _UsageError(str(exc)) from None
+
+
 def _mark_command(args, mode: str) -> int:
     """``provmark embed`` and ``provmark label``: one image, or a batch (several
     inputs, a directory or URL prefix, or -o naming a directory)."""
@@ -291,12 +316,13 @@ def _mark_command(args, mode: str) -> int:
     fmt = args.format.lstrip(".") if args.format else None
     if not batch:
         fmt = _single_target(out, sources[0].location, args)
+    signer = _c2pa_signer(args) if mode == "label" else None
     options = _batch.Options(
         mode=mode, key=key, format=fmt, quality=args.quality, strength=args.strength,
         adapt=not args.no_adapt, overwrite=args.force, measure=not batch,
         **({} if mode == "embed" else dict(
             content_producer=args.content_producer, explicit=not args.no_explicit,
-            text=args.text, position=args.position)))
+            text=args.text, position=args.position, c2pa=signer)))
     if mode == "label" and not args.no_explicit:
         _check_visible_label(args.text, args.position)
     if batch:
@@ -610,8 +636,10 @@ def cmd_inspect(args) -> int:
     sources, corpus = _batch.list_sources(args.inputs)
     html_paths = _html_targets(args, [s.location for s in sources]) if args.html else []
     search = True if args.fast else "exhaustive"
+    anchors = _c2pa_trust(args)
     jobs = [_batch.ScanJob(i, s.location, "inspect", key, search,
-                           html=str(html_paths[i]) if args.html else None, overwrite=args.force)
+                           html=str(html_paths[i]) if args.html else None, overwrite=args.force,
+                           c2pa_trust=anchors)
             for i, s in enumerate(sources)]
     any_error = False
     all_found = True
@@ -718,6 +746,10 @@ def _print_report(rep, say=print) -> None:
     else:
         say(f"  watermark: absent ({det.reason}; sync z={det.sync_score:.1f})")
     say(f"  integrity: {rep.layers['integrity']}")
+    from .c2pa import report_lines
+
+    for line in report_lines(rep):
+        say(line)
     say(f"  explicit:  {rep.layers['explicit']}")
     ts = rep.tamper_summary
     if ts.get("available"):
@@ -891,6 +923,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--position", default="bottom-right",
                    help="visible label position: top-left, top, top-right, left, right, "
                         "bottom-left, bottom, bottom-right (default)")
+    from .c2pa import add_signing_arguments, add_trust_arguments
+
+    add_signing_arguments(p)
     p.set_defaults(func=cmd_label)
 
     p = add("inspect", "report every label layer of images, whether they agree, and where "
@@ -911,6 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory for several (<stem>.report.html each). Never an input")
     p.add_argument("--force", action="store_true",
                    help="replace existing HTML reports")
+    add_trust_arguments(p)
     p.set_defaults(func=cmd_inspect)
 
     p = add("demo", "embed into the bundled sample photo, compress it, detect, report",

@@ -28,14 +28,14 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 
 # The CPU build of torch first (the diffusers tests need it; a bare `torch` requirement
 # would pull a CUDA build of several GB), then every optional part, then Debian's
-# chromium for the browser tests of the service's page (Playwright cannot download its
-# own browser here; the tests launch /usr/bin/chromium).
+# chromium (the browser tests of the service's page: Playwright cannot download its own
+# browser here) and exiftool (the C2PA tests), see scripts/install-test-tools.sh.
 TORCH_CPU ?= torch==2.13.0
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIPQ) $(TORCH_CPU)
 	$(PIPQ) -e '.[test]'
-	@command -v chromium >/dev/null 2>&1 || scripts/install-chromium.sh
+	@scripts/install-test-tools.sh
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test

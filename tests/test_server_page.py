@@ -24,7 +24,7 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need playwr
                                                   "(pip install playwright)")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (scripts/install-chromium.sh); Playwright "
+    pytest.skip("Debian's chromium is not installed (scripts/install-test-tools.sh); Playwright "
                 "cannot download its own browser here", allow_module_level=True)
 
 from playwright.sync_api import sync_playwright  # noqa: E402

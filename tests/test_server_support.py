@@ -159,7 +159,7 @@ class ServerProcess:
         env = dict(os.environ, **environ())
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "provmark.server", "--config", str(self.config_path)],
+            [sys.executable, "-m", "provmark", "serve", "--config", str(self.config_path)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

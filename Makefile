@@ -49,12 +49,15 @@ install-test: $(VENV)/.installed-test  ## install with the test extras
 demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 	$(VENV)/bin/provmark demo
 
+# Test processes (pytest-xdist): 2 halves the suite's time on the 2-core CI machine.
+TEST_WORKERS ?= 2
+
 test: install-test  ## the full test suite, slow tests included (and the kernels once more without JIT)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
 
 test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; no-JIT run of the nojit kernel tests
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "nojit and not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)

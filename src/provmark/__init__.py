@@ -10,7 +10,10 @@ signed metadata) and :func:`inspect` reads them back into a forensic verdict; th
 metadata and visible-label formats live in :mod:`provmark.metadata` and
 :mod:`provmark.explicit`. :func:`embed_bytes`, :func:`label_bytes` and
 :func:`detect_bytes` do the same on encoded files (PNG, JPEG, WebP bytes in, bytes
-out, keeping EXIF, ICC profile and XMP); :func:`inspect` takes bytes too. Every
+out, keeping EXIF, ICC profile and XMP); :func:`inspect` takes bytes too.
+:mod:`provmark.c2pa` signs and reads C2PA Content Credentials bound to the watermark
+(extra ``provmark[c2pa]``); :mod:`provmark.integrations` holds the diffusers
+watermarker and the Ray engine; :mod:`provmark.server` the HTTP service. Every
 refusal provmark raises on purpose derives from :class:`ProvmarkError`.
 """
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provmark import Payload
+from provmark import PUBLIC_KEY, Payload
 from provmark import _codec
 from provmark._codec import (
     CODE_BITS,
@@ -391,3 +391,19 @@ def test_channel_wrong_key_never_decodes():
 def test_channel_rejects_wrong_length():
     with pytest.raises(ValueError, match="400"):
         _codec.decode_channel(np.zeros(120), KEY)
+
+
+def test_channel_coding_golden_values():
+    # docs/format.md section 7.6: the worked example, pinned. A change here breaks every
+    # mark already written: it is a new format version, never a silent edit.
+    p = Payload(provider=7, content_id=42, label=1)
+    k = PUBLIC_KEY
+    data = p.to_bytes()
+    assert data.hex() == "280000380000000150"
+    assert _codec._crc(data).hex() == "6fdfc100"
+    assert bytes(_codec._rs().encode(data + _codec._crc(data))).hex() == (
+        "2800003800000001506fdfc1005c6c")
+    assert np.packbits(_codec.encode(p, k)).tobytes().hex() == "34cb5ed4a42d2bc005304af551180e"
+    assert np.packbits(_codec.encode_channel(p, k)).tobytes().hex() == (
+        "01f20bed602b7c1d6185db0d34f03f294d96ccaa4c4c3cc7d07c00ee6a1c4ad851eef20d0c78ae455faf40a0"
+        "3e46b80da1f0")

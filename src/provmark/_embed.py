@@ -548,7 +548,7 @@ def embed(image, payload: Payload, *, key: bytes | str | None = None,
     References
     ----------
     B. Chen and G. Wornell, "Quantization index modulation", IEEE Trans. Inf. Theory
-    47(4), 2001. C. Ourique et al., "Angle QIM: a novel watermark embedding scheme
+    47(4), 2001. F. Ourique et al., "Angle QIM: a novel watermark embedding scheme
     robust against amplitude scaling distortions", ICASSP 2005.
 
     Examples

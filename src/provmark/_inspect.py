@@ -208,8 +208,8 @@ def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
         Compute the tamper map when the watermark is found (about 20-50 ms).
     search : bool or "exhaustive", default "exhaustive"
         Passed to :func:`provmark.detect`. A forensic report tries everything by
-        default: ``"exhaustive"`` also finds resized or rotated copies of sources
-        under 0.6 MP, at 2-4 s more when no mark is found; ``True`` is the fast
+        default: ``"exhaustive"`` also finds resized or rotated copies whose
+        template is too weak to find, at 2-4 s more when no mark is found; ``True`` is the fast
         search of ``detect``'s default.
     c2pa_trust : bytes, str, path or None
         PEM trust anchors for the C2PA signer (e.g. the C2PA trust list or a

@@ -6,7 +6,7 @@ about one tile carries the full codeword (DESIGN.md section 3, "tiling for
 cropping"). Each block carries :data:`PAIRS_PER_BLOCK` symbols, so a tile has 512
 symbol slots. A keyed permutation assigns them to:
 
-* the 400 channel bits of the payload (its 200 Reed-Solomon bits through the inner
+* the 400 channel bits of the payload (its 120 Reed-Solomon code bits through the inner
   convolutional code, :mod:`provmark._codec`), scattered so that a local defect such
   as a strong edge or a flat patch hits unrelated bits, and
 * 112 keyed pilot bits, whose correlation measures the presence and the alignment

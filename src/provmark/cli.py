@@ -889,8 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "searched")
     p.add_argument("--exhaustive", action="store_true",
                    help="if nothing is found, also sweep rotations (+-6 deg) and scales "
-                        "(0.4-3.0) one by one: finds resized or rotated copies of sources "
-                        "under 0.6 MP (which carry no template); 2-4 s more per unmarked image")
+                        "(0.4-3.0) one by one: finds resized or rotated copies whose template "
+                        "is too weak to find; 2-4 s more per unmarked image")
     p.set_defaults(func=cmd_detect)
 
     p = add("check", "say whether an image can carry the mark, and how robustly",
@@ -939,7 +939,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true",
                    help="skip the exhaustive scale/rotation sweep that inspect runs when the "
                         "mark is not found at once (2-4 s per image; it finds resized or "
-                        "rotated copies of sources under 0.6 MP)")
+                        "rotated copies whose template is too weak to find)")
     p.add_argument("--html", metavar="OUT",
                    help="also write a self-contained HTML forensic report (verdict, layers, "
                         "image, tamper map, metadata): OUT is a .html file for one image, a "

@@ -1,4 +1,4 @@
-"""The grid search of provmark._sync and its every-phase retry in detect()."""
+"""The grid search of provmark._sync: pixel phases, tile phases, the every-phase search."""
 
 from __future__ import annotations
 
@@ -43,6 +43,44 @@ def test_batched_phase_scores_agree_with_the_block_kernel():
         assert (ty, tx) == (ty1, tx1) and z == pytest.approx(z1, rel=1e-5)
 
 
+def test_grid_pairs_read_from_the_maps_match_the_block_kernel():
+    """detect() decodes candidates of a searched plane from its coefficient maps:
+    the same pairs as the block kernel, every phase and size (a plane whose last
+    rows or columns hold no whole block at that phase included)."""
+    from provmark._detect import grid_pairs
+
+    y = np.random.default_rng(6).uniform(0, 255, (301, 338)).astype(np.float32)
+    maps = _sync.pair_coefficient_maps(y)
+    for oy, ox in ((0, 0), (3, 14), (13, 2), (15, 15)):
+        direct = grid_pairs(y, oy, ox)
+        from_maps = grid_pairs(y, oy, ox, maps)
+        assert from_maps.shape == direct.shape and from_maps.flags.c_contiguous
+        np.testing.assert_allclose(from_maps, direct, rtol=1e-4, atol=2e-3)
+
+
+def test_a_search_with_maps_scores_few_new_phases_from_them(monkeypatch):
+    """Once a plane's maps exist, a later search round (the refinement around the
+    best phases, fewer than BATCH_PHASES) reads them instead of running the block
+    kernel once per phase (the scores are the batch's: every phase reads the blocks
+    of the phase that fits the fewest)."""
+    y = np.random.default_rng(7).uniform(0, 255, (1040, 1880)).astype(np.float32)
+    key = normalize_key(None)
+    scored = _sync.PhaseScores()
+    _sync.search(y, key, scored=scored)
+    assert scored.maps is not None and len(scored) > 64
+    before = set(scored)
+    calls = []
+    monkeypatch.setattr(_sync, "_phase_candidates",
+                        lambda *a: calls.append(a) or (0.0, 0, 0))
+    _sync.search(y, key, scored=scored, near=(7, 9))
+    assert not calls
+    new = sorted(set(scored) - before)
+    assert new
+    batch = _sync._phase_candidates_batch(scored.maps, key, new)
+    for phase, (z, ty, tx) in zip(new, batch):
+        assert (scored[phase].z, scored[phase].ty, scored[phase].tx) == (z, ty, tx)
+
+
 def test_every_phase_scores_all_pixel_phases():
     y = np.random.default_rng(0).uniform(0, 255, (1040, 1880)).astype(np.float32)
     key = normalize_key(None)
@@ -52,15 +90,12 @@ def test_every_phase_scores_all_pixel_phases():
     assert n_step < n_all
 
 
-def test_every_phase_retry_finds_what_the_step_two_grid_misses(photo_factory, monkeypatch):
+def test_every_phase_search_finds_what_the_step_two_grid_misses(photo_factory, monkeypatch):
     """Rocket at 1024x1024 after JPEG 60 + crop to 71% + brightness x0.5: the pilot
-    keeps its score only within a pixel of the true phase, so the step-2 grid's
-    candidates miss it; detect() then tries every phase and decodes. (Run with the
-    template's locks refused and the step-2 grid used from 1024 blocks up, as when
-    this copy met the retry: today the template or the every-phase search find it
-    first.)"""
+    keeps its score only within a pixel of the true phase, so a step-2 grid's
+    candidates miss it, and copies of this size (0.53 MP) are searched at every
+    phase. (The template's locks are refused, so the blind search must find it.)"""
     monkeypatch.setattr(provmark._detect, "LOCK_Z", float("inf"))
-    monkeypatch.setattr(_sync, "EVERY_PHASE_BELOW_BLOCKS", 1024)
     img = photo_factory("rocket", 1024, 1024)
     payload, key = provmark.Payload(1000, 77), normalize_key("retry-0")
     marked = provmark.embed(img, payload, key=key)
@@ -70,8 +105,11 @@ def test_every_phase_retry_finds_what_the_step_two_grid_misses(photo_factory, mo
     truth = (-top % 16, -left % 16, (top + (-top % 16)) // 16 % DITHER_BLOCKS,
              (left + (-left % 16)) // 16 % DITHER_BLOCKS)
     y = read_luma(copy)
-    step_cands, _ = _sync.search(y, key)
-    # The premise: the step-2 search alone does not hold the true grid.
+    assert _sync.phase_step(y) == 1
+    with monkeypatch.context() as m:  # the premise: a step-2 search misses the grid
+        m.setattr(_sync, "EVERY_PHASE_BELOW_BLOCKS", 1024)
+        assert _sync.phase_step(y) == _sync.FINE_STEP
+        step_cands, _ = _sync.search(y, key)
     assert truth not in {(c.oy, c.ox, c.ty, c.tx) for c in step_cands}
     all_cands, _ = _sync.search(y, key, every_phase=True)
     assert (all_cands[0].oy, all_cands[0].ox, all_cands[0].ty, all_cands[0].tx) == truth
@@ -79,4 +117,4 @@ def test_every_phase_retry_finds_what_the_step_two_grid_misses(photo_factory, mo
     assert det.found and det.payload == payload
     assert det.offset == truth[:2]
     assert det.false_alarm_probability <= 1e-9
-    assert det.hypotheses > 256 * DITHER_BLOCKS**2  # the retry is counted
+    assert det.hypotheses >= 256 * DITHER_BLOCKS**2  # every phase is counted

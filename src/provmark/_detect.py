@@ -233,11 +233,16 @@ def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
     return score, coef.shape[0] * coef.shape[1]
 
 
-def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0) -> np.ndarray:
+def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0,
+               maps: np.ndarray | None = None) -> np.ndarray:
     """Coefficient pairs ``(nby, nbx, P, 2)`` of every whole block of the grid at
-    pixel origin ``(oy, ox)``."""
+    pixel origin ``(oy, ox)``; read from ``maps`` (the plane's
+    :func:`provmark._sync.pair_coefficient_maps`) when they were computed already."""
     nby = (y.shape[0] - oy) // BLOCK_PX
     nbx = (y.shape[1] - ox) // BLOCK_PX
+    if maps is not None:
+        grid = maps[:, :, oy::BLOCK_PX, ox::BLOCK_PX][:, :, :nby, :nbx]
+        return np.ascontiguousarray(grid.transpose(2, 3, 0, 1))
     coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
     luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
     return coef
@@ -310,7 +315,7 @@ def hill_climb(n: int, start: int, value) -> int:
 
 def _sweep(y, k, attempts, searched):
     """Exhaustive sweep of rotations (at scale 1) and isotropic scales for copies
-    whose template was not found (sources under 0.6 MP carry none). Appends
+    whose template was not found (too weak in the copy's spectrum). Appends
     decoding attempts; returns the number of hypotheses and a summary for
     ``Detection.details``."""
     from ._sync import (SWEEP_MAX_PIXELS, SWEEP_MIN_SIDE, SWEEP_PHASE_STEP, SWEEP_RATIO,
@@ -396,24 +401,24 @@ def _is_near_identity(g) -> bool:
 
 
 def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
-              tx: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+              tx: int = 0, maps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """The plain folded tile (T, T, P), the calibrated code scores (flat) and the
     number of blocks read, for the grid at pixel origin ``(oy, ox)`` and tile phase
-    ``(ty, tx)``."""
-    coef = grid_pairs(y, oy, ox)
+    ``(ty, tx)`` (``maps``: see :func:`grid_pairs`)."""
+    coef = grid_pairs(y, oy, ox, maps)
     score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
     return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
 
 
-def _decode_candidates(plane, k, cands, geo, attempts, searched) -> bool:
+def _decode_candidates(plane, k, cands, geo, attempts, searched, maps=None) -> bool:
     """Decode the candidates not yet tried on ``plane`` (appended to ``attempts``)
-    until one decodes; returns whether one did."""
+    until one decodes; returns whether one did (``maps``: see :func:`grid_pairs`)."""
     tried = {(a["cand"].oy, a["cand"].ox, a["cand"].ty, a["cand"].tx)
              for a in attempts if a["plane"] is plane}
     for cand in cands:
         if (cand.oy, cand.ox, cand.ty, cand.tx) in tried:
             continue
-        attempts.append(_attempt(plane, k, cand, searched))
+        attempts.append(_attempt(plane, k, cand, searched, maps))
         attempts[-1]["geometry"] = geo
         if attempts[-1]["result"].payload is not None:
             return True
@@ -522,8 +527,8 @@ def _lock_resampled(y, k, geo, factor, summary):
     return (plane, (oy, ox), geo) if z >= LOCK_Z else None
 
 
-def _attempt(y, k, cand, pilot_hypotheses):
-    score, code_score, nblocks = read_grid(y, k, cand.oy, cand.ox, cand.ty, cand.tx)
+def _attempt(y, k, cand, pilot_hypotheses, maps=None):
+    score, code_score, nblocks = read_grid(y, k, cand.oy, cand.ox, cand.ty, cand.tx, maps)
     ev = evaluate(score, k, hypotheses=1, code_score=code_score)
     ev["blocks"] = nblocks
     ev["cand"] = cand
@@ -547,13 +552,11 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
         The key used at embedding; ``None`` is the public default key.
     search : bool or "exhaustive", default True
         ``True``: when the aligned grid does not decode, estimate the geometry from
-        the template and search the grid offset (crops, and resizes/rotations of
-        sources from 0.6 MP up); copies of 0.26-1 MP that do not decode on the
-        step-2 pixel grid are searched again at every pixel phase.
+        the template and search the grid offset (crops, resizes, rotations and
+        aspect changes whose template is visible in the copy's spectrum).
         ``"exhaustive"``: when nothing decoded, also sweep
         rotations (+-6 degrees) and scales (0.4 to 3.0) one hypothesis at a time
-        (rotated or resized copies of sources under 0.6 MP, which carry no
-        template); about 2-4 s more on a 512x512 image that carries no mark. ``False``:
+        (rotated or resized copies whose template was too weak to find); about 2-4 s more on a 512x512 image that carries no mark. ``False``:
         the aligned grid only.
 
     Returns
@@ -613,7 +616,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
            ) -> tuple[Detection, GridLocation]:
     """:func:`detect`, plus the grid location of the best decoding attempt (for
     per-region analysis such as the tamper map)."""
-    from ._sync import FINE_STEP, PhaseScores, SyncCandidate, phase_step
+    from ._sync import PhaseScores, SyncCandidate
     from ._sync import search as sync_search
 
     if search not in (True, False, "exhaustive"):
@@ -643,20 +646,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
             found_cands, n = sync_search(y, k, top=SEARCH_DECODES, scored=scored_on_y)
             searched += n - n_before  # n counts every phase ever scored on y
             candidates = found_cands
-            _decode_candidates(y, k, found_cands, None, attempts, searched)
-        if attempts[-1]["result"].payload is None and phase_step(y) == FINE_STEP:
-            # A copy of moderate size (0.26-1 MP) searched on the step-2 grid: after
-            # strong compression the pilot can keep its score only within a pixel of
-            # the true phase (rocket, 1024 source, JPEG 60 + crop 71% + brightness
-            # x0.5: z 7.7-8.4 there, under 4.5 one pixel off, so the coarse grid missed
-            # it). Every phase is tried before giving up; it costs only copies that
-            # have not decoded (0.45 ms a phase at 727x727).
-            n_before = len(scored_on_y) * DITHER_BLOCKS**2
-            found_cands, n = sync_search(y, k, top=SEARCH_DECODES, every_phase=True,
-                                         scored=scored_on_y)
-            searched += n - n_before
-            if _decode_candidates(y, k, found_cands, None, attempts, searched):
-                candidates = found_cands
+            _decode_candidates(y, k, found_cands, None, attempts, searched, scored_on_y.maps)
         if search == "exhaustive" and attempts[-1]["result"].payload is None:
             searched, sweep_summary = _sweep(y, k, attempts, searched)
     decoded = [a for a in attempts if a["result"].payload is not None]

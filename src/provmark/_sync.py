@@ -34,10 +34,13 @@ _C64 = DCT8_64
 COARSE_STEP = 4
 FINE_STEP = 2
 #: Images with fewer blocks than this use FINE_STEP, and with fewer than
-#: EVERY_PHASE_BELOW_BLOCKS (under about 0.26 MP) every pixel phase. When a FINE_STEP
-#: search does not decode, detect() searches again at every phase
-#: (``search(..., every_phase=True)``): after strong compression the pilot can keep its
-#: score only within a pixel of the true phase.
+#: EVERY_PHASE_BELOW_BLOCKS (under about 1 MP) every pixel phase: after strong
+#: compression the pilot can keep its score only within a pixel of the true phase
+#: (rocket, 1024 source, JPEG 60 + crop 71% + brightness x0.5: z 7.7-8.4 there,
+#: under 4.5 one pixel off). Larger copies hold enough blocks for the coarser grid;
+#: searching 1-2 MP copies again at every phase found nothing more (36 copies of
+#: the >2 MP corpus images after that attack and 36 after a 50% crop, benchmarks/
+#: RESULTS.md) and doubled the time of an unmarked 1080p image.
 FINE_STEP_BELOW_BLOCKS = 8192
 EVERY_PHASE_BELOW_BLOCKS = 4096
 #: The best coarse phases refined at every pixel around them.
@@ -221,7 +224,9 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False
 
     def score_all(phases) -> None:
         todo = sorted({(oy % BLOCK_PX, ox % BLOCK_PX) for oy, ox in phases} - scored.keys())
-        if len(todo) >= BATCH_PHASES and min(y.shape) >= 2 * BLOCK_PX:
+        # Once the maps exist every phase is read from them, however few are new.
+        if scored.maps is not None or (len(todo) >= BATCH_PHASES
+                                       and min(y.shape) >= 2 * BLOCK_PX):
             if scored.maps is None:
                 scored.maps = pair_coefficient_maps(y)
             results = _phase_candidates_batch(scored.maps, key, todo)
@@ -246,7 +251,7 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False
     return best, len(scored) * DITHER_BLOCKS * DITHER_BLOCKS
 
 
-#: Exhaustive scale sweep (sources without a template, i.e. under 0.6 MP): the grid
+#: Exhaustive scale sweep (copies whose template was not found): the grid
 #: scales tried, geometric steps of 0.4%. The pilot score falls to the null level
 #: about 0.4% off the true scale on a 512x512 source (measured: z 11.3 at the scale,
 #: 5.8 at +0.38%), so the step keeps every scale within 0.2% of a tried one.
@@ -260,8 +265,8 @@ SWEEP_ROTATION_MAX = 6.0
 #: Pixel-phase step of the sweep's quick score (the full search refines).
 SWEEP_PHASE_STEP = 4
 #: Resampled planes smaller than this (pixels, either side) are not scored, nor are
-#: those larger than the largest source that might carry no usable template (the
-#: template is embedded from 0.6 MP up; some 1 MP sources' templates do not score).
+#: those larger than the sweep can afford (larger sources' templates are seen at
+#: their stronger lattice factors; some 1 MP sources' templates do not score).
 SWEEP_MIN_SIDE = 192
 SWEEP_MAX_PIXELS = 1_200_000
 

@@ -286,7 +286,7 @@ LOCK_Z = 5.5
 LOCK_WINDOW = 1024
 MAX_PLANE_PIXELS = 40_000_000
 #: Geometry estimates of the template search that are resampled and locked.
-TEMPLATE_ESTIMATES = 2
+TEMPLATE_ESTIMATES = 3
 #: True resize factors considered when reading an apparent template scale as a
 #: source's lattice factor (:func:`provmark._template.template_factor`).
 RESIZE_RANGE = (0.15, 6.0)

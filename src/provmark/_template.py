@@ -146,12 +146,20 @@ def whitened_spectrum(y: np.ndarray) -> np.ndarray:
     return mag / (cv2.blur(mag, (9, 9)) + 1e-6)
 
 
-def coarse_grid() -> tuple[np.ndarray, np.ndarray, int]:
-    """Scales, rotations (degrees) and dilation width of the coarse search: steps
-    that move a peak by about one bin on a spectrum of :data:`MAX_SPECTRUM_SIDE`
-    pixels or fewer, so that a 3x3 dilation covers them (a 5x5 dilation with
-    coarser steps raised the null level and lost x1.5 copies of a 0.87 MP photo)."""
-    scales = np.exp(np.linspace(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]), 240))
+#: Scales of the coarse search on a spectrum of :data:`MAX_SPECTRUM_SIDE` pixels; a
+#: smaller spectrum has wider bins and gets proportionally fewer (at least half).
+COARSE_SCALES = 240
+
+
+def coarse_grid(side: int = 1024) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scales, rotations (degrees) and dilation width of the coarse search on a
+    spectrum whose longer side is ``side``: scale steps that move a peak by the same
+    number of bins at every size (a 3x3 dilation covers about one; a 5x5 dilation
+    with coarser steps raised the null level and lost x1.5 copies of a 0.87 MP
+    photo)."""
+    n = max(COARSE_SCALES // 2, round(COARSE_SCALES * min(side, MAX_SPECTRUM_SIDE)
+                                      / MAX_SPECTRUM_SIDE))
+    scales = np.exp(np.linspace(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]), n))
     rotations = np.arange(-MAX_ROTATION, MAX_ROTATION + 0.01, 1.0)
     return scales, rotations, 3
 
@@ -258,7 +266,7 @@ def estimate_affine(y: np.ndarray, key: bytes, top: int = 1) -> list[AffineEstim
         oy, ox = max(0, (h - MAX_SPECTRUM_SIDE) // 2), max(0, (w - MAX_SPECTRUM_SIDE) // 2)
         y = y[oy:oy + MAX_SPECTRUM_SIDE, ox:ox + MAX_SPECTRUM_SIDE]
     spec = whitened_spectrum(y)
-    scales, rotations, dil = coarse_grid()
+    scales, rotations, dil = coarse_grid(max(y.shape))
     tolerant = cv2.dilate(spec, np.ones((dil, dil), np.uint8))
     # Scale pairs up to MAX_ASPECT apart (the aspect changes searched).
     band = int(np.log(MAX_ASPECT) / np.log(scales[1] / scales[0]))

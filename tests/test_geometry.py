@@ -115,6 +115,31 @@ def test_detect_after_geometric_attacks(marked_1024, attack):
     assert provmark.detect(copy, key=b"not the key").payload is None
 
 
+def test_a_near_miss_climbs_to_the_lock(marked_1024):
+    """A geometry 0.6% and 0.15 degrees off the truth locks under LOCK_Z on a
+    512-px copy; the climb reaches the lock and ends nearer the truth. An unmarked
+    copy does not climb to a lock from the same start."""
+    from provmark import _detect
+    from provmark._sync import hypothesis_matrix
+
+    img, marked, _ = marked_1024
+    truth = np.diag([0.5, 0.5])
+    off = hypothesis_matrix(1.0, 0.15) @ truth @ np.diag([1.006, 0.994])
+    geo = _template.AffineEstimate(off, 0.0, 0.5, 0.5, 0.15, 1)
+    y = read_luma(cv2.resize(marked, (512, 512), interpolation=cv2.INTER_AREA))
+    start = _template.phase_lock(np.ascontiguousarray(_template.warp_to_grid(y, off),
+                                                      np.float32), KEY, 1)[0]
+    assert _detect.NEAR_LOCK_Z - 1.5 < start < _detect.LOCK_Z
+    climbed = _detect._climb_to_lock(y, KEY, geo, 1, start)
+    assert climbed is not None
+    end = _template.phase_lock(np.ascontiguousarray(
+        _template.warp_to_grid(y, climbed.matrix), np.float32), KEY, 1)[0]
+    assert end >= _detect.LOCK_Z
+    assert np.abs(climbed.matrix - truth).max() < np.abs(off - truth).max()
+    plain = read_luma(cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA))
+    assert _detect._climb_to_lock(plain, KEY, geo, 1, _detect.NEAR_LOCK_Z) is None
+
+
 def test_warp_to_grid_inverts_a_known_resize(marked_1024):
     _, marked, _ = marked_1024
     y = read_luma(marked)

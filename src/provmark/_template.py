@@ -243,6 +243,11 @@ def _scales_rotation(a: np.ndarray) -> tuple[float, float, float]:
 MAX_SPECTRUM_SIDE = 1024
 
 
+#: Refined estimates whose matrices differ by less than this (relative to their
+#: largest entry) are the same geometry: the next coarse cell is taken instead.
+SAME_ESTIMATE = 2e-3
+
+
 def estimate_affine(y: np.ndarray, key: bytes, top: int = 1) -> list[AffineEstimate]:
     """The ``top`` best distinct estimates (best first) of the resize (per axis) and
     rotation of a copy, from the template's base constellation.
@@ -307,6 +312,9 @@ def estimate_affine(y: np.ndarray, key: bytes, top: int = 1) -> list[AffineEstim
         a = np.linalg.inv(m).T  # g = A^-T f  =>  A = (M)^-T with M = A^-T
         score = float(_gather(spec, (m @ tpl.freqs.T).T).mean())
         a = a * down  # the reduced copy's geometry, read on the copy itself
+        if any(np.allclose(a, e.matrix, rtol=0.0, atol=SAME_ESTIMATE * float(np.abs(a).max()))
+               for e in out):
+            continue  # two coarse cells refined to the same geometry: keep looking
         out.append(AffineEstimate(a, score, *_scales_rotation(a), hyps))
         if len(out) == top:
             break

@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
+from ._detect import SOFT_RELATIVE, SOFT_SCALE
 from ._layout import BLOCK_PX, DITHER_BLOCKS, N_PILOT, PAIRS, TILE_BLOCKS, keyed_layout
 from .kernels import DCT8_64, fold_phase_features, luma_pair_coeffs
 
@@ -48,10 +49,9 @@ REFINE_TOP = 2
 #: Pixel phases scored around the template's phase lock (each direction): the lock is
 #: an integer shift of a plane that resampling may have moved by a fraction of a pixel.
 LOCK_RADIUS = 1
-#: Relative part of the pilot feature's weight ``r / (s + FEATURE_REL * r)`` and the
-#: share of the median radius that sets ``s``.
-FEATURE_REL = 0.3
-FEATURE_SCALE = 0.25
+#: The pilot feature's weight ``r / (s + SOFT_RELATIVE * r)``, ``s`` = SOFT_SCALE x the
+#: median radius: the same noise model (a floor plus a part proportional to the
+#: pair's radius) as the soft scores the decoder folds, from the same constants.
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,10 @@ def block_features(coef: np.ndarray) -> np.ndarray:
     r = np.abs(c)
     lead = r.shape[:-3]
     med = np.median(r.reshape(lead + (-1,)), axis=-1).reshape(lead + (1, 1, 1))
-    scale = np.maximum(med * FEATURE_SCALE, 1e-3)
+    scale = np.maximum(med * SOFT_SCALE, 1e-3)
     unit2 = c / np.maximum(r, 1e-12)  # 0 where r is 0
     unit2 *= unit2
-    return (r / (scale + FEATURE_REL * r)) * (unit2 * unit2)
+    return (r / (scale + SOFT_RELATIVE * r)) * (unit2 * unit2)
 
 
 def tile_phase_scores(features: np.ndarray, key: bytes) -> np.ndarray:
@@ -179,7 +179,7 @@ def _phase_candidates_batch(maps: np.ndarray, key: bytes, phases: list[tuple[int
     oys = np.array([p[0] for p in phases], np.int64)
     oxs = np.array([p[1] for p in phases], np.int64)
     folded = np.empty((len(phases), PAIRS.shape[0], DITHER_BLOCKS, DITHER_BLOCKS), np.complex128)
-    fold_phase_features(maps, oys, oxs, nby, nbx, BLOCK_PX, FEATURE_SCALE, FEATURE_REL, folded)
+    fold_phase_features(maps, oys, oxs, nby, nbx, BLOCK_PX, SOFT_SCALE, SOFT_RELATIVE, folded)
     z = folded_phase_scores(folded, key)
     return [_best_tile_phase(zi) for zi in z]
 

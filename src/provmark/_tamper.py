@@ -75,7 +75,7 @@ from . import _codec
 from ._keys import normalize_key
 from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
-from .kernels import ANGLE_PERIOD, DCT8_64, luma_pair_coeffs
+from .kernels import DCT8_64, aqim_soft_observe, luma_pair_coeffs
 
 #: Variance of ``sin(pi/8 - |e|)`` for ``e`` uniform on ``[-pi/4, pi/4)`` (null).
 NULL_VARIANCE = 0.5 - math.sin(math.pi / 4) / (math.pi / 2)
@@ -284,18 +284,16 @@ def symbol_evidence(plane: np.ndarray, oy: int, ox: int, ty: int, tx: int,
     nbx = (y.shape[1] - ox) // BLOCK_PX
     coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
     luma_pair_coeffs(y, oy, ox, PAIRS, DCT8_64, coef)
-    c1 = coef[..., 0].astype(np.float64)
-    c2 = coef[..., 1].astype(np.float64)
-    radius = np.hypot(c1, c2)
-    iy = (np.arange(nby) + ty)[:, None]
-    ix = (np.arange(nbx) + tx)[None, :]
-    bits = tile_bits[iy % TILE_BLOCKS, ix % TILE_BLOCKS]
-    dith = dither[iy % DITHER_BLOCKS, ix % DITHER_BLOCKS]
-    base = dith + bits * (ANGLE_PERIOD / 2.0)
-    theta = np.arctan2(c2, c1)
-    err = theta - base
-    err -= ANGLE_PERIOD * np.floor(err / ANGLE_PERIOD + 0.5)
-    u = np.sin(math.pi / 8 - np.abs(err)) / math.sqrt(NULL_VARIANCE)
+    radius = np.hypot(coef[..., 0].astype(np.float64), coef[..., 1].astype(np.float64))
+    # The detector's own demodulation: the decision margin over the radius (a scale
+    # of 1e-30 in place of 0 keeps a zero pair at 0 instead of 0/0), unclipped, and
+    # the slot each block holds at this tile phase. The margin is
+    # r sin(pi/8 - |err|) for bit 0, its negative for bit 1.
+    margin = np.empty(coef.shape[:3], np.float64)
+    slot = np.empty(coef.shape[:3], np.int64)
+    aqim_soft_observe(coef, dither, ty, tx, TILE_BLOCKS, 1e-30, 1.0, np.inf, margin, slot)
+    bits = tile_bits.reshape(-1)[slot]
+    u = (1.0 - 2.0 * bits) * margin / math.sqrt(NULL_VARIANCE)
     scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
     # A pair below the readable radius has no angle to speak of, yet an intact mark
     # would have put its floor there (flat fills, smooth inpainting): it counts as

@@ -49,9 +49,9 @@ def run(job):
             attacked, (oy, ox, ty, tx) = attack_with_grid(marked, attack, params, rng)
             coef = grid_pairs(read_luma(attacked), oy, ox)
             plain, _ = soft_scores(coef, keyed_layout(k).dither, ty, tx)
-            ok_plain = evaluate(plain, k)["result"].payload == payload
+            ok_plain = evaluate(plain, k).result.payload == payload
             ok_cal = evaluate(plain, k, code_score=calibrated_scores(coef, k, ty, tx)
-                              )["result"].payload == payload
+                              ).result.payload == payload
             rows.append((label, size, ok_plain, ok_cal))
     return rows
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, estimate_affine, grid_shape, phase_lock,
                         refine_affine, template_factor, warp_to_grid)
 from .kernels import DCT8_64, aqim_soft_fold, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
+
+if TYPE_CHECKING:
+    from ._sync import SyncCandidate
 
 _C64 = DCT8_64
 #: Copies smaller than this (pixels, either side) are answered "not found" at once.
@@ -248,8 +252,17 @@ def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0,
     return coef
 
 
-def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
-             code_score: np.ndarray | None = None) -> dict:
+@dataclass(frozen=True)
+class Evaluation:
+    """Pilot statistic and decoding of one folded score tile (:func:`evaluate`)."""
+
+    z: float  # pilot z-score
+    result: _codec.DecodeResult
+    reliability: float  # mean |soft score| of the code bits, scaled to the largest
+
+
+def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
+             ) -> Evaluation:
     """Pilot statistic of one folded score tile, and decoding of its code slots (of
     ``code_score``, the calibrated fold, when given)."""
     layout = keyed_layout(key)
@@ -264,11 +277,8 @@ def evaluate(score: np.ndarray, key: bytes, hypotheses: int = 1,
     soft = -flat[layout.code_slots]
     scale = float(np.mean(np.abs(flat))) or 1.0
     result = _codec.decode_channel(soft / scale, key)
-    p_dec = _codec.false_alarm_per_channel_attempt()
-    fap = min(1.0, hypotheses * p_dec * pilot_p_value(z)) if result.payload else 1.0
     coded = soft / max(float(np.abs(soft).max()), 1e-12)
-    return {"z": z, "result": result, "fap": fap,
-            "reliability": float(np.mean(np.abs(coded)))}
+    return Evaluation(z, result, float(np.mean(np.abs(coded))))
 
 
 #: Grid candidates from the synchronisation search that are decoded.
@@ -313,88 +323,6 @@ def hill_climb(n: int, start: int, value) -> int:
         i = j
 
 
-def _sweep(y, k, attempts, searched):
-    """Exhaustive sweep of rotations (at scale 1) and isotropic scales for copies
-    whose template was not found (too weak in the copy's spectrum). Appends
-    decoding attempts; returns the number of hypotheses and a summary for
-    ``Detection.details``."""
-    from ._sync import (SWEEP_MAX_PIXELS, SWEEP_MIN_SIDE, SWEEP_PHASE_STEP, SWEEP_RATIO,
-                        SWEEP_ROTATION_STEP, quick_score, resample_to_grid, sweep_hypotheses)
-    from ._sync import search as sync_search
-
-    h, w = y.shape
-    hyps = [(s, r) for s, r in sweep_hypotheses()
-            if min(h, w) / s >= SWEEP_MIN_SIDE and h * w / s**2 <= SWEEP_MAX_PIXELS]
-    # Every hypothesis the sweep could score is counted before any decoding, so the
-    # reported bound holds whatever point the sweep stops at.
-    per_hyp = (BLOCK_PX // SWEEP_PHASE_STEP) ** 2 * DITHER_BLOCKS**2
-    searched += len(hyps) * per_hyp
-    tried: set[tuple[float, float]] = set()
-    half_scale = math.sqrt(SWEEP_RATIO)
-    half_angle = SWEEP_ROTATION_STEP / 2
-
-    def try_hypothesis(s0: float, r0: float) -> bool:
-        nonlocal searched
-        near = ((s0 * half_scale, r0), (s0 / half_scale, r0)) if r0 == 0 else (
-            (s0, r0 + half_angle), (s0, r0 - half_angle))
-        for s, r in ((s0, r0),) + near:
-            if (round(s, 6), round(r, 4)) in tried:
-                continue
-            tried.add((round(s, 6), round(r, 4)))
-            plane, a = resample_to_grid(y, s, r)
-            cands, n = sync_search(plane, k, top=SEARCH_DECODES)
-            searched += n
-            geo = AffineEstimate(a, cands[0].z, s, s, r, 0)
-            for cand in cands:
-                attempts.append(_attempt(plane, k, cand, searched))
-                attempts[-1]["geometry"] = geo
-                if attempts[-1]["result"].payload is not None:
-                    return True
-        return False
-
-    scores: dict[tuple[float, float], float] = {}
-
-    def score(s: float, r: float) -> float:
-        if (s, r) not in scores:
-            scores[(s, r)] = quick_score(resample_to_grid(y, s, r)[0], k)
-        return scores[(s, r)]
-
-    # Neighbours on the sweep's own grid (so every hypothesis climbed to is one already
-    # counted): rotations at scale 1, scales at rotation 0.
-    rotations = sorted({r for s, r in hyps if r != 0})
-    scales = sorted({s for s, r in hyps if r == 0})
-
-    def climb(s: float, r: float) -> tuple[float, float]:
-        """Move to the best-scoring neighbour until none is better: the sweep meets
-        the mark on the way out from the identity, often a step or two before the
-        true geometry (a -2 degree copy decoded at -1.5 and reported it)."""
-        on_rotation = r != 0
-        axis = rotations if on_rotation else scales
-
-        def at(j: int) -> tuple[float, float]:
-            return (s, axis[j]) if on_rotation else (axis[j], r)
-
-        return at(hill_climb(len(axis), axis.index(r if on_rotation else s),
-                             lambda j: score(*at(j))))
-
-    for s, r in hyps:
-        if score(s, r) >= SWEEP_TRY_Z and try_hypothesis(*climb(s, r)):
-            break
-    else:
-        for z, s, r in sorted(((z, s, r) for (s, r), z in scores.items()),
-                              reverse=True)[:SWEEP_FINAL]:
-            if try_hypothesis(s, r):
-                break
-    scored = [(z, s, r) for (s, r), z in scores.items()]
-    if not scored:  # a copy too large for any source the sweep covers
-        return searched, {"hypotheses_scored": 0, "of": 0, "best_z": None,
-                          "best_scale": None, "best_rotation": None}
-    best = max(scored)
-    return searched, {"hypotheses_scored": len(scored), "of": len(hyps),
-                      "best_z": round(float(best[0]), 3), "best_scale": round(float(best[1]), 5),
-                      "best_rotation": round(float(best[2]), 2)}
-
-
 def _is_near_identity(g) -> bool:
     return (abs(g.scale_y - 1) < 0.005 and abs(g.scale_x - 1) < 0.005
             and abs(g.rotation) < 0.25)
@@ -408,36 +336,6 @@ def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
     coef = grid_pairs(y, oy, ox, maps)
     score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
     return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
-
-
-def _decode_candidates(plane, k, cands, geo, attempts, searched, maps=None) -> bool:
-    """Decode the candidates not yet tried on ``plane`` (appended to ``attempts``)
-    until one decodes; returns whether one did (``maps``: see :func:`grid_pairs`)."""
-    tried = {(a["cand"].oy, a["cand"].ox, a["cand"].ty, a["cand"].tx)
-             for a in attempts if a["plane"] is plane}
-    for cand in cands:
-        if (cand.oy, cand.ox, cand.ty, cand.tx) in tried:
-            continue
-        attempts.append(_attempt(plane, k, cand, searched, maps))
-        attempts[-1]["geometry"] = geo
-        if attempts[-1]["result"].payload is not None:
-            return True
-    return False
-
-
-def _decode_near(plane, k, lock, geo, attempts, searched, scored=None) -> int:
-    """Pilot search around a phase lock on ``plane`` and decoding of its best
-    candidates (appended to ``attempts``); returns the updated hypothesis count."""
-    from ._sync import PhaseScores
-    from ._sync import search as sync_search
-
-    scored = PhaseScores() if scored is None else scored
-    n_before = len(scored) * DITHER_BLOCKS**2
-    cands, n = sync_search(plane, k, top=SEARCH_DECODES, scored=scored,
-                           near=(lock[0] % BLOCK_PX, lock[1] % BLOCK_PX))
-    searched += n - n_before
-    _decode_candidates(plane, k, cands, geo, attempts, searched)
-    return searched
 
 
 def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[int]:
@@ -455,61 +353,6 @@ def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[int]
             continue  # a source this small would carry a finer lattice
         out.append(f)
     return sorted(out, key=lambda f: abs(math.log(apparent / f)))
-
-
-def _template_search(y, k, attempts, searched, scored_on_y):
-    """Find the grid through the template: first on the copy as it is (a crop: the
-    coherent match gives the pixel phase at once), then resampled by each of the
-    best affine estimates read under each plausible lattice factor. Appends
-    decoding attempts; returns the hypothesis count and a summary of the template
-    search for ``Detection.details``."""
-    summary = {"locks": []}
-    for f in FACTORS:
-        z, oy, ox = phase_lock(y, k, f)
-        summary["locks"].append({"factor": f, "resampled": False, "z": round(z, 2)})
-        if z >= LOCK_Z:
-            searched = _decode_near(y, k, (oy, ox), None, attempts, searched, scored_on_y)
-            if attempts[-1]["result"].payload is not None:
-                return searched, summary
-    estimates = estimate_affine(y, k, top=TEMPLATE_ESTIMATES)
-    if not estimates:
-        return searched, summary
-    searched += estimates[-1].hypotheses
-    best = estimates[0]
-    summary.update(score=best.score, scale_y=best.scale_y, scale_x=best.scale_x,
-                   rotation=best.rotation, used=False)
-    tried: list[AffineEstimate] = []
-    for est in estimates:
-        for f in _plausible_factors(est, y.shape):
-            geo = est.for_factor(f)
-            if _is_near_identity(geo) or any(np.allclose(geo.matrix, g.matrix, atol=2e-3)
-                                             for g in tried):
-                continue  # the copy as it is was locked above, or this one was tried
-            tried.append(geo)
-            locked = _lock_resampled(y, k, geo, f, summary)
-            if locked is None and summary["locks"][-1]["z"] >= NEAR_LOCK_Z:
-                climbed = _climb_to_lock(y, k, geo, f, summary["locks"][-1]["z"])
-                if climbed is not None:
-                    geo = climbed
-                    locked = _lock_resampled(y, k, geo, f, summary)
-            if locked is None:
-                continue
-            # A lock tolerates a geometry error that the pilot does not (0.3 degrees
-            # or 0.5% across a 512-px copy): refine it with the template's windows,
-            # and keep whichever geometry locks more strongly (a refinement misled by
-            # one window took a 1.4982 x 1.4998 estimate locked at z 22 to
-            # 1.4526 x 1.4916, -0.37 degrees, still locked at z 6.8, and lost the mark).
-            refined = geo.with_matrix(refine_affine(y, geo.matrix, k, f))
-            if refined.matrix is not geo.matrix:
-                better = _lock_resampled(y, k, refined, f, summary)
-                if better is not None and better[3] > locked[3]:
-                    locked = better
-            plane, lock, used, _ = locked
-            searched = _decode_near(plane, k, lock, used, attempts, searched)
-            if attempts[-1]["result"].payload is not None:
-                summary["used"] = True
-                return searched, summary
-    return searched, summary
 
 
 #: A resampled lock this strong but under :data:`LOCK_Z` is climbed towards
@@ -558,39 +401,347 @@ def _climb_to_lock(y, k, geo, factor, z):
     return geo.with_matrix(a) if z >= LOCK_Z else None
 
 
-def _lock_resampled(y, k, geo, factor, summary):
-    """Resample the copy onto the grid of ``geo`` and lock the template there;
-    returns ``(plane, (oy, ox), geo, z)`` or None when the lock is under
-    :data:`LOCK_Z` (the attempt is recorded in ``summary``). A plane larger than
+def _lock_resampled(y, k, geo, factor, report) -> _Lock:
+    """Resample the copy onto the grid of ``geo`` and lock the template there (the
+    attempt is recorded in ``report["locks"]``). A plane larger than
     :data:`LOCK_WINDOW` a side is first locked on its central window only: a wrong
     estimate of a large copy then costs a small resampling, not a whole one (an
     unmarked 13 MP photo spent 9.6 s in four full resamplings)."""
     shape = grid_shape(y.shape, geo.matrix)
     if min(shape) < 4 * BLOCK_PX or shape[0] * shape[1] > MAX_PLANE_PIXELS:
-        return None
+        return _Lock(None, (0, 0), geo, 0.0)
     if max(shape) > LOCK_WINDOW:
         window = np.ascontiguousarray(warp_to_grid(y, geo.matrix, LOCK_WINDOW), np.float32)
         z, _, _ = phase_lock(window, k, factor)
         if z < LOCK_Z:
-            summary["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
-                                     "window": LOCK_WINDOW})
-            return None
+            report["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
+                                    "window": LOCK_WINDOW})
+            return _Lock(None, (0, 0), geo, z)
     plane = np.ascontiguousarray(warp_to_grid(y, geo.matrix), dtype=np.float32)
     z, oy, ox = phase_lock(plane, k, factor)
-    summary["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
-                             "scale_y": round(geo.scale_y, 5), "scale_x": round(geo.scale_x, 5),
-                             "rotation": round(geo.rotation, 3)})
-    return (plane, (oy, ox), geo, z) if z >= LOCK_Z else None
+    report["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
+                            "scale_y": round(geo.scale_y, 5), "scale_x": round(geo.scale_x, 5),
+                            "rotation": round(geo.rotation, 3)})
+    return _Lock(plane, (oy, ox), geo, z)
 
 
-def _attempt(y, k, cand, pilot_hypotheses, maps=None):
-    score, code_score, nblocks = read_grid(y, k, cand.oy, cand.ox, cand.ty, cand.tx, maps)
-    ev = evaluate(score, k, hypotheses=1, code_score=code_score)
-    ev["blocks"] = nblocks
-    ev["cand"] = cand
-    ev["pilot_hypotheses"] = pilot_hypotheses
-    ev["plane"] = y
-    return ev
+@dataclass(frozen=True)
+class Attempt:
+    """One decoding of one grid hypothesis on one plane."""
+
+    plane: np.ndarray  # the luma read: the image's own, or a resampled copy
+    cand: SyncCandidate
+    evaluation: Evaluation
+    blocks: int  # 16x16-pixel blocks read
+    #: Grid hypotheses searched (phases, scales, rotations) when this attempt was
+    #: made: the pilot's multiple-testing count (:meth:`_Search.false_alarm`).
+    pilot_hypotheses: int
+    geometry: AffineEstimate | None = None  # set when ``plane`` is resampled
+
+    @property
+    def decoded(self) -> bool:
+        return self.evaluation.result.payload is not None
+
+
+def _attempt(plane, k, cand, pilot_hypotheses, geometry=None, maps=None) -> Attempt:
+    score, code_score, nblocks = read_grid(plane, k, cand.oy, cand.ox, cand.ty, cand.tx, maps)
+    return Attempt(plane, cand, evaluate(score, k, code_score), nblocks, pilot_hypotheses,
+                   geometry)
+
+
+@dataclass(frozen=True)
+class _Lock:
+    """A template lock on a copy resampled by ``geometry``: ``plane`` (None when the
+    copy was not resampled whole), the grid ``origin`` in it, and the lock's z."""
+
+    plane: np.ndarray | None
+    origin: tuple[int, int]
+    geometry: AffineEstimate
+    z: float
+
+    @property
+    def held(self) -> bool:
+        return self.plane is not None and self.z >= LOCK_Z
+
+
+class _Search:
+    """One detection's search: the decoding attempts made so far and the count of
+    grid hypotheses searched, the two inputs of the false-alarm bound
+    (:meth:`false_alarm`). Each stage returns whether a payload was decoded; the
+    search stops at the first that does."""
+
+    def __init__(self, y: np.ndarray, k: bytes):
+        from ._sync import PhaseScores, SyncCandidate
+
+        self.y, self.k = y, k
+        self.hypotheses = 1
+        self.attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
+        self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
+        self.candidates: list[SyncCandidate] = []
+        self.template: dict | None = None  # the template report of Detection.details
+        self.sweep: dict | None = None  # the sweep report of Detection.details
+        self._swept: set[tuple[float, float]] = set()
+
+    @property
+    def decoded(self) -> bool:
+        return any(a.decoded for a in self.attempts)
+
+    def count(self, n: int) -> None:
+        """Add ``n`` grid hypotheses to the bound (every one scored, decoded or not)."""
+        self.hypotheses += n
+
+    def try_candidates(self, plane, cands, geometry=None, maps=None) -> bool:
+        """Decode the candidates not yet tried on ``plane`` until one decodes
+        (``maps``: see :func:`grid_pairs`)."""
+        tried = {(a.cand.oy, a.cand.ox, a.cand.ty, a.cand.tx)
+                 for a in self.attempts if a.plane is plane}
+        for cand in cands:
+            if (cand.oy, cand.ox, cand.ty, cand.tx) in tried:
+                continue
+            self.attempts.append(_attempt(plane, self.k, cand, self.hypotheses, geometry, maps))
+            if self.attempts[-1].decoded:
+                return True
+        return False
+
+    def search_phases(self, plane, scored, **kw) -> list[SyncCandidate]:
+        """The pilot's best grid candidates on ``plane`` (:func:`provmark._sync.search`),
+        counting the phases not scored before."""
+        from ._sync import search as sync_search
+
+        n_before = len(scored) * DITHER_BLOCKS**2
+        cands, n = sync_search(plane, self.k, top=SEARCH_DECODES, scored=scored, **kw)
+        self.count(n - n_before)
+        return cands
+
+    def near(self, plane, origin, geometry=None, scored=None) -> bool:
+        """Pilot search around a template lock's grid origin, then decoding."""
+        from ._sync import PhaseScores
+
+        scored = PhaseScores() if scored is None else scored
+        cands = self.search_phases(plane, scored,
+                                   near=(origin[0] % BLOCK_PX, origin[1] % BLOCK_PX))
+        return self.try_candidates(plane, cands, geometry)
+
+    def lock_on_copy(self) -> bool:
+        """The template's coherent match on the copy as it is (a crop: it gives the
+        pixel phase at once), for each lattice factor."""
+        self.template = {"locks": []}
+        for f in FACTORS:
+            z, oy, ox = phase_lock(self.y, self.k, f)
+            self.template["locks"].append({"factor": f, "resampled": False, "z": round(z, 2)})
+            if z >= LOCK_Z and self.near(self.y, (oy, ox), None, self.on_copy):
+                return True
+        return False
+
+    def resample_estimates(self) -> bool:
+        """The copy resampled by each of the template's best affine estimates, read
+        under each plausible lattice factor, locked and decoded."""
+        estimates = estimate_affine(self.y, self.k, top=TEMPLATE_ESTIMATES)
+        if not estimates:
+            return False
+        self.count(estimates[-1].hypotheses)
+        best = estimates[0]
+        self.template.update(score=best.score, scale_y=best.scale_y, scale_x=best.scale_x,
+                             rotation=best.rotation, used=False)
+        tried: list[AffineEstimate] = []
+        for est in estimates:
+            for f in _plausible_factors(est, self.y.shape):
+                geo = est.for_factor(f)
+                if _is_near_identity(geo) or any(np.allclose(geo.matrix, g.matrix, atol=2e-3)
+                                                 for g in tried):
+                    continue  # the copy as it is was locked above, or this one was tried
+                tried.append(geo)
+                lock = self.lock_estimate(geo, f)
+                if lock is not None and self.near(lock.plane, lock.origin, lock.geometry):
+                    self.template["used"] = True
+                    return True
+        return False
+
+    def lock_estimate(self, geo: AffineEstimate, f: int) -> _Lock | None:
+        """Lock the template on the copy resampled by ``geo``: a near miss is
+        climbed to the lock first (:func:`_climb_to_lock`), a lock is refined."""
+        y, k, report = self.y, self.k, self.template
+        lock = _lock_resampled(y, k, geo, f, report)
+        if not lock.held and lock.z >= NEAR_LOCK_Z:
+            climbed = _climb_to_lock(y, k, geo, f, lock.z)
+            if climbed is not None:
+                lock = _lock_resampled(y, k, climbed, f, report)
+        if not lock.held:
+            return None
+        # A lock tolerates a geometry error that the pilot does not (0.3 degrees or
+        # 0.5% across a 512-px copy): refine it with the template's windows, and
+        # keep whichever geometry locks more strongly (a refinement misled by one
+        # window took a 1.4982 x 1.4998 estimate locked at z 22 to 1.4526 x 1.4916,
+        # -0.37 degrees, still locked at z 6.8, and lost the mark).
+        refined = lock.geometry.with_matrix(refine_affine(y, lock.geometry.matrix, k, f))
+        if refined.matrix is not lock.geometry.matrix:
+            better = _lock_resampled(y, k, refined, f, report)
+            if better.held and better.z > lock.z:
+                lock = better
+        return lock
+
+    def blind(self) -> bool:
+        """Blind grid search on the copy as it is (a crop whose template did not
+        survive: strong compression of a flat image)."""
+        self.candidates = self.search_phases(self.y, self.on_copy)
+        return self.try_candidates(self.y, self.candidates, None, self.on_copy.maps)
+
+    def false_alarm(self, best: Attempt) -> float:
+        """The reported bound ``n * p_dec * min(1, m * exp(-z**2 / 2))``: ``n``
+        attempts, each decoding a null image with probability ``p_dec``, and the
+        best attempt's pilot z, the best of ``m`` grid hypotheses."""
+        if not best.decoded:
+            return 1.0
+        p_dec = _codec.false_alarm_per_channel_attempt()
+        return min(1.0, len(self.attempts) * p_dec
+                   * min(1.0, best.pilot_hypotheses * pilot_p_value(best.evaluation.z)))
+
+    def outcome(self, image_shape: tuple[int, int]) -> tuple[Detection, GridLocation]:
+        """The :class:`Detection` of the first decoded attempt (else of the attempt
+        with the best pilot score) and where its grid lies."""
+        decoded = [a for a in self.attempts if a.decoded]
+        best = decoded[0] if decoded else max(self.attempts, key=lambda a: a.evaluation.z)
+        res, cand, geo = best.evaluation.result, best.cand, best.geometry
+        fap = self.false_alarm(best)
+        found = res.payload is not None and fap <= MAX_FALSE_ALARM
+        reason = res.reason if res.payload is None else (
+            "decoded" if found else "decoded word not significant enough")
+        report: SearchReport = {
+            "decode_attempts": len(self.attempts),
+            "aligned_sync_score": self.attempts[0].evaluation.z,
+            "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in self.candidates],
+            "tile_phase": (cand.ty, cand.tx), "template": self.template,
+            "scale_sweep": self.sweep}
+        detection = Detection(
+            found=found, payload=res.payload if found else None,
+            false_alarm_probability=fap, sync_score=best.evaluation.z,
+            corrected_symbols=res.corrected_symbols if found else 0,
+            erasures=res.erasures if found else 0, hypotheses=self.hypotheses,
+            offset=(cand.oy, cand.ox),
+            scale=1.0 if geo is None else round((geo.scale_y * geo.scale_x) ** 0.5, 5),
+            rotation=0.0 if geo is None else round(geo.rotation, 3),
+            blocks_used=best.blocks, bit_reliability=best.evaluation.reliability,
+            key_fingerprint=key_fingerprint(self.k), reason=reason, details=report)
+        return detection, GridLocation(best.plane, cand.oy, cand.ox, cand.ty, cand.tx,
+                                       None if geo is None else geo.matrix, image_shape)
+
+    def sweep_scales(self) -> bool:
+        """Exhaustive sweep of rotations (at scale 1) and isotropic scales for copies
+        whose template was not found (too weak in the copy's spectrum): every
+        hypothesis the sweep could score is counted before any decoding, so the
+        bound holds whatever point it stops at."""
+        from ._sync import SWEEP_PHASE_STEP
+
+        hyps, rotations, scales = _sweep_grid(self.y.shape)
+        self.count(len(hyps) * (BLOCK_PX // SWEEP_PHASE_STEP) ** 2 * DITHER_BLOCKS**2)
+        scores = _QuickScores(self.y, self.k)
+        decoded = False
+        for s, r in hyps:
+            if scores(s, r) >= SWEEP_TRY_Z:
+                decoded = self._try_geometry(*scores.climb(s, r, rotations, scales))
+                if decoded:
+                    break
+        else:
+            for z, s, r in scores.best(SWEEP_FINAL):
+                if self._try_geometry(s, r):
+                    decoded = True
+                    break
+        self.sweep = scores.report(len(hyps))
+        return decoded
+
+    def _try_geometry(self, s0: float, r0: float) -> bool:
+        """Search and decode the copy resampled at one swept scale and rotation and
+        at the two half steps around it."""
+        from ._sync import SWEEP_RATIO, SWEEP_ROTATION_STEP, PhaseScores, resample_to_grid
+
+        half_scale, half_angle = math.sqrt(SWEEP_RATIO), SWEEP_ROTATION_STEP / 2
+        near = ((s0 * half_scale, r0), (s0 / half_scale, r0)) if r0 == 0 else (
+            (s0, r0 + half_angle), (s0, r0 - half_angle))
+        for s, r in ((s0, r0),) + near:
+            if (round(s, 6), round(r, 4)) in self._swept:
+                continue
+            self._swept.add((round(s, 6), round(r, 4)))
+            plane, a = resample_to_grid(self.y, s, r)
+            cands = self.search_phases(plane, PhaseScores())
+            if self.try_candidates(plane, cands, AffineEstimate(a, cands[0].z, s, s, r, 0)):
+                return True
+        return False
+
+
+class SearchReport(TypedDict):
+    """``Detection.details``: how the search went (for ``--explain`` and analyses).
+
+    decode_attempts : decodings tried (each counts in the false-alarm bound)
+    aligned_sync_score : pilot z of the grid where an uncropped image has it
+    candidates : ``(z, oy, ox, ty, tx)`` of the blind grid search's best candidates
+    tile_phase : tile phase ``(ty, tx)`` of the reported attempt
+    template : the template search: ``locks`` (each factor's lock on the copy and on
+        every resampled estimate, with its z), and the best estimate's ``score``,
+        ``scale_y``, ``scale_x``, ``rotation`` and whether it was ``used``; None
+        when the aligned grid decoded
+    scale_sweep : the exhaustive sweep (``hypotheses_scored``, ``of``, ``best_z``,
+        ``best_scale``, ``best_rotation``); None unless it ran
+    """
+
+    decode_attempts: int
+    aligned_sync_score: float
+    candidates: list
+    tile_phase: tuple
+    template: dict | None
+    scale_sweep: dict | None
+
+
+def _sweep_grid(shape: tuple[int, int]):
+    """The sweep's hypotheses that fit a copy of ``shape`` and their rotation and
+    scale axes (neighbours are taken on these, so every hypothesis climbed to is
+    one already counted)."""
+    from ._sync import SWEEP_MAX_PIXELS, SWEEP_MIN_SIDE, sweep_hypotheses
+
+    h, w = shape
+    hyps = [(s, r) for s, r in sweep_hypotheses()
+            if min(h, w) / s >= SWEEP_MIN_SIDE and h * w / s**2 <= SWEEP_MAX_PIXELS]
+    return (hyps, sorted({r for s, r in hyps if r != 0}),
+            sorted({s for s, r in hyps if r == 0}))
+
+
+class _QuickScores(dict):
+    """Quick pilot scores of swept geometries, ``(scale, rotation) -> z``, computed
+    once each."""
+
+    def __init__(self, y: np.ndarray, k: bytes):
+        super().__init__()
+        self.y, self.k = y, k
+
+    def __call__(self, s: float, r: float) -> float:
+        from ._sync import quick_score, resample_to_grid
+
+        if (s, r) not in self:
+            self[(s, r)] = quick_score(resample_to_grid(self.y, s, r)[0], self.k)
+        return self[(s, r)]
+
+    def climb(self, s, r, rotations, scales) -> tuple[float, float]:
+        """Move to the best-scoring neighbour until none is better: the sweep meets
+        the mark on the way out from the identity, often a step or two before the
+        true geometry (a -2 degree copy decoded at -1.5 and reported it)."""
+        on_rotation = r != 0
+        axis = rotations if on_rotation else scales
+
+        def at(j: int) -> tuple[float, float]:
+            return (s, axis[j]) if on_rotation else (axis[j], r)
+
+        return at(hill_climb(len(axis), axis.index(r if on_rotation else s),
+                             lambda j: self(*at(j))))
+
+    def best(self, n: int) -> list[tuple[float, float, float]]:
+        return sorted(((z, s, r) for (s, r), z in self.items()), reverse=True)[:n]
+
+    def report(self, of: int) -> dict:
+        if not self:  # a copy too large for any source the sweep covers
+            return {"hypotheses_scored": 0, "of": 0, "best_z": None, "best_scale": None,
+                    "best_rotation": None}
+        z, s, r = self.best(1)[0]
+        return {"hypotheses_scored": len(self), "of": of, "best_z": round(float(z), 3),
+                "best_scale": round(float(s), 5), "best_rotation": round(float(r), 2)}
 
 
 def detect(image, *, key: bytes | str | None = None, search: bool | str = True) -> Detection:
@@ -672,9 +823,6 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
            ) -> tuple[Detection, GridLocation]:
     """:func:`detect`, plus the grid location of the best decoding attempt (for
     per-region analysis such as the tamper map)."""
-    from ._sync import PhaseScores, SyncCandidate
-    from ._sync import search as sync_search
-
     if search not in (True, False, "exhaustive"):
         raise ValueError(f"search={search!r}: use True, False or 'exhaustive'")
     rgb, _ = as_rgb_array(image)
@@ -687,58 +835,15 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
                           reason=f"image is {w}x{h}: under {MIN_READ_SIDE} px a side it holds "
                                  "too little of any mark to read"),
                 GridLocation(y, 0, 0, 0, 0, None, (h, w)))
-    attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
-    sweep_summary = None
-    candidates: list = []
-    searched = 1
-    geometry = None
-    scored_on_y = PhaseScores()
-    if attempts[0]["result"].payload is None and search:
-        searched, geometry = _template_search(y, k, attempts, searched, scored_on_y)
-        if attempts[-1]["result"].payload is None:
-            # Blind grid search on the copy as it is (a crop whose template did not
-            # survive: strong compression of a flat image).
-            n_before = len(scored_on_y) * DITHER_BLOCKS**2
-            found_cands, n = sync_search(y, k, top=SEARCH_DECODES, scored=scored_on_y)
-            searched += n - n_before  # n counts every phase ever scored on y
-            candidates = found_cands
-            _decode_candidates(y, k, found_cands, None, attempts, searched, scored_on_y.maps)
-        if search == "exhaustive" and attempts[-1]["result"].payload is None:
-            searched, sweep_summary = _sweep(y, k, attempts, searched)
-    decoded = [a for a in attempts if a["result"].payload is not None]
-    best = decoded[0] if decoded else max(attempts, key=lambda a: a["z"])
-    res = best["result"]
-    p_dec = _codec.false_alarm_per_channel_attempt()
-    fap = 1.0
-    if res.payload is not None:
-        fap = min(1.0, len(attempts) * p_dec
-                  * min(1.0, best["pilot_hypotheses"] * pilot_p_value(best["z"])))
-    found = res.payload is not None and fap <= MAX_FALSE_ALARM
-    reason = res.reason if res.payload is None else (
-        "decoded" if found else "decoded word not significant enough")
-    cand = best["cand"]
-    geo = best.get("geometry")
-    detection = Detection(
-        found=found,
-        payload=res.payload if found else None,
-        false_alarm_probability=fap,
-        sync_score=best["z"],
-        corrected_symbols=res.corrected_symbols if found else 0,
-        erasures=res.erasures if found else 0,
-        hypotheses=searched,
-        offset=(cand.oy, cand.ox),
-        scale=1.0 if geo is None else round((geo.scale_y * geo.scale_x) ** 0.5, 5),
-        rotation=0.0 if geo is None else round(geo.rotation, 3),
-        blocks_used=best["blocks"],
-        bit_reliability=best["reliability"],
-        key_fingerprint=key_fingerprint(k),
-        reason=reason,
-        details={"decode_attempts": len(attempts),
-                 "aligned_sync_score": attempts[0]["z"],
-                 "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in candidates],
-                 "tile_phase": (cand.ty, cand.tx),
-                 "template": geometry,
-                 "scale_sweep": sweep_summary},
-    )
-    return detection, GridLocation(best["plane"], cand.oy, cand.ox, cand.ty, cand.tx,
-                                   None if geo is None else geo.matrix, (h, w))
+    run = _Search(y, k)  # the aligned grid is read first
+    if search and not run.decoded:
+        # The template on the copy as it is (a crop), then resampled by its affine
+        # estimates (resizes, rotations, aspect changes), then the blind grid search
+        # (a crop whose template did not survive), then, when asked, the sweep.
+        stages = [run.lock_on_copy, run.resample_estimates, run.blind]
+        if search == "exhaustive":
+            stages.append(run.sweep_scales)
+        for stage in stages:
+            if stage():
+                break
+    return run.outcome((h, w))

@@ -11,7 +11,6 @@ from ._jit import FASTMATH
 from ._modulation import (
     ANGLE_PERIOD,
     aqim_embed_deltas,
-    aqim_soft_fold,
     aqim_soft_observe,
     aqim_margin,
     aqim_target,
@@ -52,7 +51,6 @@ __all__ = [
     "aqim_embed_deltas",
     "apply_block_deltas",
     "luma_pair_coeffs",
-    "aqim_soft_fold",
     "aqim_soft_observe",
     "template_score_grid",
     "box_moments",

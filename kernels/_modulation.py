@@ -352,43 +352,19 @@ def aqim_soft_score(c1, c2, dither, scale, rel, clip):
     return m
 
 
-@njit_exact
-def aqim_soft_fold(coef, dither, ty, tx, scale, rel, clip, out_score, out_weight):
-    """Soft-demodulate every symbol and fold all tile repetitions.
-
-    Block ``(by, bx)`` sits at tile position ``((by + ty) % T, (bx + tx) % T)``
-    and dither position ``((by + ty) % D, (bx + tx) % D)``.
-    Each observation adds its decision margin (:func:`aqim_margin`) divided by
-    ``scale + rel * radius`` and clipped to ``[-clip, clip]`` to ``out_score``
-    (positive means bit 0): a pair wiped out by compression has a margin near zero
-    and counts for little, and no single block can dominate. ``out_weight`` counts observations.
-    Outputs are (T, T, P) float64, zeroed by the caller.
-    """
-    nby, nbx, npairs, _ = coef.shape
-    tsz = out_score.shape[0]
-    dsz = dither.shape[0]
-    for by in range(nby):
-        py = (by + ty) % tsz
-        qy = (by + ty) % dsz
-        for bx in range(nbx):
-            px = (bx + tx) % tsz
-            qx = (bx + tx) % dsz
-            for p in range(npairs):
-                m = aqim_soft_score(coef[by, bx, p, 0], coef[by, bx, p, 1],
-                                    dither[qy, qx, p], scale, rel, clip)
-                out_score[py, px, p] += m
-                out_weight[py, px, p] += 1.0
-
-
 @njit_exact(parallel=True)
 def aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, out_score, out_slot):
-    """The observations of :func:`aqim_soft_fold`, one per pair, not folded.
+    """Soft-demodulate every symbol: one observation per pair.
 
-    ``out_score`` (nby, nbx, P) float64 receives each pair's clipped, normalised
-    decision margin (positive means bit 0): exactly what :func:`aqim_soft_fold` adds
-    to its slot. ``out_slot`` (nby, nbx, P) int64 receives the flat index
-    ``(py * tsz + px) * P + p`` of that slot (``tsz``: tile size in blocks). The
-    detector weighs observations by class before folding them
+    Block ``(by, bx)`` sits at tile position ``((by + ty) % tsz, (bx + tx) % tsz)``
+    and dither position ``((by + ty) % D, (bx + tx) % D)``. ``out_score`` (nby, nbx,
+    P) float64 receives each pair's decision margin (:func:`aqim_margin`, positive
+    means bit 0) divided by ``scale + rel * radius`` and clipped to ``[-clip,
+    clip]``: a pair wiped out by compression has a margin near zero and counts for
+    little, and no single block can dominate. ``out_slot`` (nby, nbx, P) int64
+    receives the flat index ``(py * tsz + px) * P + p`` of that slot (``tsz``: tile
+    size in blocks). The detector folds observations by slot
+    (``provmark._detect.fold_observations``), or weighs them by class first
     (``provmark._detect.calibrated_scores``).
     """
     nby, nbx, npairs, _ = coef.shape

@@ -262,8 +262,8 @@ def soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip):
 
 
 def soft_fold(coef, dither, ty, tx, scale, rel, clip, tsz):
-    """Reference for ``aqim_soft_fold``: ``(score, weight)``, each (T, T, P) float64:
-    the observations of :func:`soft_observe` summed per tile slot, and their count."""
+    """Reference for the soft fold (``provmark._detect.fold_observations``):
+    ``(score, weight)``, each (T, T, P) float64: the observations of :func:`soft_observe` summed per tile slot, and their count."""
     npairs = np.asarray(coef).shape[2]
     score, slot = soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip)
     n = tsz * tsz * npairs

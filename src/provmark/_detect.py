@@ -26,7 +26,7 @@ from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, estimate_affine, grid_shape, phase_lock,
                         refine_affine, template_factor, warp_to_grid)
-from .kernels import DCT8_64, aqim_soft_fold, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
+from .kernels import DCT8_64, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
 
 if TYPE_CHECKING:
     from ._sync import SyncCandidate
@@ -148,11 +148,22 @@ def soft_scores(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0
     # block from dominating the sum. Tuned on JPEG/WebP/blur (benchmarks/RESULTS.md).
     radius = np.hypot(coef[..., 0], coef[..., 1])
     scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
-    score = np.zeros((TILE_BLOCKS, TILE_BLOCKS, PAIRS.shape[0]), np.float64)
-    count = np.zeros_like(score)
-    aqim_soft_fold(np.ascontiguousarray(coef, dtype=np.float32), dither, ty, tx, scale,
-                   SOFT_RELATIVE, SOFT_CLIP, score, count)
-    return score, count
+    return fold_observations(np.ascontiguousarray(coef, dtype=np.float32), dither, ty, tx,
+                             scale, SOFT_RELATIVE, SOFT_CLIP)
+
+
+def fold_observations(coef, dither, ty, tx, scale, rel, clip, tsz=TILE_BLOCKS):
+    """Every pair's clipped, normalised decision margin (the kernel
+    :func:`provmark.kernels.aqim_soft_observe`) summed into its tile slot: the
+    folded scores ``(tsz, tsz, P)`` (positive means bit 0) and the observation
+    count of each slot."""
+    obs = np.empty(coef.shape[:3], np.float64)
+    slot = np.empty(coef.shape[:3], np.int64)
+    aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, obs, slot)
+    n = tsz * tsz * coef.shape[2]
+    shape = (tsz, tsz, coef.shape[2])
+    return (np.bincount(slot.ravel(), obs.ravel(), n).reshape(shape),
+            np.bincount(slot.ravel(), minlength=n).astype(np.float64).reshape(shape))
 
 
 #: Observation classes (quantiles of the pair radius) that the pilot calibrates.

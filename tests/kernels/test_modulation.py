@@ -27,7 +27,6 @@ from provmark.kernels import (
     dct_matrix,
     aqim_embed_deltas,
     aqim_margin,
-    aqim_soft_fold,
     aqim_target,
     apply_block_deltas,
     luma_pair_coeffs,
@@ -449,15 +448,13 @@ def test_apply_block_deltas_rounds_to_nearest_and_clips():
         np.testing.assert_array_equal(out, naive.apply_deltas(rgb, pairs, delta, 1.0, 12.0))
 
 
-# ---------------------------------------------------------------- aqim_soft_fold
+# ------------------------------------ aqim_soft_observe folded by slot (the soft fold)
 
 
 def _fold(coef, dither, ty, tx, scale, rel, clip, tsz):
-    npairs = coef.shape[2]
-    score = np.zeros((tsz, tsz, npairs))
-    weight = np.zeros((tsz, tsz, npairs))
-    aqim_soft_fold(coef, dither, ty, tx, float(scale), float(rel), float(clip), score, weight)
-    return score, weight
+    from provmark._detect import fold_observations
+
+    return fold_observations(coef, dither, ty, tx, float(scale), float(rel), float(clip), tsz)
 
 
 @pytest.mark.parametrize("grid, ty, tx", [
@@ -540,7 +537,7 @@ def test_aqim_soft_observe_matches_reference_and_folds_to_the_fold(grid, ty, tx,
     ref_score, ref_slot = naive.soft_observe(coef, dither, ty, tx, tsz, 5.0, 0.2, 1.0)
     np.testing.assert_allclose(score, ref_score, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(slot, ref_slot)
-    # Folding the observations by slot gives aqim_soft_fold's tile.
+    # Folding the observations by slot gives the soft fold's tile.
     folded, weight = _fold(coef, dither, ty, tx, 5.0, 0.2, 1.0, tsz)
     np.testing.assert_allclose(np.bincount(slot.ravel(), score.ravel(), folded.size),
                                folded.ravel(), rtol=1e-12, atol=1e-12)
@@ -596,7 +593,7 @@ def _dispatchers():
 
 #: Kernels that quantise, round or decide: compiled without fastmath (_jit.EXACT).
 DECISION_KERNELS = ("aqim_target", "aqim_margin", "aqim_embed_deltas", "apply_block_deltas",
-                    "aqim_soft_fold", "aqim_soft_observe")
+                    "aqim_soft_observe")
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no dispatchers when JIT is disabled")

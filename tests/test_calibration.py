@@ -46,7 +46,7 @@ def test_clean_mark_reads_every_code_slot(marked_pairs):
     assert _code_errors(score) == 0
     plain, _ = soft_scores(marked_pairs, keyed_layout(KEY).dither)
     ev = evaluate(plain, KEY, code_score=score)
-    assert ev["result"].payload == PAYLOAD
+    assert ev.result.payload == PAYLOAD
 
 
 def test_uninformative_class_is_discounted(marked_pairs):
@@ -78,7 +78,7 @@ def test_null_pairs_never_decode():
                 * rng.uniform(0.1, 3, (32, 32, 1, 1))).astype(np.float32)
         plain, _ = soft_scores(coef, dither)
         ev = evaluate(plain, KEY, code_score=calibrated_scores(coef, KEY))
-        assert ev["result"].payload is None
+        assert ev.result.payload is None
 
 
 def test_tiny_input_falls_back_to_the_plain_fold():

@@ -377,6 +377,10 @@ CLIMB_ROTATION_STEP = 0.1
 CLIMB_MOVES = 12
 #: A climb that has not reached :data:`LOCK_Z` after this many moves stops.
 CLIMB_REACH = 3
+#: The climb locks the central window of the resampled copy, at most this many
+#: pixels a side, and a detection climbs once (its first near miss): climbing every
+#: near miss on 1024-px windows made an unmarked 10 MP photo 2.2x slower to read.
+CLIMB_WINDOW = 512
 
 
 def _climb_to_lock(y, k, geo, factor, z):
@@ -392,7 +396,7 @@ def _climb_to_lock(y, k, geo, factor, z):
         shape = grid_shape(y.shape, a)
         if min(shape) < 4 * BLOCK_PX:
             return 0.0
-        plane = np.ascontiguousarray(warp_to_grid(y, a, LOCK_WINDOW), np.float32)
+        plane = np.ascontiguousarray(warp_to_grid(y, a, CLIMB_WINDOW), np.float32)
         return phase_lock(plane, k, factor)[0]
 
     s, r = CLIMB_SCALE_STEP, CLIMB_ROTATION_STEP
@@ -492,6 +496,7 @@ class _Search:
         self.template: dict | None = None  # the template report of Detection.details
         self.sweep: dict | None = None  # the sweep report of Detection.details
         self._swept: set[tuple[float, float]] = set()
+        self._climbed = False
 
     @property
     def decoded(self) -> bool:
@@ -573,7 +578,8 @@ class _Search:
         climbed to the lock first (:func:`_climb_to_lock`), a lock is refined."""
         y, k, report = self.y, self.k, self.template
         lock = _lock_resampled(y, k, geo, f, report)
-        if not lock.held and lock.z >= NEAR_LOCK_Z:
+        if not lock.held and lock.z >= NEAR_LOCK_Z and not self._climbed:
+            self._climbed = True
             climbed = _climb_to_lock(y, k, geo, f, lock.z)
             if climbed is not None:
                 lock = _lock_resampled(y, k, climbed, f, report)

@@ -79,6 +79,9 @@ class Detection:
         Public fingerprint of the key used to read.
     reason : str
         Why nothing was found, or "decoded".
+    details : SearchReport
+        How the search went (a documented dict: :class:`SearchReport`); for
+        explanations and analyses, not part of the stable result.
     """
 
     found: bool
@@ -95,7 +98,7 @@ class Detection:
     bit_reliability: float = 0.0
     key_fingerprint: str = ""
     reason: str = ""
-    details: dict = field(default_factory=dict, compare=False, repr=False)
+    details: SearchReport = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (payload expanded)."""
@@ -493,8 +496,8 @@ class _Search:
         self.attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
         self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
         self.candidates: list[SyncCandidate] = []
-        self.template: dict | None = None  # the template report of Detection.details
-        self.sweep: dict | None = None  # the sweep report of Detection.details
+        self.template: TemplateReport | None = None  # for Detection.details
+        self.sweep: SweepReport | None = None  # for Detection.details
         self._swept: set[tuple[float, float]] = set()
         self._climbed = False
 
@@ -685,6 +688,42 @@ class _Search:
         return False
 
 
+class LockRecord(TypedDict, total=False):
+    """One template lock: its lattice ``factor``, whether the copy was
+    ``resampled`` (by the estimate ``scale_y``, ``scale_x``, ``rotation``) or only
+    a central ``window`` of it, and the lock's ``z``."""
+
+    factor: int
+    resampled: bool
+    z: float
+    window: int
+    scale_y: float
+    scale_x: float
+    rotation: float
+
+
+class TemplateReport(TypedDict, total=False):
+    """The template search: every lock tried, and the best affine estimate (its
+    spectral ``score``, scales and rotation) and whether a decoding ``used`` it."""
+
+    locks: list[LockRecord]
+    score: float
+    scale_y: float
+    scale_x: float
+    rotation: float
+    used: bool
+
+
+class SweepReport(TypedDict):
+    """The exhaustive sweep: geometries scored of those that fit, and the best."""
+
+    hypotheses_scored: int
+    of: int
+    best_z: float | None
+    best_scale: float | None
+    best_rotation: float | None
+
+
 class SearchReport(TypedDict):
     """``Detection.details``: how the search went (for ``--explain`` and analyses).
 
@@ -702,10 +741,10 @@ class SearchReport(TypedDict):
 
     decode_attempts: int
     aligned_sync_score: float
-    candidates: list
-    tile_phase: tuple
-    template: dict | None
-    scale_sweep: dict | None
+    candidates: list[tuple[float, int, int, int, int]]
+    tile_phase: tuple[int, int]
+    template: TemplateReport | None
+    scale_sweep: SweepReport | None
 
 
 def _sweep_grid(shape: tuple[int, int]):
@@ -752,7 +791,7 @@ class _QuickScores(dict):
     def best(self, n: int) -> list[tuple[float, float, float]]:
         return sorted(((z, s, r) for (s, r), z in self.items()), reverse=True)[:n]
 
-    def report(self, of: int) -> dict:
+    def report(self, of: int) -> SweepReport:
         if not self:  # a copy too large for any source the sweep covers
             return {"hypotheses_scored": 0, "of": 0, "best_z": None, "best_scale": None,
                     "best_rotation": None}

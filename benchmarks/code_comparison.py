@@ -60,7 +60,7 @@ def record(job):
     """Signed per-slot scores of one photo at one size under every attack."""
     import provmark
     from provmark import _codec
-    from provmark._detect import fold_scores, read_luma
+    from provmark._detect import read_grid, read_luma
     from provmark._keys import normalize_key
     from provmark._layout import keyed_layout
     from robustness import SIZES, load_photo
@@ -77,7 +77,7 @@ def record(job):
         marked = provmark.embed(img, payload, key=k)
         for label, attack, params in ATTACKS:
             attacked, grid = attack_with_grid(marked, attack, params, rng)
-            score, _ = fold_scores(read_luma(attacked), k, *grid)
+            score, _, _ = read_grid(read_luma(attacked), k, *grid)
             flat = score.reshape(-1)
             signed = (flat * sign)[layout.code_slots]
             out.append((label, size, signed / (np.mean(np.abs(flat)) or 1.0)))

@@ -242,15 +242,6 @@ def calibrated_scores(coef: np.ndarray, key: bytes, ty: int = 0, tx: int = 0) ->
     return np.bincount(slot, obs * w[cls], n_slots)
 
 
-def fold_scores(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0,
-                ty: int = 0, tx: int = 0) -> tuple[np.ndarray, int]:
-    """Folded soft scores ``(T, T, P)`` for the grid at pixel origin ``(oy, ox)``
-    and tile phase ``(ty, tx)`` (blocks), plus the number of blocks read."""
-    coef = grid_pairs(y, oy, ox)
-    score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
-    return score, coef.shape[0] * coef.shape[1]
-
-
 def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0,
                maps: np.ndarray | None = None) -> np.ndarray:
     """Coefficient pairs ``(nby, nbx, P, 2)`` of every whole block of the grid at

@@ -57,9 +57,7 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     -------
     Embeddability
     """
-    from ._detect import detect, read_luma
-    from ._layout import PAIRS
-    from .kernels import DCT8_64, luma_pair_coeffs
+    from ._detect import detect, grid_pairs, read_luma
 
     rgb, _ = as_rgb_array(image)
     h, w = rgb.shape[:2]
@@ -70,8 +68,7 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
         return Embeddability(False, tuple(reasons), (), 0.0, 0.0, None)
     nby, nbx = h // BLOCK_PX, w // BLOCK_PX
     tiles = nby * nbx / TILE_BLOCKS**2
-    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
-    luma_pair_coeffs(read_luma(rgb), 0, 0, PAIRS, DCT8_64, coef)
+    coef = grid_pairs(read_luma(rgb))
     flat = float((np.hypot(coef[..., 0], coef[..., 1]) < FLAT_RADIUS).mean())
     if tiles < 2:
         warnings.append(f"only {tiles:.1f} tile repetitions: crops and strong compression "

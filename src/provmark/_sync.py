@@ -21,9 +21,9 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from ._detect import SOFT_RELATIVE, SOFT_SCALE
+from ._detect import SOFT_RELATIVE, SOFT_SCALE, grid_pairs
 from ._layout import BLOCK_PX, DITHER_BLOCKS, N_PILOT, PAIRS, TILE_BLOCKS, keyed_layout
-from .kernels import DCT8_64, fold_phase_features, luma_pair_coeffs
+from .kernels import DCT8_64, fold_phase_features
 
 _C64 = DCT8_64
 #: Coarse pixel-phase step of the search. At +-2 px off the grid the pilot keeps
@@ -137,10 +137,7 @@ def _best_tile_phase(z: np.ndarray) -> tuple[float, int, int]:
 
 
 def _phase_candidates(y: np.ndarray, key: bytes, oy: int, ox: int) -> tuple[float, int, int]:
-    nby = (y.shape[0] - oy) // BLOCK_PX
-    nbx = (y.shape[1] - ox) // BLOCK_PX
-    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
-    luma_pair_coeffs(y, oy, ox, PAIRS, _C64, coef)
+    coef = grid_pairs(y, oy, ox)
     return _best_tile_phase(tile_phase_scores(block_features(coef), key))
 
 

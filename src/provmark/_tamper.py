@@ -73,9 +73,9 @@ import numpy as np
 
 from . import _codec
 from ._keys import normalize_key
-from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
+from ._layout import BLOCK_PX, DITHER_BLOCKS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
-from .kernels import DCT8_64, aqim_soft_observe, luma_pair_coeffs
+from .kernels import aqim_soft_observe
 
 #: Variance of ``sin(pi/8 - |e|)`` for ``e`` uniform on ``[-pi/4, pi/4)`` (null).
 NULL_VARIANCE = 0.5 - math.sin(math.pi / 4) / (math.pi / 2)
@@ -277,13 +277,11 @@ def symbol_evidence(plane: np.ndarray, oy: int, ox: int, ty: int, tx: int,
     ``tile_bits`` is the ``(T, T, P)`` tile of expected symbols; block ``(by, bx)``
     holds slot ``((by+ty) % T, (bx+tx) % T)`` and dither ``((by+ty) % D, (bx+tx) % D)``.
     """
-    from ._detect import SOFT_RELATIVE, SOFT_SCALE
+    from ._detect import SOFT_RELATIVE, SOFT_SCALE, grid_pairs
 
     y = np.ascontiguousarray(plane, dtype=np.float32)
-    nby = (y.shape[0] - oy) // BLOCK_PX
-    nbx = (y.shape[1] - ox) // BLOCK_PX
-    coef = np.empty((nby, nbx, PAIRS.shape[0], 2), np.float32)
-    luma_pair_coeffs(y, oy, ox, PAIRS, DCT8_64, coef)
+    coef = grid_pairs(y, oy, ox)
+    nby, nbx = coef.shape[:2]
     radius = np.hypot(coef[..., 0].astype(np.float64), coef[..., 1].astype(np.float64))
     # The detector's own demodulation: the decision margin over the radius (a scale
     # of 1e-30 in place of 0 keeps a zero pair at 0 instead of 0/0), unclipped, and

@@ -130,14 +130,14 @@ def test_a_near_miss_climbs_to_the_lock(marked_1024):
     start = _template.phase_lock(np.ascontiguousarray(_template.warp_to_grid(y, off),
                                                       np.float32), KEY, 1)[0]
     assert _detect.NEAR_LOCK_Z - 1.5 < start < _detect.LOCK_Z
-    climbed = _detect._climb_to_lock(y, KEY, geo, 1, start)
+    climbed = _detect._climb_to_lock(y, KEY, geo, 1)
     assert climbed is not None
     end = _template.phase_lock(np.ascontiguousarray(
         _template.warp_to_grid(y, climbed.matrix), np.float32), KEY, 1)[0]
     assert end >= _detect.LOCK_Z
     assert np.abs(climbed.matrix - truth).max() < np.abs(off - truth).max()
     plain = read_luma(cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA))
-    assert _detect._climb_to_lock(plain, KEY, geo, 1, _detect.NEAR_LOCK_Z) is None
+    assert _detect._climb_to_lock(plain, KEY, geo, 1) is None
 
 
 def test_warp_to_grid_inverts_a_known_resize(marked_1024):

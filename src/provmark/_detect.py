@@ -377,13 +377,13 @@ CLIMB_REACH = 3
 CLIMB_WINDOW = 512
 
 
-def _climb_to_lock(y, k, geo, factor, z):
+def _climb_to_lock(y, k, geo, factor):
     """Hill-climb the template lock of a near miss over the two scales and the
     rotation to its top (at most :data:`CLIMB_MOVES` moves, :data:`CLIMB_REACH` to
-    reach the lock); returns the estimate
-    there when it locks at :data:`LOCK_Z` or more, else None.
-    The lock (not the pilot) is climbed: it is smooth over a few tenths of a
-    percent, where the pilot is not."""
+    reach the lock), every step scored on the same central window; returns the
+    estimate there when it locks at :data:`LOCK_Z` or more, else None. The lock (not
+    the pilot) is climbed: it is smooth over a few tenths of a percent, where the
+    pilot is not."""
     from ._sync import hypothesis_matrix
 
     def lock_z(a):
@@ -398,6 +398,7 @@ def _climb_to_lock(y, k, geo, factor, z):
              np.diag([1.0, 1 - s])]
     turns = [hypothesis_matrix(1.0, r), hypothesis_matrix(1.0, -r)]
     a = geo.matrix
+    z = lock_z(a)  # the start, on the window the climb compares
     for move in range(CLIMB_MOVES):
         if move == CLIMB_REACH and z < LOCK_Z:
             return None  # noise climbs slowly: an unmarked copy gives up here
@@ -574,7 +575,7 @@ class _Search:
         lock = _lock_resampled(y, k, geo, f, report)
         if not lock.held and lock.z >= NEAR_LOCK_Z and not self._climbed:
             self._climbed = True
-            climbed = _climb_to_lock(y, k, geo, f, lock.z)
+            climbed = _climb_to_lock(y, k, geo, f)
             if climbed is not None:
                 lock = _lock_resampled(y, k, climbed, f, report)
         if not lock.held:

@@ -1850,7 +1850,7 @@ def write_label_file(
         raise ValueError(f"{src_p}: {exc}") from None
     mode_from = dst_p if dst_p.exists() else src_p
     mode = stat.S_IMODE(os.stat(mode_from).st_mode)
-    from ._io import atomic_output
+    from .._io import atomic_output
 
     with atomic_output(dst_p, mode) as fh:
         fh.write(out)

@@ -9,8 +9,9 @@ import pytest
 
 #: Every module whose docstrings hold examples (``>>>``).
 MODULES = ("provmark._embed", "provmark._payload", "provmark._bytes", "provmark._label",
-           "provmark._inspect", "provmark._tamper", "provmark.metadata", "provmark.explicit",
-           "provmark.c2pa", "provmark.integrations.diffusers", "provmark.bench.metrics",
+           "provmark._inspect", "provmark._tamper", "provmark.metadata",
+           "provmark.metadata._model", "provmark.explicit", "provmark.c2pa",
+           "provmark.integrations.diffusers", "provmark.bench.metrics",
            "provmark.bench.peers", "provmark.attacks._registry", "provmark.attacks._geometry",
            "provmark.attacks._compression")
 

@@ -843,6 +843,7 @@ import time  # noqa: E402
 from fuzz import hostile  # noqa: E402
 
 from provmark import metadata as m  # noqa: E402
+from provmark.metadata import _png  # noqa: E402
 
 #: A linear reader takes about 4 times as long on 4 times the input; a quadratic
 #: one 16 times. The bound leaves room for a busy 2-core machine.
@@ -996,8 +997,8 @@ def test_xmp_bytes_per_file_are_bounded():
 
 def test_text_chunks_under_other_keywords_are_not_inflated(monkeypatch):
     inflated = []
-    real = m._inflate
-    monkeypatch.setattr(m, "_inflate", lambda blob, what, limit=m.MAX_XMP_BYTES: (
+    real = _png._inflate
+    monkeypatch.setattr(_png, "_inflate", lambda blob, what, limit=m.MAX_XMP_BYTES: (
         inflated.append(what), real(blob, what, limit))[1])
     bomb = hostile.png_itxt(b" " * (4 * MB), compressed=True, keyword=b"Comment")
     aigc = hostile.png_chunk(b"zTXt", b"AIGC\x00\x00" + zlib.compress(LABEL.to_json().encode()))

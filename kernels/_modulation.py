@@ -49,59 +49,92 @@ LOW = 3
 
 
 @njit_fast
-def _block_features(rgb, y0, x0, c, pairs, ll, tmp, dct):
-    """Luma -> Haar LL (8x8) -> the low DCT coefficients of the 16x16 block at (y0, x0).
+def luma_rows(rgb_rows, y0, n, width, luma):
+    """BT.601 luma (float64, unrounded) of ``n`` rows from ``y0`` and the first
+    ``width`` pixels of an RGB image viewed as (H, W*3) uint8, into ``luma[:n]``.
 
-    Fills ``dct[u, v]`` for ``u, v < LOW`` and returns ``(texture, detail)``: the RMS
-    of the LL-band DCT coefficients with ``u + v >= 3`` that carry no symbol (found
-    by Parseval — the total energy of the orthonormal block minus the computed low
-    coefficients — so the other 55 coefficients never need computing), and the RMS
-    of the three Haar detail bands (fine texture). Compiled with the restricted
-    fastmath set: these are measurements, not decisions (the decisions are in
+    One contiguous pass per row (the compiler vectorises the three-way
+    de-interleave), so the per-block measurements below read a plain float plane.
+    """
+    for r in range(n):
+        row = rgb_rows[y0 + r]
+        out = luma[r]
+        for x in range(width):
+            out[x] = WR * row[3 * x] + WG * row[3 * x + 1] + WB * row[3 * x + 2]
+
+
+@njit_fast
+def _row_features(luma, c, pairs, coefs, texture, detail):
+    """Haar LL -> the low DCT coefficients of every block of one block row.
+
+    ``luma`` is the row's (16, nbx*16) luma (:func:`luma_rows`). Fills
+    ``coefs[bx, u, v]`` for ``u, v < LOW``, and per block the ``texture``: the RMS of
+    the LL-band DCT coefficients with ``u + v >= 3`` that carry no symbol (found by
+    Parseval — the total energy of the orthonormal block minus the computed low
+    coefficients — so the other 55 coefficients never need computing), and the
+    ``detail``: the RMS of the three Haar detail bands (fine texture). The Haar step
+    and the first DCT pass run along the whole row (contiguous, vectorised); only the
+    last 9x8 products are per block. Compiled with the restricted fastmath set:
+    these are measurements, not decisions (the decisions are in
     :func:`aqim_target`, compiled exactly).
     """
-    detail = 0.0
-    energy = 0.0
+    nbx = coefs.shape[0]
+    width = nbx * 8
+    ll = np.empty((8, width), np.float64)
+    cell_detail = np.empty(width, np.float64)
+    energy = np.zeros(nbx, np.float64)
+    detail_energy = np.zeros(nbx, np.float64)
     for i in range(8):
-        for j in range(8):
-            yy = y0 + 2 * i
-            xx = x0 + 2 * j
-            a = WR * rgb[yy, xx, 0] + WG * rgb[yy, xx, 1] + WB * rgb[yy, xx, 2]
-            b = WR * rgb[yy, xx + 1, 0] + WG * rgb[yy, xx + 1, 1] + WB * rgb[yy, xx + 1, 2]
-            cc = WR * rgb[yy + 1, xx, 0] + WG * rgb[yy + 1, xx, 1] + WB * rgb[yy + 1, xx, 2]
-            d = (WR * rgb[yy + 1, xx + 1, 0] + WG * rgb[yy + 1, xx + 1, 1]
-                 + WB * rgb[yy + 1, xx + 1, 2])
-            q = (a + b + cc + d) * 0.5
-            ll[i, j] = q
-            energy += q * q
+        top = luma[2 * i]
+        bottom = luma[2 * i + 1]
+        ll_row = ll[i]
+        for x in range(width):
+            a = top[2 * x]
+            b = top[2 * x + 1]
+            cc = bottom[2 * x]
+            d = bottom[2 * x + 1]
+            ll_row[x] = (a + b + cc + d) * 0.5
             h = (a + b - cc - d) * 0.5
             v = (a - b + cc - d) * 0.5
             g = (a - b - cc + d) * 0.5
-            detail += h * h + v * v + g * g
-    for u in range(LOW):
-        for j in range(8):
-            s = 0.0
-            for i in range(8):
-                s += c[u, i] * ll[i, j]
-            tmp[u, j] = s
-    excluded = 0.0
-    n = 64
-    for u in range(LOW):
-        for v in range(LOW):
+            cell_detail[x] = h * h + v * v + g * g
+        for bx in range(nbx):
+            e = 0.0
             s = 0.0
             for j in range(8):
-                s += tmp[u, j] * c[v, j]
-            dct[u, v] = s
-            used = u + v < 3
-            for p in range(pairs.shape[0]):
-                if ((pairs[p, 0] == u and pairs[p, 1] == v)
-                        or (pairs[p, 2] == u and pairs[p, 3] == v)):
-                    used = True
-            if used:
-                excluded += s * s
-                n -= 1
-    texture = math.sqrt(max(energy - excluded, 0.0) / n)
-    return texture, math.sqrt(detail / 192.0)
+                q = ll_row[bx * 8 + j]
+                e += q * q
+                s += cell_detail[bx * 8 + j]
+            energy[bx] += e
+            detail_energy[bx] += s
+    # First DCT pass (columns) for the LOW rows needed, along the whole row.
+    tmp = np.zeros((LOW, width), np.float64)
+    for u in range(LOW):
+        tmp_row = tmp[u]
+        for i in range(8):
+            cu = c[u, i]
+            ll_row = ll[i]
+            for x in range(width):
+                tmp_row[x] += cu * ll_row[x]
+    for bx in range(nbx):
+        excluded = 0.0
+        n = 64
+        for u in range(LOW):
+            for v in range(LOW):
+                s = 0.0
+                for j in range(8):
+                    s += tmp[u, bx * 8 + j] * c[v, j]
+                coefs[bx, u, v] = s
+                used = u + v < 3
+                for p in range(pairs.shape[0]):
+                    if ((pairs[p, 0] == u and pairs[p, 1] == v)
+                            or (pairs[p, 2] == u and pairs[p, 3] == v)):
+                        used = True
+                if used:
+                    excluded += s * s
+                    n -= 1
+        texture[bx] = math.sqrt(max(energy[bx] - excluded, 0.0) / n)
+        detail[bx] = math.sqrt(detail_energy[bx] / 192.0)
 
 
 @njit_exact
@@ -174,18 +207,21 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
     nby, nbx, npairs, _ = out_delta.shape
     tsz = bits.shape[0]
     dsz = dither.shape[0]
+    rgb_rows = rgb.reshape(rgb.shape[0], rgb.shape[1] * 3)
     for by in prange(nby):
-        ll = np.empty((8, 8), np.float64)
-        tmp = np.empty((LOW, 8), np.float64)
-        dct = np.empty((LOW, LOW), np.float64)
+        luma = np.empty((16, nbx * 16), np.float64)
+        luma_rows(rgb_rows, by * 16, 16, nbx * 16, luma)
+        dct = np.empty((nbx, LOW, LOW), np.float64)
+        texture = np.empty(nbx, np.float64)
+        detail = np.empty(nbx, np.float64)
+        _row_features(luma, c, pairs, dct, texture, detail)
         for bx in range(nbx):
-            texture, detail = _block_features(rgb, by * 16, bx * 16, c, pairs, ll, tmp, dct)
-            activity = math.sqrt(texture * texture + detail * detail)
+            activity = math.sqrt(texture[bx] * texture[bx] + detail[bx] * detail[bx])
             cap = cap_base + cap_texture * activity
             # Near black or white a floor signal would be clipped away (and only
             # cost quality): keep it within the block's headroom. The DC of the
             # LL-band DCT is 16 x the block's mean luma.
-            mean = dct[0, 0] / 16.0
+            mean = dct[bx, 0, 0] / 16.0
             headroom = min(mean, 255.0 - mean)
             floor = min(r_floor, max(headroom, 0.0) * 5.0)
             # On smooth areas (sky, gradients) a full floor shows as mottling: there
@@ -196,8 +232,8 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
             dy = by % dsz
             dx = bx % dsz
             for p in range(npairs):
-                c1 = dct[pairs[p, 0], pairs[p, 1]]
-                c2 = dct[pairs[p, 2], pairs[p, 3]]
+                c1 = dct[bx, pairs[p, 0], pairs[p, 1]]
+                c2 = dct[bx, pairs[p, 2], pairs[p, 3]]
                 t1, t2 = aqim_target(c1, c2, bits[ty, tx, p], dither[dy, dx, p], floor,
                                      margin, min_angle)
                 d1 = t1 - c1
@@ -234,18 +270,22 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, limit, template, tamp, out):
     same limit, before the single rounding.
     """
     h = rgb.shape[0]
+    w = rgb.shape[1]
     q = template.shape[0]
-    qmask = q - 1  # q is a power of two (checked by the caller)
     use_template = False
     for by in range(tamp.shape[0]):
         for bx in range(tamp.shape[1]):
             if tamp[by, bx] != 0.0:
                 use_template = True
-    w = rgb.shape[1]
     nby, nbx, npairs, _ = delta.shape
+    wb = nbx * 16
+    # Rows as flat (W*3) uint8 runs, so that the final add is one contiguous loop.
+    rgb_rows = rgb.reshape(h, w * 3)
+    out_rows = out.reshape(h, w * 3)
     for by in prange(nby):
-        # Pixel change of every block in this block row, at LL resolution.
-        dll = np.zeros((nbx, 8, 8), np.float64)
+        # Change of every LL sample of this block row: the sum of the changed
+        # coefficients' basis images.
+        dll = np.zeros((8, nbx * 8), np.float64)
         for bx in range(nbx):
             for p in range(npairs):
                 d1 = 0.5 * scale * delta[by, bx, p, 0]
@@ -258,51 +298,65 @@ def apply_block_deltas(rgb, pairs, delta, c, scale, limit, template, tamp, out):
                     a1 = d1 * c[u1, i]
                     a2 = d2 * c[u2, i]
                     for j in range(8):
-                        dll[bx, i, j] += a1 * c[v1, j] + a2 * c[v2, j]
-            for i in range(8):
-                for j in range(8):
-                    v = dll[bx, i, j]
-                    lim = limit[by * 8 + i, bx * 8 + j]
-                    if v > lim:
-                        dll[bx, i, j] = lim
-                    elif v < -lim:
-                        dll[bx, i, j] = -lim
-        # The pixel values are integers, so round(v + d) = v + round(d): round the
-        # change once per pixel and add it to the three channels as an integer.
-        step = np.empty((nbx, 8, 8), np.int32)
-        for bx in range(nbx):
-            for i in range(8):
-                for j in range(8):
-                    step[bx, i, j] = np.int32(math.floor(dll[bx, i, j] + 0.5))
-        dprow = np.empty(nbx * 16, np.int32)
+                        dll[i, bx * 8 + j] += a1 * c[v1, j] + a2 * c[v2, j]
+        # Per pixel row, everything laid out at pixel resolution first (the LL change
+        # and its limit repeated twice, the template row tiled, each block's template
+        # amplitude), so the per-pixel loops run over contiguous arrays and
+        # vectorise.
+        change = np.empty(wb, np.float64)
+        bound = np.empty(wb, np.float64)
+        amplitude = np.zeros(wb, np.float32)
+        tiled = np.zeros(wb, np.float32)
+        step = np.empty(wb, np.int16)
+        step3 = np.empty(wb * 3, np.int16)
+        if use_template:
+            for xx in range(wb):
+                amplitude[xx] = tamp[by, xx >> 4]
         for r in range(16):
             yy = by * 16 + r
-            i = r >> 1
-            # First the integer change of every pixel of the row, then one pass over
-            # the three channels (two simple loops vectorise better than one).
+            if r % 2 == 0:
+                dll_row = dll[r >> 1]
+                limit_row = limit[by * 8 + (r >> 1)]
+                for xx in range(wb):
+                    lim = np.float64(limit_row[xx >> 1])
+                    v = dll_row[xx >> 1]
+                    if v > lim:
+                        v = lim
+                    if v < -lim:
+                        v = -lim
+                    change[xx] = v
+                    bound[xx] = lim
             if use_template:
-                ty = yy % q
-                for xx in range(nbx * 16):
-                    bx = xx >> 4
-                    d = dll[bx, i, (xx & 15) >> 1] + template[ty, xx & qmask] * tamp[by, bx]
-                    lim = limit[by * 8 + i, xx >> 1]
-                    d = min(max(d, -lim), lim)
-                    dprow[xx] = np.int32(math.floor(d + 0.5))
-            else:
-                for xx in range(nbx * 16):
-                    dprow[xx] = step[xx >> 4, i, (xx & 15) >> 1]
-            for xx in range(nbx * 16):
-                dp = dprow[xx]
-                for ch in range(3):
-                    val = np.int32(rgb[yy, xx, ch]) + dp
-                    out[yy, xx, ch] = np.uint8(min(max(val, 0), 255))
-            for xx in range(nbx * 16, w):
-                for ch in range(3):
-                    out[yy, xx, ch] = rgb[yy, xx, ch]
+                template_row = template[yy % q]
+                for x0 in range(0, wb, q):
+                    n = min(q, wb - x0)
+                    tiled[x0:x0 + n] = template_row[:n]
+            # The sum is clamped to the same limit before the single rounding (a
+            # float32 template term, as the reference computes it).
+            for xx in range(wb):
+                d = change[xx] + tiled[xx] * amplitude[xx]
+                lim = bound[xx]
+                if d > lim:
+                    d = lim
+                if d < -lim:
+                    d = -lim
+                step[xx] = np.int16(np.floor(d + 0.5))
+            # The pixel values are integers, so round(v + d) = v + round(d): the
+            # change is rounded once per pixel and added to R, G and B as an integer.
+            for xx in range(wb):
+                s = step[xx]
+                step3[3 * xx] = s
+                step3[3 * xx + 1] = s
+                step3[3 * xx + 2] = s
+            in_row = rgb_rows[yy]
+            out_row = out_rows[yy]
+            for k in range(wb * 3):
+                val = np.int16(in_row[k]) + step3[k]
+                out_row[k] = np.uint8(min(max(val, 0), 255))
+            for k in range(wb * 3, w * 3):
+                out_row[k] = in_row[k]
     for yy in prange(nby * 16, h):
-        for xx in range(w):
-            for ch in range(3):
-                out[yy, xx, ch] = rgb[yy, xx, ch]
+        out_rows[yy, :] = rgb_rows[yy, :]
 
 
 @njit_exact(parallel=True)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ._keyfile import KEY_FILE_MAX_BYTES, KeyFileError, read_key_file
+
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_ERROR = 2
-#: Largest key file read (bytes); a key is a secret of a few dozen bytes.
-KEY_FILE_MAX_BYTES = 4096
 
 _EPILOG_EXIT = ("exit codes: 0 done or mark found, 1 no mark found, "
                 "2 usage, input or output error (one line each; with several inputs the "
@@ -48,26 +48,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _read_key(path: str | None) -> bytes | None:
-    """The key in ``path`` (one trailing newline removed), read with a size limit so
-    that ``/dev/zero`` or a large file by mistake is an error, not a hang."""
+    """The key in ``path`` (None without ``--key-file``), read by the rules that
+    :func:`provmark._keyfile.read_key_file` states."""
     if path is None:
         return None
-    p = Path(path)
     try:
-        with open(p, "rb") as fh:
-            data = fh.read(KEY_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise _UsageError(f"cannot read key file {p}: {exc.strerror or exc}") from None
-    if len(data) > KEY_FILE_MAX_BYTES:
-        raise _UsageError(f"key file {p} is larger than {KEY_FILE_MAX_BYTES} bytes: is it the "
-                          "right file? A key is a secret of a few dozen bytes")
-    if data.endswith(b"\r\n"):
-        data = data[:-2]
-    elif data.endswith(b"\n"):
-        data = data[:-1]
-    if not data:
-        raise _UsageError(f"key file {p} is empty")
-    return data
+        return read_key_file(path)
+    except KeyFileError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 class _UsageError(Exception):

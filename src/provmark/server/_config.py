@@ -26,11 +26,11 @@ except ImportError:  # pragma: no cover - Python 3.10
     except ImportError:
         _toml = None
 
+from .._keyfile import KeyFileError
+from .._keyfile import read_key_file as _read_key_file
 from .._keys import PUBLIC_KEY, key_fingerprint
 from .._payload import PROVIDER_BITS
 
-#: Largest watermark key file read (bytes), as for the command line's ``--key-file``.
-KEY_FILE_MAX_BYTES = 4096
 #: Shortest API key :func:`hash_api_key` accepts: API keys are stored as a plain
 #: SHA-256, which is safe only for keys with enough entropy to make guessing hopeless.
 MIN_API_KEY_LENGTH = 20
@@ -164,20 +164,13 @@ def _unknown(where: str, table: dict, known) -> None:
 
 
 def read_key_file(path: Path, *, what: str) -> bytes:
-    """A watermark key from ``path``: its bytes with one trailing newline removed, at
-    most :data:`KEY_FILE_MAX_BYTES` (the rules of the command line's ``--key-file``)."""
+    """A watermark key from ``path`` by the rules of the command line's ``--key-file``
+    (:func:`provmark._keyfile.read_key_file`); ``what`` (the configuration entry)
+    opens any error message."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(KEY_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{what}: cannot read key file {path}: {exc.strerror or exc}") from None
-    if len(data) > KEY_FILE_MAX_BYTES:
-        raise ConfigError(f"{what}: key file {path} is larger than {KEY_FILE_MAX_BYTES} bytes: "
-                          "is it the right file? A key is a secret of a few dozen bytes")
-    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
-    if not data:
-        raise ConfigError(f"{what}: key file {path} is empty")
-    return data
+        return _read_key_file(path)
+    except KeyFileError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def _provider(where: str, table: dict, base: Path, environ) -> Provider:

@@ -436,9 +436,29 @@ class _ScanTally:
         return text
 
 
-def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
-    """Run detect/inspect ``jobs`` (in worker processes when there are many) and
-    pass each result to ``emit`` in input order; print the summary."""
+def _scan_inputs(args):
+    """``(key, sources, corpus)`` of ``detect`` or ``inspect``, after the checks both
+    make before any image is read."""
+    from . import _batch
+
+    key = _read_key(args.key_file)
+    if args.json and args.jsonl:
+        raise _UsageError("--json and --jsonl: choose one")
+    sources, corpus = _batch.list_sources(args.inputs)
+    return key, sources, corpus
+
+
+def _scan(args, kind: str, jobs, describe, corpus: bool) -> bool:
+    """Run detect/inspect ``jobs`` (in worker processes when there are many) and give
+    out each result in input order; print the summary. Returns whether an input
+    could not be read.
+
+    An input that could not be read is one error line on stderr; any other result
+    goes to ``describe(res, say)``, which prints its text lines with ``say`` (when
+    neither --json nor --jsonl is given) and returns its JSON row. With --jsonl each
+    row is printed as it comes; with --json all of them at the end (an object for one
+    image, a list for several).
+    """
     from . import _batch
 
     workers = _batch.default_workers(len(jobs), args.workers)
@@ -446,10 +466,22 @@ def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
         workers = 1
     progress = _Progress(len(jobs), enabled=len(jobs) > 1)
     tally = _ScanTally(kind)
+    rows = []
+    failed = False
 
     def keep(res):
+        nonlocal failed
         tally.add(res)
-        emit(res, progress)
+        if res.error is not None:
+            failed = True
+            row = {"input": res.input, "error": res.error}
+            progress.print(f"provmark {kind}: {res.error}", err=True)
+        else:
+            row = describe(res, progress.print)
+        if args.jsonl:
+            progress.print(_dumps(row))
+        elif args.json:  # printed at the end; the other modes print as they go
+            rows.append(row)
 
     ordered = _Ordered(range(len(jobs)), keep)
     t0 = time.perf_counter()
@@ -459,59 +491,42 @@ def _scan(args, kind: str, jobs, emit, corpus: bool) -> None:
     if len(jobs) > 1 and _want_summary(args, corpus):
         progress.print(tally.text(time.perf_counter() - t0), err=True)
     progress.close()
+    if args.json:
+        print(_dumps(rows if len(rows) != 1 else rows[0]))
+    return failed
 
 
 def cmd_detect(args) -> int:
     from . import _batch
 
-    key = _read_key(args.key_file)
-    if args.json and args.jsonl:
-        raise _UsageError("--json and --jsonl: choose one")
-    sources, corpus = _batch.list_sources(args.inputs)
+    key, sources, corpus = _scan_inputs(args)
     search = "exhaustive" if args.exhaustive else True
     jobs = [_batch.ScanJob(i, s.location, "detect", key, search) for i, s in enumerate(sources)]
-    worst = EXIT_OK
-    rows = []
+    missed = False
 
-    def emit(res, progress) -> None:
-        nonlocal worst
-        if res.error is not None:
-            row = {"input": res.input, "error": res.error}
-            progress.print(f"provmark detect: {res.error}", err=True)
-            worst = EXIT_ERROR
-            if args.jsonl:
-                progress.print(_dumps(row))
-            elif args.json:
-                rows.append(row)
-            return
+    def describe(res, say) -> dict:
+        nonlocal missed
         det = res.result
         row = {"input": res.input, **det.to_dict(), "detect_ms": res.ms}
         if args.explain:
             row["search"] = _search_summary(det)
-        if args.json:  # printed at the end; the other modes print as they go
-            rows.append(row)
-        if not det.found and worst == EXIT_OK:
-            worst = EXIT_NOT_FOUND
-        if args.jsonl:
-            progress.print(_dumps(row))
-        elif not args.json:
+        missed = missed or not det.found
+        if not (args.json or args.jsonl):
             if det.found:
                 p = det.payload
-                progress.print(
-                    f"{res.input}: FOUND provider={p.provider} content_id={p.content_id} "
+                say(f"{res.input}: FOUND provider={p.provider} content_id={p.content_id} "
                     f"label={p.label} ({p.label_meaning}); false-alarm probability "
                     f"{det.false_alarm_probability:.1e}, sync z={det.sync_score:.1f}, "
                     f"{det.corrected_symbols} bytes corrected, {det.erasures} erased")
             else:
-                progress.print(f"{res.input}: no mark found ({det.reason}; "
-                               f"sync z={det.sync_score:.1f})")
+                say(f"{res.input}: no mark found ({det.reason}; sync z={det.sync_score:.1f})")
             if args.explain:
-                _explain(det, say=progress.print)
+                _explain(det, say=say)
+        return row
 
-    _scan(args, "detect", jobs, emit, corpus)
-    if args.json:
-        print(_dumps(rows if len(rows) != 1 else rows[0]))
-    return worst
+    if _scan(args, "detect", jobs, describe, corpus):
+        return EXIT_ERROR
+    return EXIT_NOT_FOUND if missed else EXIT_OK
 
 
 def _search_summary(det) -> dict:
@@ -618,10 +633,7 @@ def cmd_check(args) -> int:
 def cmd_inspect(args) -> int:
     from . import _batch
 
-    key = _read_key(args.key_file)
-    if args.json and args.jsonl:
-        raise _UsageError("--json and --jsonl: choose one")
-    sources, corpus = _batch.list_sources(args.inputs)
+    key, sources, corpus = _scan_inputs(args)
     html_paths = _html_targets(args, [s.location for s in sources]) if args.html else []
     search = True if args.fast else "exhaustive"
     anchors = _c2pa_trust(args)
@@ -629,43 +641,28 @@ def cmd_inspect(args) -> int:
                            html=str(html_paths[i]) if args.html else None, overwrite=args.force,
                            c2pa_trust=anchors)
             for i, s in enumerate(sources)]
-    any_error = False
+    html_failed = False
     all_found = True
-    rows = []
 
-    def emit(res, progress) -> None:
-        nonlocal any_error, all_found
-        if res.error is not None:
-            row = {"input": res.input, "error": res.error}
-            progress.print(f"provmark inspect: {res.error}", err=True)
-            any_error = True
-            if args.jsonl:
-                progress.print(_dumps(row))
-            elif args.json:
-                rows.append(row)
-            return
+    def describe(res, say) -> dict:
+        nonlocal html_failed, all_found
         rep = res.result
         row = rep.to_dict()
         if res.html_report:
             row["html_report"] = res.html_report
         if res.html_error:
             row["html_error"] = res.html_error
-            progress.print(f"provmark inspect: {res.html_error}", err=True)
-            any_error = True
-        if args.json:
-            rows.append(row)
+            say(f"provmark inspect: {res.html_error}", err=True)
+            html_failed = True
         all_found = all_found and rep.found
-        if args.jsonl:
-            progress.print(_dumps(row))
-        elif not args.json:
-            _print_report(rep, say=progress.print)
+        if not (args.json or args.jsonl):
+            _print_report(rep, say=say)
             if row.get("html_report"):
-                progress.print(f"  report:    {row['html_report']}")
+                say(f"  report:    {row['html_report']}")
+        return row
 
-    _scan(args, "inspect", jobs, emit, corpus)
-    if args.json:
-        print(_dumps(rows if len(rows) != 1 else rows[0]))
-    if any_error:
+    failed = _scan(args, "inspect", jobs, describe, corpus)
+    if failed or html_failed:
         return EXIT_ERROR
     return EXIT_OK if all_found else EXIT_NOT_FOUND
 

@@ -1049,6 +1049,26 @@ class Tally:
                        output_bytes=self.output_bytes, seconds=float(seconds),
                        interrupted=interrupted, remaining=remaining)
 
+    def interrupted(self, seconds: float, total: int) -> Interrupted:
+        """What a run of ``total`` items raises when Ctrl-C or SIGTERM stops it after
+        ``seconds``: its summary so far, with the items not reached."""
+        return Interrupted(self.summary(seconds, interrupted=True,
+                                        remaining=total - self.images))
+
+
+def record_rows(rows: Iterable[Row], tally: Tally, *, manifest: Manifest | None = None,
+                progress: Callable[[Row], None] | None = None) -> None:
+    """Take each finished row as an engine yields it: append it to ``manifest`` (its
+    output exists by then, so a re-run may skip it), count it in ``tally``, then
+    pass it to ``progress``. Every engine records its rows here, so that their
+    manifests and progress agree."""
+    for row in rows:
+        if manifest is not None:
+            manifest.append(row)
+        tally.add(row)
+        if progress is not None:
+            progress(row)
+
 
 def summarise(rows: Iterable[Row], seconds: float, *, skipped: int = 0,
               interrupted: bool = False, remaining: int = 0) -> Summary:
@@ -1266,15 +1286,10 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
         with _sigterm_as_interrupt(), contextlib.ExitStack() as stack:
             if pool is None:
                 pool = stack.enter_context(WorkerPool(n if len(tasks) > 1 else 1))
-            for row in pool.map(process, tasks, options):
-                if manifest is not None:
-                    manifest.append(row)
-                tally.add(row)
-                if progress is not None:
-                    progress(row)
+            record_rows(pool.map(process, tasks, options), tally, manifest=manifest,
+                        progress=progress)
     except KeyboardInterrupt:
-        raise Interrupted(tally.summary(time.perf_counter() - t0, interrupted=True,
-                                        remaining=len(tasks) - tally.images)) from None
+        raise tally.interrupted(time.perf_counter() - t0, len(tasks)) from None
     except BrokenProcessPool:
         raise BatchError(
             f"a worker process died (killed, most likely for lack of memory) after {tally.images} "

@@ -47,7 +47,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .._batch import (
     BatchError,
-    Interrupted,
     Manifest,
     Options,
     Row,
@@ -60,6 +59,7 @@ from .._batch import (
     mark_item,
     process,
     read_input,
+    record_rows,
     summarise,
 )
 from .._payload import Payload
@@ -376,16 +376,10 @@ def run_batch(tasks: list[Task], options: Options, *, manifest: Manifest | None 
         dataset.context.enable_progress_bars = False
         dataset.context.print_on_execution_start = False
         with _sigterm_as_interrupt(), _quiet_ray_data():
-            for result in dataset.iter_rows():
-                row = Row.from_dict(json.loads(result["row"]))
-                if manifest is not None:
-                    manifest.append(row)
-                tally.add(row)
-                if progress is not None:
-                    progress(row)
+            rows = (Row.from_dict(json.loads(result["row"])) for result in dataset.iter_rows())
+            record_rows(rows, tally, manifest=manifest, progress=progress)
     except KeyboardInterrupt:
-        raise Interrupted(tally.summary(time.perf_counter() - t0, interrupted=True,
-                                        remaining=len(tasks) - tally.images)) from None
+        raise tally.interrupted(time.perf_counter() - t0, len(tasks)) from None
     except _JOB_ERRORS as exc:
         raise BatchError(f"the Ray job failed after {tally.images} of {len(tasks)} images "
                          f"({_reason(exc)}); what finished is in the manifest: run again to "

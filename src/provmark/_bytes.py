@@ -31,7 +31,7 @@ from . import metadata as _metadata
 from ._detect import Detection, detect
 from ._embed import embed
 from ._image import ImageError
-from ._io import check_quality, encode_image, read_image_bytes
+from ._io import LoadedImage, check_quality, encode_image, read_image_bytes
 from ._label import encode_labelled, label
 from ._payload import Payload
 
@@ -132,6 +132,21 @@ def _check_data(data) -> None:
         raise TypeError(f"data must be the encoded image file as bytes, not {type(data).__name__}")
 
 
+def _read_for_output(data: bytes, format: str | None, quality: int | None, what: str
+                     ) -> tuple[LoadedImage, str, int, bool]:
+    """Decode ``data`` to be written again: ``(source, output format, quality,
+    lossless)`` by :func:`output_format` and :func:`output_quality`. An unknown
+    ``format`` or a bad ``quality`` fails before anything is decoded."""
+    if format is not None:
+        output_format(format, "PNG")
+    if quality is not None:
+        check_quality(quality)
+    src = read_image_bytes(data, what=what)
+    fmt = output_format(format, src.format)
+    q, lossless = output_quality(quality, fmt, lossless_source=src.lossless)
+    return src, fmt, q, lossless
+
+
 def encode_embedded(data: bytes, payload: Payload, *, key: bytes | str | None = None,
                     format: str | None = None, quality: int | None = None,
                     strength: float = 1.0, min_psnr: float = 40.0, adapt: bool = True,
@@ -142,13 +157,7 @@ def encode_embedded(data: bytes, payload: Payload, *, key: bytes | str | None = 
     _check_data(data)
     if not isinstance(payload, Payload):
         raise TypeError(f"payload must be a provmark.Payload, not {type(payload).__name__}")
-    if format is not None:
-        output_format(format, "PNG")  # an unknown format fails before decoding
-    if quality is not None:
-        check_quality(quality)
-    src = read_image_bytes(data, what=what)
-    fmt = output_format(format, src.format)
-    q, lossless = output_quality(quality, fmt, lossless_source=src.lossless)
+    src, fmt, q, lossless = _read_for_output(data, format, quality, what)
     t0 = time.perf_counter()
     marked = embed(src.rgb, payload, key=key, strength=strength, min_psnr=min_psnr, adapt=adapt)
     seconds = time.perf_counter() - t0
@@ -170,13 +179,7 @@ def encode_labelled_bytes(data: bytes, payload: Payload, *, content_producer: st
     input in error messages; ``measure`` also computes the PSNR; ``c2pa`` (a
     :class:`provmark.c2pa.C2paSigner`) signs a C2PA manifest into the output."""
     _check_data(data)
-    if format is not None:
-        output_format(format, "PNG")
-    if quality is not None:
-        check_quality(quality)
-    src = read_image_bytes(data, what=what)
-    fmt = output_format(format, src.format)
-    q, lossless = output_quality(quality, fmt, lossless_source=src.lossless)
+    src, fmt, q, lossless = _read_for_output(data, format, quality, what)
     t0 = time.perf_counter()
     labelled = label(src.rgb, payload, content_producer=content_producer,
                      produce_id=produce_id, key=key, explicit=explicit, text=text,

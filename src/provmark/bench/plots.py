@@ -180,6 +180,30 @@ def _robustness_ylim(ax, key: str, values) -> None:
     ax.text(ax.get_xlim()[0], 0.5, " chance", va="bottom", ha="left", fontsize=7, color="0.4")
 
 
+#: The two robustness measures of the trade-off figures, one panel each:
+#: (quality row key, y label, scale of the plotted value).
+_ROBUSTNESS_PANELS = (("exact_rate", "exact payload (%)", 100),
+                      ("bit_accuracy", "mean bit accuracy", 1))
+
+
+def _robustness_figure(q: dict[str, dict], draw, *, xlabel: str, over: str, title: str):
+    """A figure of the two robustness panels (exact payload, bit accuracy) against
+    one x quantity, with one legend and ``title``. ``draw(ax, key, scale)`` plots the
+    methods on a panel; ``over`` says what the means are taken over (y label)."""
+    fig = _figure(10.5, 4.4)
+    axes = fig.subplots(1, 2)
+    for ax, (key, label, scale) in zip(axes, _ROBUSTNESS_PANELS):
+        draw(ax, key, scale)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{label}\n{over}")
+        ax.grid(True, alpha=0.3)
+        _robustness_ylim(ax, key, [scale * v[key] for v in q.values()])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
 def _tradeoff_plot(result, out: Path, formats) -> dict[str, list[str]]:
     q = _quality_by_name(result)
     prov = sorted([m for m in result.methods if m.family == "provmark"
@@ -188,11 +212,8 @@ def _tradeoff_plot(result, out: Path, formats) -> dict[str, list[str]]:
     if not prov and not peers:
         return {}
     n_cases = max((v["attacked_cases"] for v in q.values()), default=0)
-    fig = _figure(10.5, 4.4)
-    axes = fig.subplots(1, 2)
-    for ax, key, label in ((axes[0], "exact_rate", "exact payload (%)"),
-                           (axes[1], "bit_accuracy", "mean bit accuracy")):
-        scale = 100 if key == "exact_rate" else 1
+
+    def draw(ax, key: str, scale: float) -> None:
         if prov:
             xs = [q[m.name]["psnr"] for m in prov]
             ys = [scale * q[m.name][key] for m in prov]
@@ -206,15 +227,11 @@ def _tradeoff_plot(result, out: Path, formats) -> dict[str, list[str]]:
             s = method_style(m, result.methods)
             ax.plot([q[m.name]["psnr"]], [scale * q[m.name][key]], linestyle="none",
                     color=s["color"], marker=s["marker"], markersize=8, label=m.name)
-        ax.set_xlabel("PSNR of the marked image (dB; higher = less visible)")
-        ax.set_ylabel(label + f"\nmean over {n_cases // max(len(result.config.images), 1)} "
-                      "attack cases")
-        ax.grid(True, alpha=0.3)
-        _robustness_ylim(ax, key, [scale * v[key] for v in q.values()])
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
-    fig.suptitle("Robustness vs imperceptibility (numbers under the provmark points: "
-                 "strength)", fontsize=11)
+
+    fig = _robustness_figure(
+        q, draw, xlabel="PSNR of the marked image (dB; higher = less visible)",
+        over=f"mean over {n_cases // max(len(result.config.images), 1)} attack cases",
+        title="Robustness vs imperceptibility (numbers under the provmark points: strength)")
     return {"robustness vs PSNR": _save(fig, out, "tradeoff_psnr", formats)}
 
 
@@ -231,12 +248,9 @@ def _capacity_plot(result, out: Path, formats) -> dict[str, list[str]]:
         groups.setdefault(label, []).append(m)
     if not groups:
         return {}
-    fig = _figure(10.5, 4.4)
-    axes = fig.subplots(1, 2)
     all_bits = sorted({m.payload_bits for ms in groups.values() for m in ms})
-    for ax, key, label in ((axes[0], "exact_rate", "exact payload (%)"),
-                           (axes[1], "bit_accuracy", "mean bit accuracy")):
-        scale = 100 if key == "exact_rate" else 1
+
+    def draw(ax, key: str, scale: float) -> None:
         for glabel, ms in groups.items():
             ms = sorted(ms, key=lambda m: m.payload_bits)
             s = method_style(ms[0], result.methods)
@@ -247,14 +261,12 @@ def _capacity_plot(result, out: Path, formats) -> dict[str, list[str]]:
         ax.set_xticks(all_bits)
         ax.set_xticklabels([str(b) for b in all_bits], fontsize=8)
         ax.minorticks_off()
-        ax.set_xlabel("random message bits carried per image")
-        ax.set_ylabel(label + "\nmean over the attacked cases")
-        ax.grid(True, alpha=0.3)
-        _robustness_ylim(ax, key, [scale * v[key] for v in q.values()])
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
-    fig.suptitle("Robustness vs capacity (peers: package defaults, payload length varied; "
-                 "provmark always codes 72 bits + CRC + RS)", fontsize=11)
+
+    fig = _robustness_figure(
+        q, draw, xlabel="random message bits carried per image",
+        over="mean over the attacked cases",
+        title="Robustness vs capacity (peers: package defaults, payload length varied; "
+              "provmark always codes 72 bits + CRC + RS)")
     return {"robustness vs payload bits": _save(fig, out, "capacity", formats)}
 
 

@@ -17,7 +17,7 @@ from ._modulation import (
     apply_block_deltas,
     luma_pair_coeffs,
 )
-from ._quality import box_moments, ssim_mean_against
+from ._quality import box_moments, change_bound, ssim_mean_against
 from ._sync import fold_phase_features
 from ._template import template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
@@ -54,5 +54,6 @@ __all__ = [
     "aqim_soft_observe",
     "template_score_grid",
     "box_moments",
+    "change_bound",
     "ssim_mean_against",
 ]

@@ -347,3 +347,27 @@ def ssim_mean_against(x, y, half, c1, c2, norm):
     cov = norm * (uniform_filter(x * y, size=size) - ux * uy)
     s = ((2 * ux * uy + c1) * (2 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return float(s[half:-half, half:-half].mean())
+
+def change_bound(rgb, window, flat, slope, cap):
+    """Reference for ``provmark.kernels.change_bound``, written from its definition:
+    integer grey levels, 2x2 means rounded half up, a window x window box (border
+    mirrored without repeating the edge sample, ``np.pad(mode="reflect")``) of the
+    means and their squares, variance and bound in float32."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    h8, w8 = rgb.shape[0] // 2, rgb.shape[1] // 2
+    x = rgb[:2 * h8, :2 * w8].astype(np.int64)
+    grey = (19596 * x[..., 0] + 38470 * x[..., 1] + 7470 * x[..., 2] + 32768) >> 16
+    cells = ((grey[0::2, 0::2] + grey[0::2, 1::2] + grey[1::2, 0::2] + grey[1::2, 1::2] + 2)
+             >> 2).astype(np.float64)
+    lead = window // 2
+    pad = ((lead, window - lead - 1),) * 2
+    windows = (window, window)
+    n = window * window
+    mean = (sliding_window_view(np.pad(cells, pad, mode="reflect"), windows).sum((-1, -2))
+            / n).astype(np.float32)
+    square = (sliding_window_view(np.pad(cells * cells, pad, mode="reflect"), windows)
+              .sum((-1, -2)) / n).astype(np.float32)
+    var = np.maximum(square - mean * mean, np.float32(0.0))
+    bound = np.float32(flat) + np.float32(slope) * np.sqrt(var)
+    return np.minimum(np.maximum(bound, np.float32(flat)), np.float32(cap))

@@ -19,7 +19,7 @@ from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
 from ._payload import Payload
 from ._template import N_FREQS, block_amplitude, keyed_template, template_factor
-from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas
+from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas, change_bound
 
 _C64 = DCT8_64
 
@@ -425,20 +425,13 @@ LIMIT_WINDOW = 4
 def change_limit(rgb: np.ndarray, max_change: float = DEFAULT_STRENGTH.max_change
                  ) -> np.ndarray:
     """The change bound of every 2x2 pixel cell of the whole blocks (LL resolution,
-    float32): ``LIMIT_FLAT + LIMIT_SLOPE * local std``, at most ``max_change``."""
-    import cv2
-
+    float32): ``LIMIT_FLAT + LIMIT_SLOPE * local std``, at most ``max_change``
+    (:func:`provmark.kernels.change_bound`)."""
     nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
-    grey = cv2.cvtColor(rgb[:nby * BLOCK_PX, :nbx * BLOCK_PX], cv2.COLOR_RGB2GRAY)
-    ll = cv2.resize(grey, (nbx * 8, nby * 8), interpolation=cv2.INTER_AREA).astype(np.float32)
-    del grey
-    k = (LIMIT_WINDOW, LIMIT_WINDOW)
-    mean = cv2.blur(ll, k)
-    var = cv2.blur(ll * ll, k)
-    var -= mean * mean
-    np.maximum(var, 0.0, out=var)
-    return np.clip(LIMIT_FLAT + LIMIT_SLOPE * np.sqrt(var), LIMIT_FLAT,
-                   max_change).astype(np.float32)
+    out = np.empty((nby * 8, nbx * 8), np.float32)
+    change_bound(np.ascontiguousarray(rgb), LIMIT_WINDOW, LIMIT_FLAT, LIMIT_SLOPE,
+                 float(max_change), out)
+    return out
 
 
 def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,

@@ -579,6 +579,49 @@ def test_ssim_mean_against_matches_reference(shape, noise, rng):
         assert got == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [pytest.param((16, 16, 3), marks=pytest.mark.nojit),
+                                   (64, 96, 3), (37, 50, 3), (256, 176, 3)])
+@pytest.mark.parametrize("content", ["noise", "flat", "edges"])
+def test_change_bound_matches_reference(shape, content, rng):
+    """Exactly equal: integer means, exact window sums, the same float32 steps."""
+    from provmark.kernels import change_bound
+
+    if content == "noise":
+        rgb = rng.integers(0, 256, shape).astype(np.uint8)
+    elif content == "flat":  # variance 0 up to rounding: the bound sits at ``flat``
+        rgb = np.full(shape, 131, np.uint8)
+    else:
+        rgb = np.zeros(shape, np.uint8)
+        rgb[:, shape[1] // 3:] = 250
+        rgb[shape[0] // 2:, :, 1] = 40
+    h8, w8 = shape[0] // 16 * 8, shape[1] // 16 * 8
+    out = np.full((h8, w8), -1.0, np.float32)
+    change_bound(rgb, 4, 3.0, 1.0, 12.0, out)
+    expected = naive.change_bound(rgb[:h8 * 2, :w8 * 2], 4, 3.0, 1.0, 12.0)
+    np.testing.assert_array_equal(out, expected)
+    assert out.min() >= 3.0 and out.max() <= 12.0
+    if content == "flat":
+        assert (out == 3.0).all()
+    if content == "edges":
+        assert out.max() == 12.0  # a 250-level step: the std is far above the cap
+
+
+def test_change_bound_grey_is_opencvs():
+    """The grey weights are OpenCV 5's RGB2GRAY (as the embedder used before the kernel):
+    checked over every colour, so that a different OpenCV is noticed, not followed."""
+    cv2 = pytest.importorskip("cv2")
+    if not cv2.__version__.startswith("5."):
+        pytest.skip(f"the weights were taken from OpenCV 5; this is {cv2.__version__}")
+    from provmark.kernels._quality import GREY_WEIGHTS
+
+    r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij")
+    rgb = np.stack([r, g, b], -1).astype(np.uint8).reshape(4096, 4096, 3)
+    x = rgb.astype(np.int64)
+    wr, wg, wb = GREY_WEIGHTS
+    ours = (wr * x[..., 0] + wg * x[..., 1] + wb * x[..., 2] + 32768) >> 16
+    np.testing.assert_array_equal(ours, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
 # ------------------------------------------------------------------ JIT options
 
 
@@ -593,7 +636,7 @@ def _dispatchers():
 
 #: Kernels that quantise, round or decide: compiled without fastmath (_jit.EXACT).
 DECISION_KERNELS = ("aqim_target", "aqim_margin", "aqim_embed_deltas", "apply_block_deltas",
-                    "aqim_soft_observe")
+                    "aqim_soft_observe", "change_bound")
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no dispatchers when JIT is disabled")

@@ -238,7 +238,13 @@ def _read_provider_q():
                  "watermark key (the API key must be bound to it); default: the public key.")
 
 
+#: The ``search`` values of the reading endpoints, and what each passes to detection.
 SEARCH = {"fast": True, "exhaustive": "exhaustive", "aligned": False}
+SearchMode = Literal["fast", "exhaustive", "aligned"]
+
+
+def _search_q(default: SearchMode, description: str):
+    return Query(default, description=description)
 
 
 # --------------------------------------------------------------------------- the app
@@ -675,10 +681,10 @@ def _install_routes(app: FastAPI, state: _State) -> None:
               responses=errors_read, openapi_extra=IMAGE_BODY,
               summary="Detect a watermark: image in, payload and false-alarm probability out")
     async def detect(request: Request, provider: int | None = _read_provider_q(),
-                     search: Literal["fast", "exhaustive", "aligned"] = Query(
-                         "fast", description="fast: crops, resizes, rotations through the "
-                                             "template; exhaustive: also sweeps scales and "
-                                             "rotations (seconds); aligned: the grid only."),
+                     search: SearchMode = _search_q(
+                         "fast", "fast: crops, resizes, rotations through the template; "
+                                 "exhaustive: also sweeps scales and rotations (seconds); "
+                                 "aligned: the grid only."),
                      who: ApiKey | None = Depends(principal)):
         key = _watermark_key(state, who, provider)
         out = await _run_job(state, request, _work.detect_job, key=key, search=SEARCH[search])
@@ -688,9 +694,8 @@ def _install_routes(app: FastAPI, state: _State) -> None:
               responses=errors_read, openapi_extra=IMAGE_BODY,
               summary="Forensic report as JSON: every label layer, verdict, tamper map")
     async def inspect(request: Request, provider: int | None = _read_provider_q(),
-                      search: Literal["fast", "exhaustive", "aligned"] = Query(
-                          "exhaustive", description="As for detect; a report tries "
-                                                    "everything by default."),
+                      search: SearchMode = _search_q(
+                          "exhaustive", "As for detect; a report tries everything by default."),
                       images: bool = Query(False, description="Include the evidence heatmap "
                                                               "and tamper map as PNG data: "
                                                               "URIs."),
@@ -707,8 +712,7 @@ def _install_routes(app: FastAPI, state: _State) -> None:
                          **errors_read},
               openapi_extra=IMAGE_BODY, summary="Forensic report as one self-contained HTML file")
     async def inspect_report(request: Request, provider: int | None = _read_provider_q(),
-                             search: Literal["fast", "exhaustive", "aligned"] = Query(
-                                 "exhaustive", description="As for detect."),
+                             search: SearchMode = _search_q("exhaustive", "As for detect."),
                              who: ApiKey | None = Depends(principal)):
         key = _watermark_key(state, who, provider)
         out = await _run_job(state, request, _work.inspect_job, key=key,

@@ -899,34 +899,40 @@ def _agent(value) -> str | None:
     return _text(value)
 
 
+def _assertion_entries(assertions: list, label_prefix: str, list_key: str):
+    """``(data, entry)`` for each dict in the ``list_key`` list of the data of every
+    assertion whose label starts with ``label_prefix``: at most :data:`MAX_ITEMS`
+    in all, however many a manifest lists."""
+    count = 0
+    for a in assertions:
+        if not str(a.get("label", "")).startswith(label_prefix):
+            continue
+        data = a.get("data") or {}
+        for entry in data.get(list_key) or []:
+            if not isinstance(entry, dict):
+                continue
+            if count >= MAX_ITEMS:
+                return
+            count += 1
+            yield data, entry
+
+
 def _actions(assertions: list) -> tuple[ManifestAction, ...]:
     out = []
-    for a in assertions:
-        if not str(a.get("label", "")).startswith("c2pa.actions"):
-            continue
-        for act in (a.get("data") or {}).get("actions") or []:
-            if not isinstance(act, dict) or len(out) >= MAX_ITEMS:
-                continue
-            params = act.get("parameters") if isinstance(act.get("parameters"), dict) else {}
-            out.append(ManifestAction(
-                action=_text(act.get("action")) or "?",
-                digital_source_type=_text(act.get("digitalSourceType")),
-                description=_text(act.get("description") or params.get("description")),
-                software_agent=_agent(act.get("softwareAgent"))))
+    for _, act in _assertion_entries(assertions, "c2pa.actions", "actions"):
+        params = act.get("parameters") if isinstance(act.get("parameters"), dict) else {}
+        out.append(ManifestAction(
+            action=_text(act.get("action")) or "?",
+            digital_source_type=_text(act.get("digitalSourceType")),
+            description=_text(act.get("description") or params.get("description")),
+            software_agent=_agent(act.get("softwareAgent"))))
     return tuple(out)
 
 
 def _soft_bindings(assertions: list) -> tuple[SoftBinding, ...]:
-    out = []
-    for a in assertions:
-        if not str(a.get("label", "")).startswith("c2pa.soft-binding"):
-            continue
-        data = a.get("data") or {}
-        for block in data.get("blocks") or []:
-            if isinstance(block, dict) and len(out) < MAX_ITEMS:
-                out.append(SoftBinding(_text(data.get("alg")) or "?",
-                                       _text(block.get("value")) or ""))
-    return tuple(out)
+    return tuple(SoftBinding(_text(data.get("alg")) or "?", _text(block.get("value")) or "")
+                 for data, block in _assertion_entries(assertions, "c2pa.soft-binding",
+                                                       "blocks"))
 
 
 def _summarise(store: dict, *, anchors_given: bool) -> C2paReading:

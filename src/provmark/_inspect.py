@@ -22,7 +22,8 @@ from . import _tamper
 from . import c2pa as _c2pa
 from . import metadata as _metadata
 from ._detect import Detection, locate
-from ._image import ImageError, as_rgb_array
+from ._image import ImageError
+from ._io import read_image_bytes
 from ._keys import normalize_key
 
 #: Overall verdicts, in the order of :func:`inspect`'s decision.
@@ -176,23 +177,6 @@ class InspectionReport:
         }
 
 
-def _pixels(data: bytes, what: str):
-    from ._io import open_image
-
-    try:
-        # The header checks (format, pixel limit) before any pixel is decoded: a
-        # 69-byte PNG claiming 30000x30000 pixels is refused, not decoded.
-        with open_image(data, what=what) as (im, _):
-            im.load()
-            rgb, _ = as_rgb_array(im, what=what)
-    except ImageError as exc:
-        msg = str(exc)
-        raise ImageError(msg if what in msg else f"{what}: {msg}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{what}: the image data is corrupt or truncated ({exc})") from None
-    return rgb
-
-
 def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
             search: bool | str = "exhaustive", c2pa_trust=None) -> InspectionReport:
     """Read every label layer of an image file and say whether they agree.
@@ -270,7 +254,9 @@ def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
         raise TypeError(
             f"image must be a file path or the file's bytes, not {type(image).__name__}; "
             "for a pixel array use provmark.detect")
-    rgb = _pixels(data, what)
+    # The header checks (format, pixel limit) run before any pixel is decoded: a
+    # 69-byte PNG claiming 30000x30000 pixels is refused, not decoded.
+    rgb = read_image_bytes(data, what=what).rgb
     det, loc = locate(rgb, key=k, search=search)
 
     problems: list[str] = []

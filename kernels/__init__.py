@@ -18,7 +18,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._quality import box_moments, change_bound, ssim_mean_against
-from ._sync import fold_phase_features
+from ._sync import carrier_maps, fold_phase_features
 from ._template import template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
@@ -33,6 +33,7 @@ from ._transforms import (
 )
 
 __all__ = [
+    "carrier_maps",
     "fold_phase_features",
     "viterbi_decode",
     "list_viterbi_decode",

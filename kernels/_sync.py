@@ -1,10 +1,14 @@
-"""Synchronisation kernel: fold the pilot features of many pixel phases at once.
+"""Synchronisation kernels: the carrier coefficients of a block at every pixel
+position (:func:`carrier_maps`), and the fold of the pilot features of many pixel
+phases at once (:func:`fold_phase_features`).
 
 For each pixel phase, the coefficient pairs of the grid at that phase are read from
 precomputed coefficient maps, turned into the complex feature ``w(r) exp(4i theta)``
 (``w(r) = r / (s + rel * r)``, ``s`` set by the phase's median radius) and summed modulo the dither
 period. The reference is ``provmark._sync.block_features`` followed by the fold of
-``provmark._sync.tile_phase_scores`` (NumPy), checked in the tests.
+``provmark._sync.tile_phase_scores`` (NumPy), checked in the tests; that of
+:func:`carrier_maps` is ``tests/naive.py::carrier_maps`` and, at every phase,
+:func:`provmark.kernels.luma_pair_coeffs`.
 """
 
 from __future__ import annotations
@@ -65,3 +69,93 @@ def fold_phase_features(maps, oys, oxs, nby, nbx, block, share, rel, out):
                     u = complex(c1 / r, c2 / r)
                     u2 = u * u
                     out[i, p, qy, qx] += w * (u2 * u2)
+
+
+@njit_fast(parallel=True)
+def carrier_maps(y, pairs, c, out):
+    """The coefficient pairs of the 16x16 block whose top-left pixel is at every
+    position of the luma plane ``y`` ((H, W) float32): ``out`` (P, 2, H - 15, W - 15)
+    float32.
+
+    Coefficient ``(u, v)`` of a block (Haar LL, then the 8x8 DCT ``c``) weighs pixel
+    ``(r, s)`` by ``c[u, r // 2] c[v, s // 2] / 2``: a separable correlation whose
+    16 taps come in equal pairs. So the sums of adjacent rows are formed once, each
+    needed DCT row ``u`` is an 8-tap pass over them (every second row), the sums of
+    adjacent columns of that, and each coefficient an 8-tap pass along the row:
+    about 60 multiply-adds a pixel for all four carrier coefficients, in float32
+    (agrees with the block kernel to float32 rounding).
+    """
+    h, w = y.shape
+    npairs = pairs.shape[0]
+    hm = h - 15
+    wm = w - 15
+    cw = np.empty((8, 8), np.float32)
+    for u in range(8):
+        for k in range(8):
+            cw[u, k] = c[u, k]
+    needed = np.zeros(8, np.bool_)
+    for p in range(npairs):
+        needed[pairs[p, 0]] = True
+        needed[pairs[p, 2]] = True
+    rowsum = np.empty((h - 1, w), np.float32)
+    for r in prange(h - 1):
+        top = y[r]
+        bottom = y[r + 1]
+        out_row = rowsum[r]
+        for x in range(w):
+            out_row[x] = top[x] + bottom[x]
+    for y0 in prange(hm):
+        colsum = np.empty((8, w - 1), np.float32)
+        vertical = np.empty(w, np.float32)
+        # The eight taps are written out so that the loop over x is the innermost
+        # one and vectorises.
+        r0 = rowsum[y0]
+        r1 = rowsum[y0 + 2]
+        r2 = rowsum[y0 + 4]
+        r3 = rowsum[y0 + 6]
+        r4 = rowsum[y0 + 8]
+        r5 = rowsum[y0 + 10]
+        r6 = rowsum[y0 + 12]
+        r7 = rowsum[y0 + 14]
+        for u in range(8):
+            if not needed[u]:
+                continue
+            k0 = 0.5 * cw[u, 0]
+            k1 = 0.5 * cw[u, 1]
+            k2 = 0.5 * cw[u, 2]
+            k3 = 0.5 * cw[u, 3]
+            k4 = 0.5 * cw[u, 4]
+            k5 = 0.5 * cw[u, 5]
+            k6 = 0.5 * cw[u, 6]
+            k7 = 0.5 * cw[u, 7]
+            for x in range(w):
+                vertical[x] = (k0 * r0[x] + k1 * r1[x] + k2 * r2[x] + k3 * r3[x]
+                               + k4 * r4[x] + k5 * r5[x] + k6 * r6[x] + k7 * r7[x])
+            pair_cols = colsum[u]
+            for x in range(w - 1):
+                pair_cols[x] = vertical[x] + vertical[x + 1]
+        for p in range(npairs):
+            for q in range(2):
+                cols = colsum[pairs[p, 2 * q]]
+                v = pairs[p, 2 * q + 1]
+                k0 = cw[v, 0]
+                k1 = cw[v, 1]
+                k2 = cw[v, 2]
+                k3 = cw[v, 3]
+                k4 = cw[v, 4]
+                k5 = cw[v, 5]
+                k6 = cw[v, 6]
+                k7 = cw[v, 7]
+                # Views at the tap offsets: every index below is non-negative.
+                c0 = cols[0:wm]
+                c1 = cols[2:2 + wm]
+                c2 = cols[4:4 + wm]
+                c3 = cols[6:6 + wm]
+                c4 = cols[8:8 + wm]
+                c5 = cols[10:10 + wm]
+                c6 = cols[12:12 + wm]
+                c7 = cols[14:14 + wm]
+                o = out[p, q, y0]
+                for x in range(wm):
+                    o[x] = (k0 * c0[x] + k1 * c1[x] + k2 * c2[x] + k3 * c3[x]
+                            + k4 * c4[x] + k5 * c5[x] + k6 * c6[x] + k7 * c7[x])

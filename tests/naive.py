@@ -371,3 +371,19 @@ def change_bound(rgb, window, flat, slope, cap):
     var = np.maximum(square - mean * mean, np.float32(0.0))
     bound = np.float32(flat) + np.float32(slope) * np.sqrt(var)
     return np.minimum(np.maximum(bound, np.float32(flat)), np.float32(cap))
+
+
+def carrier_maps(y, pairs):
+    """Reference for ``provmark.kernels.carrier_maps``, from its definition: every
+    block position's coefficient ``(u, v)`` as the 16x16 weighted sum
+    ``sum_rs c[u, r // 2] c[v, s // 2] / 2 * y[y0 + r, x0 + s]`` (float64)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = scipy.fft.dct(np.eye(8), axis=0, norm="ortho")  # c[u, i]: row u the u-th basis
+    windows = sliding_window_view(np.asarray(y, np.float64), (16, 16))
+    out = np.empty((len(pairs), 2) + windows.shape[:2])
+    for p, (u1, v1, u2, v2) in enumerate(pairs):
+        for q, (u, v) in enumerate(((u1, v1), (u2, v2))):
+            weight = np.outer(np.repeat(c[u], 2), np.repeat(c[v], 2)) / 2
+            out[p, q] = np.einsum("ijrs,rs->ij", windows, weight)
+    return out

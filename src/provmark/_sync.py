@@ -23,7 +23,7 @@ import scipy.fft
 
 from ._detect import SOFT_RELATIVE, SOFT_SCALE, grid_pairs
 from ._layout import BLOCK_PX, DITHER_BLOCKS, N_PILOT, PAIRS, TILE_BLOCKS, keyed_layout
-from .kernels import DCT8_64, fold_phase_features
+from .kernels import DCT8_64, carrier_maps, fold_phase_features
 
 _C64 = DCT8_64
 #: Coarse pixel-phase step of the search. At +-2 px off the grid the pilot keeps
@@ -148,21 +148,13 @@ def pair_coefficient_maps(y: np.ndarray) -> np.ndarray:
     A pair coefficient of a block is a fixed linear function of its 256 pixels
     (Haar LL then the 8x8 DCT: weight ``c[u, r // 2] c[v, s // 2] / 2`` on pixel
     ``(r, s)``), so over every position it is one separable 16-tap correlation of
-    the plane: all 256 pixel phases for the cost of four filters. Agrees with
+    the plane: all 256 pixel phases for the cost of a few filter passes
+    (:func:`provmark.kernels.carrier_maps`). Agrees with
     :func:`provmark.kernels.luma_pair_coeffs` to float32 rounding.
     """
-    import cv2
-
     h, w = y.shape
     out = np.empty((PAIRS.shape[0], 2, h - BLOCK_PX + 1, w - BLOCK_PX + 1), np.float32)
-    src = np.ascontiguousarray(y, dtype=np.float32)
-    for p, (u1, v1, u2, v2) in enumerate(PAIRS):
-        for q, (u, v) in enumerate(((u1, v1), (u2, v2))):
-            ky = np.repeat(_C64[u], 2) * 0.5
-            kx = np.repeat(_C64[v], 2)
-            full = cv2.sepFilter2D(src, cv2.CV_32F, kx.astype(np.float32), ky.astype(np.float32),
-                                   anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-            out[p, q] = full[:h - BLOCK_PX + 1, :w - BLOCK_PX + 1]
+    carrier_maps(np.ascontiguousarray(y, dtype=np.float32), PAIRS, _C64, out)
     return out
 
 

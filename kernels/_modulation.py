@@ -365,32 +365,44 @@ def luma_pair_coeffs(y, oy, ox, pairs, c, out):
 
     ``(oy, ox)`` is the pixel origin of the block grid (0..15 each); block
     ``(by, bx)`` covers rows ``oy + 16*by ...``. ``out`` is (nby, nbx, P, 2) float32.
+    A block row at a time: its Haar LL and the first DCT pass (only the DCT rows the
+    pairs use) run along the whole row, contiguous; the last 8 products per
+    coefficient are per block. The sums keep the order of the per-block formula.
     """
     nby, nbx, npairs, _ = out.shape
+    width = nbx * 8
+    needed = np.zeros(8, np.bool_)
+    for p in range(npairs):
+        needed[pairs[p, 0]] = True
+        needed[pairs[p, 2]] = True
     for by in prange(nby):
-        ll = np.empty((8, 8), np.float64)
-        tmp = np.empty((8, 8), np.float64)
-        for bx in range(nbx):
-            y0 = oy + 16 * by
-            x0 = ox + 16 * bx
+        ll = np.empty((8, width), np.float64)
+        y0 = oy + 16 * by
+        for i in range(8):
+            top = y[y0 + 2 * i, ox:ox + 2 * width]
+            bottom = y[y0 + 2 * i + 1, ox:ox + 2 * width]
+            ll_row = ll[i]
+            for x in range(width):
+                ll_row[x] = 0.5 * (top[2 * x] + top[2 * x + 1] + bottom[2 * x]
+                                   + bottom[2 * x + 1])
+        tmp = np.zeros((8, width), np.float64)
+        for u in range(8):
+            if not needed[u]:
+                continue
+            tmp_row = tmp[u]
             for i in range(8):
-                for j in range(8):
-                    ll[i, j] = 0.5 * (y[y0 + 2 * i, x0 + 2 * j] + y[y0 + 2 * i, x0 + 2 * j + 1]
-                                      + y[y0 + 2 * i + 1, x0 + 2 * j]
-                                      + y[y0 + 2 * i + 1, x0 + 2 * j + 1])
-            for u in range(8):
-                for j in range(8):
-                    s = 0.0
-                    for i in range(8):
-                        s += c[u, i] * ll[i, j]
-                    tmp[u, j] = s
+                cu = c[u, i]
+                ll_row = ll[i]
+                for x in range(width):
+                    tmp_row[x] += cu * ll_row[x]
+        for bx in range(nbx):
             for p in range(npairs):
                 for q in range(2):
                     u = pairs[p, 2 * q]
                     v = pairs[p, 2 * q + 1]
                     s = 0.0
                     for j in range(8):
-                        s += tmp[u, j] * c[v, j]
+                        s += tmp[u, bx * 8 + j] * c[v, j]
                     out[by, bx, p, q] = s
 
 

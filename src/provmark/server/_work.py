@@ -174,12 +174,12 @@ def _inspect(data, key, search, images, html):
     import provmark
 
     from .. import _report_html
-    from .._inspect import _pixels
+    from .._io import read_image_bytes
 
     report = provmark.inspect(data, key=key, search=search)
     info = {"found": report.detection.found}
     if html:
-        rgb = _pixels(data, "uploaded image")
+        rgb = read_image_bytes(data, what="uploaded image").rgb
         page = _report_html.render_html(report, rgb, name="uploaded image", data=data)
         return Outcome(data=page.encode("utf-8"), info=info)
     body = jsonable(report.to_dict())
@@ -190,7 +190,7 @@ def _inspect(data, key, search, images, html):
     if images:
         pics = {"evidence_heatmap": None, "tamper_overlay": None}
         if report.tamper is not None:
-            rgb = _pixels(data, "uploaded image")
+            rgb = read_image_bytes(data, what="uploaded image").rgb
             pics = {
                 "evidence_heatmap": _report_html._png_data_uri(
                     _report_html.render_evidence_heatmap(rgb, report.tamper)),

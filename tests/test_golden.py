@@ -3,7 +3,10 @@ contract that a mark written today is read by every later version.
 
 (a) every golden image decodes to its payload with its key, and to nothing with the
 other key; (b) the key derivation reproduces the committed digests of every keyed draw;
-(c) re-embedding the PNG cases' sources reproduces the committed marked pixels.
+(c) re-embedding the PNG cases' sources reproduces the committed marked pixels: the
+golden PNG, or, where an informative embedder change (docs/format.md section 9) moved
+them, the embedder's recorded output (``embedder.json``; the golden files themselves
+are never rewritten and are still decoded by (a)).
 
 If one of these fails after a change, the change altered format v1: give the new
 behaviour a new format version (docs/format.md section 9) instead of editing these
@@ -25,6 +28,7 @@ import provmark
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+EMBEDDER = json.loads((GOLDEN / "embedder.json").read_text())
 
 
 def _make_golden():
@@ -101,8 +105,24 @@ def test_re_embedding_reproduces_the_committed_pixels(case):
     at most 1. On the machine that made the files they are identical."""
     rgb = MAKE.source(case["source"])
     marked = provmark.embed(rgb, provmark.Payload(**case["payload"]), key=KEYS[case["key"]])
-    with Image.open(GOLDEN / case["files"]["png"]["file"]) as im:
+    entry = EMBEDDER["reembed"].get(case["name"], case["files"]["png"])
+    data = (GOLDEN / entry["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    with Image.open(GOLDEN / entry["file"]) as im:
         golden = np.asarray(im.convert("RGB"))
     diff = np.abs(marked.astype(np.int16) - golden.astype(np.int16))
     assert diff.max() <= 1
     assert (diff > 0).mean() <= 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(EMBEDDER["reembed"]))
+def test_recorded_embedder_output_is_a_mark_of_the_same_format(name):
+    """An embedder revision records pixels, not a format: its output decodes to the
+    case's payload like the golden file, and the golden file is still there."""
+    case = next(c for c in MANIFEST["cases"] if c["name"] == name)
+    assert (GOLDEN / case["files"]["png"]["file"]).exists()
+    with Image.open(GOLDEN / EMBEDDER["reembed"][name]["file"]) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    det = provmark.detect(rgb, key=KEYS[case["key"]])
+    assert det.payload == provmark.Payload(**case["payload"])
+    assert [h["revision"] for h in EMBEDDER["history"]] == list(range(1, EMBEDDER["revision"] + 1))

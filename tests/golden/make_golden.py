@@ -8,6 +8,17 @@ digests and re-embeds the PNG cases. Run this script again only for a new format
 version (and keep the old files for the old version's tests): a change that breaks
 the golden tests without one would make every mark already written unreadable.
 
+An *informative* change of the embedder (docs/format.md sections 5.2-5.3 and 9: its
+strength, closed loop, template amplitude or quality floors) moves the pixels that
+re-embedding gives without touching what a reader needs. It never rewrites these
+files; it records the new embedder's output for the cases it changed, next to them:
+
+    python tests/golden/make_golden.py --embedder-revision 2 --why "..."
+
+writes ``embedder-r2/<case>.png`` and ``embedder.json`` (revision, reason, files),
+which the re-embedding test compares with instead of the golden PNG. The golden files
+are still decoded, as marks written by earlier versions.
+
 Sources: 256x256 and 320x288 crops of the bundled sample photo (stored as PNG here so
 that no JPEG decoder is in the loop), and two smooth synthetic images defined by a
 formula (:func:`gradient`): one small, and one of 1408x1408 whose template sits on the
@@ -121,5 +132,53 @@ def main() -> None:
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def write_embedder_references(revision: int, why: str) -> None:
+    """Record the current embedder's output for the PNG cases whose re-embedding no
+    longer equals their golden file (an informative embedder change, see above)."""
+    import provmark
+
+    keys = {"public": provmark.PUBLIC_KEY, "test": TEST_KEY}
+    manifest = json.loads((HERE / "manifest.json").read_text())
+    path = HERE / "embedder.json"
+    record = json.loads(path.read_text()) if path.exists() else {"revision": 1,
+                                                                 "history": [], "reembed": {}}
+    if revision <= record["revision"]:
+        raise SystemExit(f"embedder revision {revision} is not above the recorded "
+                         f"{record['revision']}")
+    folder = HERE / f"embedder-r{revision}"
+    for case in manifest["cases"]:
+        if "png" not in case["files"]:
+            continue
+        marked = provmark.embed(source(case["source"]), provmark.Payload(**case["payload"]),
+                                key=keys[case["key"]])
+        current = record["reembed"].get(case["name"], case["files"]["png"])["file"]
+        with Image.open(HERE / current) as im:
+            if np.array_equal(np.asarray(im.convert("RGB")), marked):
+                continue
+        folder.mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        Image.fromarray(marked).save(buf, "PNG", optimize=True)
+        name = f"{folder.name}/{case['name']}.png"
+        (HERE / name).write_bytes(buf.getvalue())
+        record["reembed"][case["name"]] = {"file": name,
+                                           "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+        print("re-embedding changed:", case["name"])
+    record["history"].append({"revision": revision, "why": why})
+    record["revision"] = revision
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--embedder-revision", type=int,
+                        help="record an informative embedder change (never a format change)")
+    parser.add_argument("--why", help="what changed, with --embedder-revision")
+    args = parser.parse_args()
+    if args.embedder_revision is None:
+        main()
+    elif not args.why:
+        parser.error("--embedder-revision needs --why")
+    else:
+        write_embedder_references(args.embedder_revision, args.why)

@@ -46,3 +46,12 @@ def njit_exact(func=None, *, parallel: bool = False):
 
 
 prange = numba.prange
+
+
+def njit_inline(func):
+    """A helper inlined into its callers at Numba IR level (``inline="always"``): it
+    is compiled with each caller's options, so one source serves a fastmath
+    measurement kernel and an exact one alike, each with the arithmetic it had when
+    the loop was written in place."""
+    return numba.njit(inline="always", **EXACT)(func)
+

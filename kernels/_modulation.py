@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit_exact, njit_fast, prange
+from ._jit import njit_exact, njit_fast, njit_inline, prange
 
 #: Angle lattice period of one bit value; bit 0 and bit 1 points alternate every
 #: half period and a symbol decodes correctly within a quarter period. pi/2 beat pi
@@ -63,6 +63,42 @@ def luma_rows(rgb_rows, y0, n, width, luma):
             out[x] = WR * row[3 * x] + WG * row[3 * x + 1] + WB * row[3 * x + 2]
 
 
+@njit_inline
+def haar_row(top, bottom, width, ll_row, detail_row):
+    """One row of the one-level Haar transform from two rows of a plane: the LL
+    sample of each 2x2 cell, ``(a + b + c + d) / 2``, into ``ll_row[:width]``, and
+    the energy of its three detail coefficients into ``detail_row[:width]``.
+
+    Inlined (:func:`~provmark.kernels._jit.njit_inline`): the embedder's
+    :func:`_row_features` and the detector's :func:`luma_pair_coeffs` keep their own
+    arithmetic options.
+    """
+    for x in range(width):
+        a = top[2 * x]
+        b = top[2 * x + 1]
+        c = bottom[2 * x]
+        d = bottom[2 * x + 1]
+        ll_row[x] = (a + b + c + d) * 0.5
+        h = (a + b - c - d) * 0.5
+        v = (a - b + c - d) * 0.5
+        g = (a - b - c + d) * 0.5
+        detail_row[x] = h * h + v * v + g * g
+
+
+@njit_inline
+def dct_rows(ll, c, u, out_row):
+    """Row ``u`` of the first (column) pass of the 8x8 DCT of every block of a block
+    row's LL samples ``ll`` (8, width): ``out_row[x] += sum_i c[u, i] * ll[i, x]``,
+    accumulated in ``i`` order (inlined, as :func:`haar_row`)."""
+    for i in range(8):
+        cu = c[u, i]
+        ll_row = ll[i]
+        for x in range(out_row.shape[0]):
+            out_row[x] += cu * ll_row[x]
+
+
+
+
 @njit_fast
 def _row_features(luma, c, pairs, coefs, texture, detail):
     """Haar LL -> the low DCT coefficients of every block of one block row.
@@ -85,19 +121,8 @@ def _row_features(luma, c, pairs, coefs, texture, detail):
     energy = np.zeros(nbx, np.float64)
     detail_energy = np.zeros(nbx, np.float64)
     for i in range(8):
-        top = luma[2 * i]
-        bottom = luma[2 * i + 1]
         ll_row = ll[i]
-        for x in range(width):
-            a = top[2 * x]
-            b = top[2 * x + 1]
-            cc = bottom[2 * x]
-            d = bottom[2 * x + 1]
-            ll_row[x] = (a + b + cc + d) * 0.5
-            h = (a + b - cc - d) * 0.5
-            v = (a - b + cc - d) * 0.5
-            g = (a - b - cc + d) * 0.5
-            cell_detail[x] = h * h + v * v + g * g
+        haar_row(luma[2 * i], luma[2 * i + 1], width, ll_row, cell_detail)
         for bx in range(nbx):
             e = 0.0
             s = 0.0
@@ -110,12 +135,7 @@ def _row_features(luma, c, pairs, coefs, texture, detail):
     # First DCT pass (columns) for the LOW rows needed, along the whole row.
     tmp = np.zeros((LOW, width), np.float64)
     for u in range(LOW):
-        tmp_row = tmp[u]
-        for i in range(8):
-            cu = c[u, i]
-            ll_row = ll[i]
-            for x in range(width):
-                tmp_row[x] += cu * ll_row[x]
+        dct_rows(ll, c, u, tmp[u])
     for bx in range(nbx):
         excluded = 0.0
         n = 64
@@ -377,24 +397,15 @@ def luma_pair_coeffs(y, oy, ox, pairs, c, out):
         needed[pairs[p, 2]] = True
     for by in prange(nby):
         ll = np.empty((8, width), np.float64)
+        detail = np.empty(width, np.float64)  # not needed here
         y0 = oy + 16 * by
         for i in range(8):
-            top = y[y0 + 2 * i, ox:ox + 2 * width]
-            bottom = y[y0 + 2 * i + 1, ox:ox + 2 * width]
-            ll_row = ll[i]
-            for x in range(width):
-                ll_row[x] = 0.5 * (top[2 * x] + top[2 * x + 1] + bottom[2 * x]
-                                   + bottom[2 * x + 1])
+            haar_row(y[y0 + 2 * i, ox:ox + 2 * width],
+                           y[y0 + 2 * i + 1, ox:ox + 2 * width], width, ll[i], detail)
         tmp = np.zeros((8, width), np.float64)
         for u in range(8):
-            if not needed[u]:
-                continue
-            tmp_row = tmp[u]
-            for i in range(8):
-                cu = c[u, i]
-                ll_row = ll[i]
-                for x in range(width):
-                    tmp_row[x] += cu * ll_row[x]
+            if needed[u]:
+                dct_rows(ll, c, u, tmp[u])
         for bx in range(nbx):
             for p in range(npairs):
                 for q in range(2):

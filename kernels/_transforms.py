@@ -76,62 +76,46 @@ def haar_idwt2(ca, ch, cv, cd, x):
 
 
 @njit_fast
-def _dct8_block(src, dst, c, i0, j0, tmp):
-    # dst = C @ src_block @ C.T for the 8x8 block at (i0, j0).
+def _sandwich8(src, dst, m, i0, j0, tmp):
+    # dst_block = M @ src_block @ M.T for the 8x8 block at (i0, j0): the forward DCT
+    # with M = C, the inverse with M = C.T.
     for u in range(8):
         for j in range(8):
             s = np.float32(0.0)
             for i in range(8):
-                s += c[u, i] * src[i0 + i, j0 + j]
+                s += m[u, i] * src[i0 + i, j0 + j]
             tmp[u, j] = s
     for u in range(8):
         for v in range(8):
             s = np.float32(0.0)
             for j in range(8):
-                s += tmp[u, j] * c[v, j]
+                s += tmp[u, j] * m[v, j]
             dst[i0 + u, j0 + v] = s
 
 
-@njit_fast
-def _idct8_block(src, dst, c, i0, j0, tmp):
-    # dst_block = C.T @ src_block @ C.
-    for i in range(8):
-        for v in range(8):
-            s = np.float32(0.0)
-            for u in range(8):
-                s += c[u, i] * src[i0 + u, j0 + v]
-            tmp[i, v] = s
-    for i in range(8):
-        for j in range(8):
-            s = np.float32(0.0)
-            for v in range(8):
-                s += tmp[i, v] * c[v, j]
-            dst[i0 + i, j0 + j] = s
-
-
 @njit_fast(parallel=True)
+def _blocks8(x, out, m):
+    nby = x.shape[0] // 8
+    nbx = x.shape[1] // 8
+    for by in prange(nby):
+        tmp = np.empty((8, 8), np.float32)
+        for bx in range(nbx):
+            _sandwich8(x, out, m, by * 8, bx * 8, tmp)
+
+
+@njit_fast
 def block_dct8(x, out, c):
     """Orthonormal 2-D DCT-II of every 8x8 block of ``x`` (shape multiple of 8).
 
     ``c`` is :data:`DCT8`. Matches ``scipy.fft.dctn(block, norm='ortho')``.
     """
-    nby = x.shape[0] // 8
-    nbx = x.shape[1] // 8
-    for by in prange(nby):
-        tmp = np.empty((8, 8), np.float32)
-        for bx in range(nbx):
-            _dct8_block(x, out, c, by * 8, bx * 8, tmp)
+    _blocks8(x, out, c)
 
 
-@njit_fast(parallel=True)
+@njit_fast
 def block_idct8(x, out, c):
     """Inverse of :func:`block_dct8` (``scipy.fft.idctn(block, norm='ortho')``)."""
-    nby = x.shape[0] // 8
-    nbx = x.shape[1] // 8
-    for by in prange(nby):
-        tmp = np.empty((8, 8), np.float32)
-        for bx in range(nbx):
-            _idct8_block(x, out, c, by * 8, bx * 8, tmp)
+    _blocks8(x, out, np.ascontiguousarray(c.T))
 
 
 @njit_fast(parallel=True)

@@ -1184,3 +1184,16 @@ def test_update_agrees_with_the_regex_reference(packet, lab):
     assert out == expected
     if out is not None:
         assert m._update_xmp(out, value, replace_malformed=False) == out
+
+
+def test_refusals_are_provmark_errors_and_value_errors():
+    """One exception root: a label that cannot be written is a MetadataError, which
+    is both a provmark.ProvmarkError and the ValueError callers always caught."""
+    import provmark
+    from provmark.metadata import MetadataError
+
+    with pytest.raises(MetadataError) as info:
+        write_label(b"GIF89a not a container provmark writes", LABEL)
+    assert isinstance(info.value, provmark.ProvmarkError)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value)  # says what is wrong

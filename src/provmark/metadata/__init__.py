@@ -7,8 +7,10 @@ This package owns the ``{"AIGC": {...}}`` label: its fields and their validation
 JPEG and WebP containers that keep every other metadata block byte for byte
 (:func:`write_label`, :func:`read_label`), atomic file helpers, and an HMAC
 integrity code that ties the producer's fields to the watermark payload
-(:func:`integrity_code`, :func:`verify_integrity`).  It imports nothing from the
-rest of :mod:`provmark` and only the Python standard library.
+(:func:`integrity_code`, :func:`verify_integrity`).  Of the rest of
+:mod:`provmark` it imports only the exception root (its refusals are
+:class:`MetadataError`, a :class:`provmark.ProvmarkError` and a ``ValueError``) and,
+in the file helpers, the atomic writer; otherwise the Python standard library.
 
 Its private modules split it by concern, each importing only those before it:
 ``_model`` (the label, its JSON and its integrity code), ``_xmp`` (the XMP packet:
@@ -80,6 +82,7 @@ from ._model import (
     MAX_FIELD_LENGTH,
     MAX_JSON_LENGTH,
     AIGCLabel,
+    MetadataError,
     _parse_label_json,
     integrity_code,
     sign_label,
@@ -119,6 +122,7 @@ from ._xmp import (  # noqa: F401
 
 __all__ = [
     "AIGCLabel",
+    "MetadataError",
     "LabelReading",
     "write_label",
     "read_label",
@@ -213,11 +217,11 @@ def _sniff(data: bytes) -> str:
     if data[:4] == b"RIFF":
         if data[8:12] == b"WEBP":
             return "webp"
-        raise ValueError(
+        raise MetadataError(
             f"unsupported image format: a RIFF file of type {data[8:12]!r}, not WebP; "
             "provmark writes and reads labels in PNG, JPEG and WebP"
         )
-    raise ValueError(
+    raise MetadataError(
         f"unsupported image format (first bytes {data[:12]!r}); provmark writes and "
         "reads labels in PNG, JPEG and WebP"
     )
@@ -375,7 +379,7 @@ def read_label_file(path: PathLike) -> LabelReading:
     try:
         return read_label(data)
     except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
+        raise MetadataError(f"{p}: {exc}") from None
 
 
 def write_label_file(
@@ -413,7 +417,7 @@ def write_label_file(
         dst_p.exists() and src_p.exists() and os.path.samefile(src_p, dst_p)
     )
     if same and not allow_same_file:
-        raise ValueError(
+        raise MetadataError(
             f"dst {dst_p} is the same file as src; pass allow_same_file=True to label it in place"
         )
     try:
@@ -424,7 +428,7 @@ def write_label_file(
             replace_malformed_xmp=replace_malformed_xmp,
         )
     except ValueError as exc:
-        raise ValueError(f"{src_p}: {exc}") from None
+        raise MetadataError(f"{src_p}: {exc}") from None
     mode_from = dst_p if dst_p.exists() else src_p
     mode = stat.S_IMODE(os.stat(mode_from).st_mode)
     from .._io import atomic_output

@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from ._model import AIGCLabel
+from ._model import AIGCLabel, MetadataError
 from ._xmp import _new_xmp_packet, _update_xmp, _XmpBudget
 
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -112,7 +112,7 @@ def _jpeg_extract(
 def _jpeg_app1(packet: bytes) -> bytes:
     body = _JPEG_XMP_HEADER + packet
     if len(body) + 2 > 0xFFFF:
-        raise ValueError(
+        raise MetadataError(
             f"the XMP packet ({len(packet)} bytes) does not fit a JPEG APP1 segment "
             f"(at most {0xFFFF - 2 - len(_JPEG_XMP_HEADER)} bytes)"
         )
@@ -123,7 +123,7 @@ def _jpeg_write(data: bytes, label: AIGCLabel, value: str, replace_malformed: bo
     problems: list[str] = []
     segs, rest, complete = _jpeg_segments(data, problems)
     if not complete:
-        raise ValueError(f"cannot write a label into this JPEG: {problems[-1]}")
+        raise MetadataError(f"cannot write a label into this JPEG: {problems[-1]}")
     out: list[bytes] = []
     done = False
     for s in segs:

@@ -20,6 +20,15 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .._errors import ProvmarkError
+
+
+class MetadataError(ProvmarkError, ValueError):
+    """A label that cannot be written, or a file that cannot carry one as asked (a
+    malformed container, an XMP packet it cannot update safely); the message says
+    which and what to do. A ``ValueError``, as these refusals always were."""
+
+
 #: Meaning of each value of ``Label``.
 LABEL_MEANINGS = {
     "1": "AI-generated",
@@ -140,7 +149,7 @@ class AIGCLabel:
             if (p := _value_problem(key, getattr(self, attr), required=required))
         ]
         if problems:
-            raise ValueError("invalid AIGC label: " + "; ".join(problems))
+            raise MetadataError("invalid AIGC label: " + "; ".join(problems))
 
     @property
     def meaning(self) -> str:
@@ -176,7 +185,7 @@ class AIGCLabel:
         """
         label, problems, _ = _parse_label_json(text)
         if problems or label is None:
-            raise ValueError("invalid AIGC label JSON: " + "; ".join(problems))
+            raise MetadataError("invalid AIGC label JSON: " + "; ".join(problems))
         return label
 
     def with_propagator(
@@ -198,7 +207,7 @@ class AIGCLabel:
             if (p := _value_problem(key, value, required=True))
         ]
         if problems:
-            raise ValueError("invalid propagator fields: " + "; ".join(problems))
+            raise MetadataError("invalid propagator fields: " + "; ".join(problems))
         return dataclasses.replace(
             self,
             content_propagator=content_propagator,
@@ -333,10 +342,10 @@ def _producer_values(label_fields: AIGCLabel | Mapping[str, str]) -> list[tuple[
     out = []
     for key in _PRODUCER_KEYS:
         if key not in d:
-            raise ValueError(f"label_fields has no {key}; it is part of the integrity code")
+            raise MetadataError(f"label_fields has no {key}; it is part of the integrity code")
         problem = _value_problem(key, d[key], required=True)
         if problem:
-            raise ValueError(problem)
+            raise MetadataError(problem)
         out.append((key, d[key]))
     return out
 
@@ -346,7 +355,7 @@ def _as_bytes(name: str, value: object, *, allow_empty: bool) -> bytes:
         raise TypeError(f"{name} must be bytes, got {type(value).__name__}")
     b = bytes(value)
     if not allow_empty and not b:
-        raise ValueError(f"{name} must not be empty")
+        raise MetadataError(f"{name} must not be empty")
     return b
 
 

@@ -14,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from ._model import MAX_JSON_LENGTH, AIGCLabel
+from ._model import MAX_JSON_LENGTH, AIGCLabel, MetadataError
 from ._xmp import MAX_XMP_BYTES, _new_xmp_packet, _too_many, _update_xmp, _XmpBudget
 
 _MAX_AIGC_TEXTS = 16  # PNG text chunks keyed AIGC read per file
@@ -29,9 +29,9 @@ def _inflate(blob: bytes, what: str, limit: int = MAX_XMP_BYTES) -> bytes:
     try:
         out = d.decompress(blob, limit)
     except zlib.error as exc:
-        raise ValueError(f"{what} is not valid zlib data ({exc})") from None
+        raise MetadataError(f"{what} is not valid zlib data ({exc})") from None
     if d.unconsumed_tail:
-        raise ValueError(f"{what} decompresses to more than {limit} bytes; not read")
+        raise MetadataError(f"{what} decompresses to more than {limit} bytes; not read")
     return out
 
 
@@ -109,7 +109,7 @@ def _png_text(chunk: _Chunk, limit: int = MAX_XMP_BYTES) -> tuple[bytes, bytes]:
     """
     keyword = _png_keyword(chunk)
     if keyword is None:
-        raise ValueError(
+        raise MetadataError(
             f"{chunk.kind.decode('latin-1')} chunk has no keyword (1-79 bytes ended by a NUL)"
         )
     rest = chunk.data[len(keyword) + 1 :]
@@ -117,19 +117,19 @@ def _png_text(chunk: _Chunk, limit: int = MAX_XMP_BYTES) -> tuple[bytes, bytes]:
         return keyword, rest
     if chunk.kind == b"zTXt":
         if not rest or rest[0] != 0:
-            raise ValueError("zTXt chunk uses an unknown compression method")
+            raise MetadataError("zTXt chunk uses an unknown compression method")
         return keyword, _inflate(rest[1:], f"zTXt chunk {keyword!r}", limit)
     # iTXt
     if len(rest) < 2:
-        raise ValueError(f"iTXt chunk {keyword!r} is too short")
+        raise MetadataError(f"iTXt chunk {keyword!r} is too short")
     flag, method = rest[0], rest[1]
     parts = rest[2:].split(b"\x00", 2)
     if len(parts) != 3:
-        raise ValueError(f"iTXt chunk {keyword!r} lacks its language/translated-keyword fields")
+        raise MetadataError(f"iTXt chunk {keyword!r} lacks its language/translated-keyword fields")
     text = parts[2]
     if flag == 1:
         if method != 0:
-            raise ValueError(f"iTXt chunk {keyword!r} uses an unknown compression method")
+            raise MetadataError(f"iTXt chunk {keyword!r} uses an unknown compression method")
         text = _inflate(text, f"iTXt chunk {keyword!r}", limit)
     return keyword, text
 
@@ -196,9 +196,9 @@ def _png_write(data: bytes, label: AIGCLabel, value: str, replace_malformed: boo
     problems: list[str] = []
     chunks, trailing, complete = _png_chunks(data, problems)
     if not complete:
-        raise ValueError(f"cannot write a label into this PNG: {problems[-1]}")
+        raise MetadataError(f"cannot write a label into this PNG: {problems[-1]}")
     if not chunks or chunks[0].kind != b"IHDR":
-        raise ValueError("cannot write a label into this PNG: its first chunk is not IHDR")
+        raise MetadataError("cannot write a label into this PNG: its first chunk is not IHDR")
     out: list[bytes] = []
     xmp_done = False
     for ch in chunks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from ._model import AIGCLabel
+from ._model import AIGCLabel, MetadataError
 from ._png import _Chunk  # a RIFF chunk has the same (type, data, raw bytes) shape
 from ._xmp import _new_xmp_packet, _update_xmp, _XmpBudget
 
@@ -93,7 +93,7 @@ def _webp_canvas(first: _Chunk) -> tuple[int, int, bool]:
         w = struct.unpack("<H", d[6:8])[0] & 0x3FFF
         h = struct.unpack("<H", d[8:10])[0] & 0x3FFF
         if not (w and h):
-            raise ValueError(
+            raise MetadataError(
                 f"cannot write a label into this WebP: its VP8 header gives a {w}x{h} "
                 "canvas; re-encode the image"
             )
@@ -101,7 +101,7 @@ def _webp_canvas(first: _Chunk) -> tuple[int, int, bool]:
     if first.kind == b"VP8L" and len(d) >= 5 and d[0] == 0x2F:
         bits = struct.unpack("<I", d[1:5])[0]
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool((bits >> 28) & 1)
-    raise ValueError(
+    raise MetadataError(
         f"cannot write a label into this WebP: its first chunk {first.kind!r} is not a "
         "readable VP8/VP8L/VP8X header"
     )
@@ -111,7 +111,7 @@ def _webp_write(data: bytes, label: AIGCLabel, value: str, replace_malformed: bo
     problems: list[str] = []
     chunks, trailing, complete = _webp_chunks(data, problems)
     if not complete or not chunks:
-        raise ValueError(
+        raise MetadataError(
             f"cannot write a label into this WebP: {(problems or ['it has no chunks'])[-1]}"
         )
     raws = [c.raw for c in chunks]
@@ -119,7 +119,7 @@ def _webp_write(data: bytes, label: AIGCLabel, value: str, replace_malformed: bo
     if kinds[0] == b"VP8X":
         vp8x = bytearray(chunks[0].data)
         if len(vp8x) < 10:
-            raise ValueError("cannot write a label into this WebP: its VP8X chunk is too short")
+            raise MetadataError("cannot write a label into this WebP: its VP8X chunk is too short")
         vp8x[0] |= _VP8X_XMP
         raws[0] = _riff_chunk(b"VP8X", bytes(vp8x))
     else:

@@ -20,6 +20,8 @@ from collections import Counter
 from xml.parsers import expat
 from xml.sax.saxutils import escape as _xml_escape
 
+from ._model import MetadataError
+
 TC260_NAMESPACE = "http://www.tc260.org.cn/ns/AIGC/1.0/"
 TC260_PREFIX = "TC260"
 IPTC_EXT_NAMESPACE = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
@@ -111,10 +113,10 @@ _MANY_ATTRIBUTES_RE = re.compile(
 def _check_packet(packet: bytes) -> bytes:
     """The packet without trailing padding; ValueError if it must not be parsed."""
     if b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
-        raise ValueError("it contains a DOCTYPE/ENTITY declaration, which XMP forbids")
+        raise MetadataError("it contains a DOCTYPE/ENTITY declaration, which XMP forbids")
     # (an element with that many attributes has as many "=": count them first)
     if packet.count(b"=") > MAX_XML_ATTRIBUTES and _MANY_ATTRIBUTES_RE.search(packet):
-        raise ValueError(
+        raise MetadataError(
             f"an element has more than {MAX_XML_ATTRIBUTES} attributes, which no XMP "
             "writer produces"
         )
@@ -460,7 +462,7 @@ def _update_xmp(packet: bytes, value: str, *, replace_malformed: bool) -> bytes:
     def malformed(why: str) -> bytes:
         if replace_malformed:
             return _new_xmp_packet(value)
-        raise ValueError(
+        raise MetadataError(
             f"the file's existing XMP packet cannot be updated: {why}. Pass "
             "replace_malformed_xmp=True to replace it with a new packet (its other "
             "properties are then lost)"

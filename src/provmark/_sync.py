@@ -190,7 +190,7 @@ class PhaseScores(dict):
 
 
 #: A search round scoring at least this many new phases computes the coefficient
-#: maps once (four filters of the plane) instead of running the block kernel per
+#: maps once (:func:`pair_coefficient_maps`) instead of running the block kernel per
 #: phase (measured at 512x512: 256 phases in about 25 ms instead of 150-200 ms).
 BATCH_PHASES = 24
 

@@ -115,6 +115,41 @@ def test_detect_after_geometric_attacks(marked_1024, attack):
     assert provmark.detect(copy, key=b"not the key").payload is None
 
 
+def test_a_cropped_copy_may_come_from_a_source_with_a_coarser_lattice():
+    """A copy cropped after the resize is smaller than its source: the lattice
+    factors tried are those its source could carry *at least* this large."""
+    from provmark._detect import _plausible_factors
+    from provmark._template import AffineEstimate
+
+    def factors(apparent, shape):
+        est = AffineEstimate(np.eye(2) * apparent, 5.0, apparent, apparent, 0.0, 1)
+        return _plausible_factors(est, shape)
+
+    # 1536x2048 (factor 2) rotated 5 degrees and cropped to 1372x1935, read at the
+    # apparent scale 2: a factor-1 source x2 uncropped (first), or a crop of a
+    # factor-2 source at 1:1, or of a factor-4 source halved
+    assert factors(2.0, (1372, 1935)) == [(1, False), (2, True), (4, True)]
+    # a 3000x4000 copy showing the base lattice at 1:1 is no factor-1 source at 1:1
+    # (that size carries factor 4), nor a factor-2 one halved: a factor-4 source x0.25
+    assert factors(1.0, (3000, 4000)) == [(4, False)]
+    assert factors(1.0, (600, 800)) == [(1, False), (2, True), (4, True)]
+
+
+@pytest.mark.slow
+def test_detect_a_rotated_crop_of_a_large_source(photo_factory):
+    """A source whose short side just carries the factor-2 lattice, rotated and
+    cropped under that size (lost before the factor rule above was corrected)."""
+    from provmark import attacks as A
+
+    img = photo_factory("coffee", 2048, 1536)
+    assert _template.template_factor(*img.shape[:2]) == 2
+    payload = provmark.Payload(77, 31337, 1)
+    copy = A.rotate(provmark.embed(img, payload, key=KEY), angle=5.0)
+    assert _template.template_factor(*copy.shape[:2]) == 1
+    det = provmark.detect(copy, key=KEY)
+    assert det.payload == payload, det
+
+
 def test_a_near_miss_climbs_to_the_lock(marked_1024):
     """A geometry 0.6% and 0.15 degrees off the truth locks under LOCK_Z on a
     512-px copy; the climb reaches the lock and ends nearer the truth. An unmarked

@@ -343,21 +343,26 @@ def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
     return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
 
 
-def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[int]:
+def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[tuple[int, bool]]:
     """Lattice factors under which ``est`` reads as a resize within
-    :data:`RESIZE_RANGE` of a source that could carry that factor (its short side
-    is at least the copy's over the resize: a crop only makes the copy smaller),
-    the one nearest to no resize first."""
+    :data:`RESIZE_RANGE`, each with whether it needs a crop: ``(factor, cropped)``.
+
+    The source is at least the copy over the resize (a crop only makes the copy
+    smaller), so it carries at least that size's factor: that factor reads the copy
+    as uncropped or lightly cropped and comes first. A larger factor means a source
+    larger than that, cropped: a 1536x2048 source (factor 2) rotated 5 degrees and
+    cropped to 1372x1935 reads as a factor-1 source at twice the size. The template
+    cannot tell these readings apart (their constellations coincide), the mark can."""
     apparent = math.sqrt(est.scale_y * est.scale_x)
     out = []
     for f in FACTORS:
         s = apparent / f
         if not RESIZE_RANGE[0] <= s <= RESIZE_RANGE[1]:
             continue
-        if template_factor(*(int(d / s) for d in shape)) < f:
-            continue  # a source this small would carry a finer lattice
-        out.append(f)
-    return sorted(out, key=lambda f: abs(math.log(apparent / f)))
+        least = template_factor(*(int(d / s) for d in shape))
+        if f >= least:  # a smaller factor: a source at least this large is coarser
+            out.append((f, f > least))
+    return sorted(out, key=lambda fc: (fc[1], abs(math.log(apparent / fc[0]))))
 
 
 #: A resampled lock this strong but under :data:`LOCK_Z` is climbed towards
@@ -492,6 +497,7 @@ class _Search:
         self.sweep: SweepReport | None = None  # for Detection.details
         self._swept: set[tuple[float, float]] = set()
         self._climbed = False
+        self._copy_locked = False  # a lattice factor's template locked on the copy as it is
 
     @property
     def decoded(self) -> bool:
@@ -540,6 +546,7 @@ class _Search:
         for f in FACTORS:
             z, oy, ox = phase_lock(self.y, self.k, f)
             self.template["locks"].append({"factor": f, "resampled": False, "z": round(z, 2)})
+            self._copy_locked = self._copy_locked or z >= LOCK_Z
             if z >= LOCK_Z and self.near(self.y, (oy, ox), None, self.on_copy):
                 return True
         return False
@@ -556,13 +563,18 @@ class _Search:
                              rotation=best.rotation, used=False)
         tried: list[AffineEstimate] = []
         for est in estimates:
-            for f in _plausible_factors(est, self.y.shape):
+            held = False
+            for f, cropped in _plausible_factors(est, self.y.shape):
                 geo = est.for_factor(f)
+                if cropped and not held:
+                    continue  # read as a crop of a larger source only once it locks
                 if _is_near_identity(geo) or any(np.allclose(geo.matrix, g.matrix, atol=2e-3)
                                                  for g in tried):
+                    held = held or (_is_near_identity(geo) and self._copy_locked)
                     continue  # the copy as it is was locked above, or this one was tried
                 tried.append(geo)
                 lock = self.lock_estimate(geo, f)
+                held = held or lock is not None
                 if lock is not None and self.near(lock.plane, lock.origin, lock.geometry):
                     self.template["used"] = True
                     return True

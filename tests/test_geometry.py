@@ -126,13 +126,15 @@ def test_a_cropped_copy_may_come_from_a_source_with_a_coarser_lattice():
         return _plausible_factors(est, shape)
 
     # 1536x2048 (factor 2) rotated 5 degrees and cropped to 1372x1935, read at the
-    # apparent scale 2: a factor-1 source x2 uncropped (first), or a crop of a
-    # factor-2 source at 1:1, or of a factor-4 source halved
+    # apparent scale 2: a factor-1 source x2 uncropped (first), then crops: of a
+    # factor-2 source at 1:1 (the truth), of a factor-4 source halved
     assert factors(2.0, (1372, 1935)) == [(1, False), (2, True), (4, True)]
     # a 3000x4000 copy showing the base lattice at 1:1 is no factor-1 source at 1:1
     # (that size carries factor 4), nor a factor-2 one halved: a factor-4 source x0.25
     assert factors(1.0, (3000, 4000)) == [(4, False)]
-    assert factors(1.0, (600, 800)) == [(1, False), (2, True), (4, True)]
+    # a small copy is no crop of a source several times larger (a crop keeps at
+    # least half of each side): only its own lattice is read
+    assert factors(1.0, (288, 384)) == [(1, False)]
 
 
 @pytest.mark.slow

@@ -177,6 +177,37 @@ def test_a_near_miss_climbs_to_the_lock(marked_1024):
     assert _detect._climb_to_lock(plain, KEY, geo, 1) is None
 
 
+def test_polishing_moves_a_held_lock_to_the_truth(marked_1024):
+    """A geometry 0.35 degrees and 0.5% off the truth still locks on a 512-px copy
+    (a 1024-px grid); polishing it by the lock's z brings it within a tenth of a
+    degree and 0.2%."""
+    from provmark import _detect
+    from provmark._sync import hypothesis_matrix
+
+    _, marked, _ = marked_1024
+    y = read_luma(cv2.resize(marked, (512, 512), interpolation=cv2.INTER_AREA))
+    off = hypothesis_matrix(1.0, 0.35) @ np.diag([0.5 * 1.005, 0.5 * 0.995])
+    geo = _template.AffineEstimate(off, 0.0, 0.5, 0.5, 0.35, 1)
+    assert _detect._window_lock_z(y, KEY, off, 1, 512) >= _detect.LOCK_Z
+    polished = _detect._polish_lock(y, KEY, geo, 1)
+    assert abs(polished.rotation) < 0.1
+    assert abs(polished.scale_y / 0.5 - 1) < 0.002 and abs(polished.scale_x / 0.5 - 1) < 0.002
+
+
+@pytest.mark.parametrize("scale", [1.5, 2.0])
+def test_an_upscaled_small_image_is_read(photo_factory, scale):
+    """A 400x400 source (base lattice) upscaled: at x2 its template locks on the copy
+    as the factor-2 lattice, which is read as a resize of the base one."""
+    from provmark import attacks as A
+
+    img = photo_factory("coffee", 400, 400)
+    payload = provmark.Payload(5, 6, 1)
+    copy = A.resize(provmark.embed(img, payload, key=KEY), scale=scale)
+    det = provmark.detect(copy, key=KEY)
+    assert det.payload == payload, det
+    assert det.scale == pytest.approx(scale, rel=5e-3)
+
+
 def test_warp_to_grid_inverts_a_known_resize(marked_1024):
     _, marked, _ = marked_1024
     y = read_luma(marked)

@@ -132,6 +132,10 @@ def test_a_cropped_copy_may_come_from_a_source_with_a_coarser_lattice():
     # a 3000x4000 copy showing the base lattice at 1:1 is no factor-1 source at 1:1
     # (that size carries factor 4), nor a factor-2 one halved: a factor-4 source x0.25
     assert factors(1.0, (3000, 4000)) == [(4, False)]
+    # an aspect change reads each axis by its own scale: 1333x2000 (factor 1) squashed
+    # to 1185x1333 is a factor-1 source, though its mean scale alone says 1539x1731
+    squashed = AffineEstimate(np.diag([0.889, 0.667]), 5.0, 0.889, 0.667, 0.0, 1)
+    assert _plausible_factors(squashed, (1185, 1333))[0] == (1, False)
     # a small copy is no crop of a source several times larger (a crop keeps at
     # least half of each side): only its own lattice is read
     assert factors(1.0, (288, 384)) == [(1, False)]

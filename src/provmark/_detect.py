@@ -360,11 +360,12 @@ def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[tupl
     apparent = math.sqrt(est.scale_y * est.scale_x)
     out = []
     for f in FACTORS:
-        s = apparent / f
-        if not RESIZE_RANGE[0] <= s <= RESIZE_RANGE[1]:
+        if not RESIZE_RANGE[0] <= apparent / f <= RESIZE_RANGE[1]:
             continue
-        least = template_factor(*(int(d / s) for d in shape))
-        most = template_factor(*(int(d / s / MIN_CROP_SIDE) for d in shape))
+        # the smallest source, each axis by its own scale (an aspect change)
+        source = (shape[0] * f / est.scale_y, shape[1] * f / est.scale_x)
+        least = template_factor(*(int(d) for d in source))
+        most = template_factor(*(int(d / MIN_CROP_SIDE) for d in source))
         if least <= f <= most:  # a source at least this large, cropped at most so far
             out.append((f, f > least))
     return sorted(out, key=lambda fc: (fc[1], abs(math.log(apparent / fc[0]))))

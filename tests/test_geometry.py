@@ -198,6 +198,30 @@ def test_polishing_moves_a_held_lock_to_the_truth(marked_1024):
     assert abs(polished.scale_y / 0.5 - 1) < 0.002 and abs(polished.scale_x / 0.5 - 1) < 0.002
 
 
+def test_the_fine_search_decodes_a_lock_the_pilot_misses(photo_factory):
+    """A 512x512 copy rotated 2 degrees, its geometry 0.4 degrees and 0.6% off: the
+    template locks, the pilot at that geometry does not decode; the fine search
+    (polish, then the pilot around it) does, and counts what it searched."""
+    from provmark import attacks as A
+    from provmark._detect import FINE_DECODES, _lock_resampled, _Search
+    from provmark._sync import hypothesis_matrix
+
+    payload = provmark.Payload(4242, 123456789, 2)
+    copy = A.rotate(provmark.embed(photo_factory("coffee", 512, 512), payload, key=KEY), angle=2.0)
+    y = read_luma(copy)
+    geo = _template.AffineEstimate(hypothesis_matrix(0.994, 2.4), 0.0, 0.994, 0.994, 2.4, 1)
+    plain = _Search(y, KEY)
+    plain.template = {"locks": []}
+    lock = _lock_resampled(y, KEY, geo, 1, plain.template)
+    assert lock.held and not plain.near(lock.plane, lock.origin, geo)
+    fine = _Search(y, KEY)
+    fine.template = {"locks": []}
+    assert fine.fine_search(geo, 1)
+    assert fine.attempts[-1].evaluation.result.payload == payload
+    assert fine.hypotheses > plain.hypotheses  # 25 geometries' phases counted
+    assert len(fine.template["fine"][0]) == FINE_DECODES
+
+
 @pytest.mark.parametrize("scale", [1.5, 2.0])
 def test_an_upscaled_small_image_is_read(photo_factory, scale):
     """A 400x400 source (base lattice) upscaled: at x2 its template locks on the copy

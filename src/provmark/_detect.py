@@ -685,9 +685,9 @@ class _Search:
                                            near=(oy % BLOCK_PX, ox % BLOCK_PX))
                 scored.append((cands[0], plane, g))
         scored.sort(key=lambda c: -c[0].z)
-        self.template.setdefault("fine", []).append([round(c.z, 2) for c, _, _ in scored[:FINE_DECODES]])
-        return any(self.try_candidates(plane, [cand], g)
-                   for cand, plane, g in scored[:FINE_DECODES])
+        best = scored[:FINE_DECODES]
+        self.template.setdefault("fine", []).append([round(c.z, 2) for c, _, _ in best])
+        return any(self.try_candidates(plane, [cand], g) for cand, plane, g in best)
 
     def lock_estimate(self, geo: AffineEstimate, f: int) -> _Lock | None:
         """Lock the template on the copy resampled by ``geo``: a near miss is
@@ -817,9 +817,12 @@ class LockRecord(TypedDict, total=False):
 
 class TemplateReport(TypedDict, total=False):
     """The template search: every lock tried, and the best affine estimate (its
-    spectral ``score``, scales and rotation) and whether a decoding ``used`` it."""
+    spectral ``score``, scales and rotation) and whether a decoding ``used`` it;
+    ``fine``: for each fine search (:meth:`_Search.fine_search`), the pilot z of the
+    geometries it decoded."""
 
     locks: list[LockRecord]
+    fine: list[list[float]]
     score: float
     scale_y: float
     scale_x: float

@@ -91,6 +91,30 @@ def test_estimate_affine_recovers_the_transform(marked_1024, sy, sx, rot):
     assert abs(abs(est.rotation) - abs(rot)) < 0.15
 
 
+@pytest.mark.parametrize("shape, count", [((512, 512), 1), ((1080, 1920), 2),
+                                          ((1620, 2880), 6), ((4000, 6000), 6)])
+def test_spectrum_windows_cover_the_copy(shape, count):
+    window = (min(shape[0], 1024), min(shape[1], 1024))
+    corners = _template.spectrum_windows(shape, window)
+    assert len(corners) == count
+    for oy, ox in corners:
+        assert 0 <= oy <= shape[0] - window[0] and 0 <= ox <= shape[1] - window[1]
+    if count > 1:  # the windows reach both ends of the long side
+        xs = sorted({ox for _, ox in corners})
+        assert xs[0] == 0 and xs[-1] == shape[1] - window[1]
+
+
+def test_averaged_spectrum_steadies_the_noise_floor():
+    """Welch's average of four windows: the whitened noise floor spreads about half
+    as much as one window's, so a faint peak stands out twice as far."""
+    y = np.random.default_rng(3).normal(128, 20, (2048, 2048)).astype(np.float32)
+    one = _template.whitened_spectrum(y[:1024, :1024])
+    four = _template.whitened_spectrum(y, 1024)
+    assert one.shape == four.shape
+    assert four.std() < 0.6 * one.std()
+    assert four.mean() == pytest.approx(one.mean(), rel=0.05)
+
+
 def test_unmarked_image_scores_low(photo_factory):
     img = photo_factory("coffee", 1024, 1024)
     assert _template.estimate_affine(read_luma(img), KEY)[0].score < 1.8

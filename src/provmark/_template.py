@@ -357,6 +357,8 @@ def _estimates_in(spec: np.ndarray, tpl: Template, down: int, top: int
     template_score_grid(tolerant, tpl.freqs, 1.0 / scales, band, np.cos(th), np.sin(th), grid)
     hyps = int((grid > 0).sum())
     scored = grid[grid > 0]
+    if scored.size == 0:
+        return [], hyps  # no hypothesis fits the spectrum (a copy too small or flat)
     null = float(np.median(scored))
     spread = max(float(np.median(np.abs(scored - null))), 1e-6)
     out: list[AffineEstimate] = []

@@ -92,6 +92,13 @@ def _alive_in_session(sid: int, wait: float = 10.0) -> list[str]:
         time.sleep(0.1)
 
 
+def _as_in_a_terminal() -> None:
+    """Give the batch the default Ctrl-C of a terminal's foreground job: a test run
+    started in the background (``make test &`` in a script) inherits SIGINT ignored,
+    and the batch would then finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_rows(proc, manifest: Path, n: int, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,32 +116,23 @@ def _wait_for_rows(proc, manifest: Path, n: int, timeout: float = 240) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGKILL", "Ctrl-C"])
 def test_interrupted_batch_resumes_and_marks_each_input_once(tmp_path, photo_factory, how):
+    src, out, manifest = tmp_path / "in", tmp_path / "out", tmp_path / "run.jsonl"
     n = 16
+    _photos(photo_factory, src, n)
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    # On a loaded machine this test may be descheduled between seeing the fourth row
-    # and sending the signal, while the batch finishes: such an attempt tests
-    # nothing, so it is made again in a fresh directory (at most three times).
-    for attempt in range(3):
-        run = tmp_path / f"attempt{attempt}"
-        src, out, manifest = run / "in", run / "out", run / "run.jsonl"
-        _photos(photo_factory, src, n)
-        proc = subprocess.Popen(_cmd(src, out, manifest, "--workers", "2"), env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            _wait_for_rows(proc, manifest, 4)
-            if how == "SIGKILL":
-                os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must die too
-            else:
-                os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
-            _, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if not (proc.returncode == EXIT_OK and len(_rows(manifest)) == n):
-            break  # the signal landed before the end
-    else:
-        pytest.fail("the batch finished before the signal in three attempts")
+    proc = subprocess.Popen(_cmd(src, out, manifest, "--workers", "2"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_as_in_a_terminal)
+    try:
+        _wait_for_rows(proc, manifest, 4)
+        if how == "SIGKILL":
+            os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers must die too
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     if how == "SIGKILL":
         assert proc.returncode == -signal.SIGKILL
         assert _alive_in_session(proc.pid) == [], "workers outlived their killed driver"

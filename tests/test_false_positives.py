@@ -4,14 +4,15 @@ N(0, 1) statistic the Detection docstring describes.
 
 The issue's bar (>= 10,000 detections) is measured by the robustness benchmark; this
 is the version that runs with ``make test`` (marked ``slow``, so ``make test-fast``
-skips it): 3000 detections of 256-512 px images. Two in every seven of them (858,
-spread evenly over every group and variant) run the full blind search, about 100 ms
-of CPU each on one Numba thread; the rest read the aligned grid only
-(``search=False``, about 4 ms). The aligned-grid claims (the sync score is N(0, 1))
-use all 3000: the aligned score of a searched detection is the same number, its
-first attempt. The claims about the search (the max bound, no payload after a
-search) use the 858 searched ones, whose ~3660 decoding attempts on null words
-come on top of the 2142 aligned ones (5803 in all; at least 5000 is asserted). Why
+skips it): 3000 detections of 256-512 px images. Two in every seven of the unmarked
+ones and one in seven of the marked ones read with a wrong key (686, spread evenly
+over every group and variant) run the full blind search, about 100 ms of CPU each on
+one Numba thread (a wrong key's fine search costs more); the rest read the aligned
+grid only (``search=False``, about 4 ms). The aligned-grid claims (the sync score is
+N(0, 1)) use all 3000: the aligned score of a searched detection is the same number,
+its first attempt. The claims about the search (the max bound, no payload after a
+search) use the searched ones, whose decoding attempts on null words come on top of
+the aligned ones (at least 5000 in all is asserted). Why
 this is enough: the bound test compares the count above ``sqrt(2 ln(n m))`` with
 its expectation (at most 1) for the ``n`` it is given, so it holds at any ``n``;
 and a decoder or search bug that accepted null words at a rate of 1e-3 per attempt
@@ -162,7 +163,9 @@ def tally(numba_one_thread):
             dy, dx = 16 * rng.integers(0, 8, 2)  # shift by whole blocks
             m = np.ascontiguousarray(m[dy:, dx:])
         wrong = rng.bytes(int(rng.integers(1, 33))) if i % 3 else f"wrong-{i}"
-        t.detect(m, "wrong key", key=wrong, search=_searched(i))
+        # One in seven searched here: another key's template often locks on a marked
+        # image and its fine search then costs ~0.3 s of CPU (benchmarks/RESULTS.md).
+        t.detect(m, "wrong key", key=wrong, search=i % 7 == 0)
     return t
 
 
@@ -171,7 +174,7 @@ def test_enough_detections(tally):
     assert tally.n >= 3000
     # The searched share really searched: a null image never decodes on the
     # aligned grid, so each of them scored many grid hypotheses.
-    assert len(tally.z_searched) >= 850
+    assert len(tally.z_searched) >= 680
     assert all(h > 1 for _, h in tally.z_searched)
     # The power argument of the module docstring counts on >= 5000 null decodings.
     assert tally.decode_attempts >= 5000, tally.decode_attempts

@@ -487,7 +487,7 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     on an FFT bin) is folded modulo the period; the correlation with the keyed tile
     at every cyclic shift is one inverse FFT of the folded spectrum, restricted to the
     template's bins and weighted by the noise measured on the bins around each one
-    (a matched filter). Returns the (P, P) map of z-scores over the shifts, or None
+    that are not template bins (a matched filter). Returns the (P, P) map of z-scores over the shifts, or None
     when the plane holds no whole period: ``z[t]`` is large when the tile's origin
     sits at plane pixel ``t`` modulo the period (about N(0, 1) at any one shift
     without a template; the best of the ``P**2`` shifts of an unmarked plane stays
@@ -502,11 +502,18 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     folded = plane[:ny * p, :nx * p].reshape(ny, p, nx, p).sum(axis=(0, 2))
     spec = scipy.fft.fft2(folded - folded.mean())
     ky, kx = tpl.lattice[:, 0] % p, tpl.lattice[:, 1] % p
-    # Noise per template bin: mean power of the 24 bins around it (5x5, cyclic).
+    # Noise per template bin: mean power of the bins around it (5x5, cyclic) that are
+    # not template bins themselves. Every key has frequencies a bin or two apart (9
+    # such pairs on average), whose power counted as each other's noise: the lock
+    # then grew as the square root of the template's amplitude, not in proportion,
+    # and a medium template locked too weakly (bar set: +11 / -4 copies).
     off = np.arange(-2, 3)
     ny_, nx_ = (ky[:, None, None] + off[None, :, None]) % p, (kx[:, None, None] + off[None, None, :]) % p
+    ours = np.zeros((p, p), bool)
+    ours[ky, kx] = True
+    quiet = ~ours[ny_, nx_]
     around = np.abs(spec[ny_, nx_]) ** 2
-    noise = (around.sum(axis=(1, 2)) - np.abs(spec[ky, kx]) ** 2) / 24.0
+    noise = (around * quiet).sum(axis=(1, 2)) / quiet.sum(axis=(1, 2))
     noise = np.maximum(noise, 1e-12)
     # The template's own bin value: (P^2 / 2) exp(i phase); the matched filter weighs
     # each frequency by amplitude over noise power.

@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-PIPQ   := $(PIP) install --quiet --disable-pip-version-check
+# --no-compile: pip would byte-compile every module of torch, ray and the rest up
+# front; Python compiles (and caches) the ones a run imports when it imports them.
+PIPQ   := $(PIP) install --quiet --disable-pip-version-check --no-compile
 
 .PHONY: help install install-test demo test test-fast bench bench-speed bench-robustness bench-fp peers bench-quick corpus fuzz clean
 
@@ -53,7 +55,7 @@ demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 TEST_WORKERS ?= 2
 
 test: install-test  ## the full test suite, slow tests included (and the kernels once more without JIT)
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
 
 test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; no-JIT run of the nojit kernel tests

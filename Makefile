@@ -55,7 +55,7 @@ demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 TEST_WORKERS ?= 2
 
 test: install-test  ## the full test suite, slow tests included (and the kernels once more without JIT)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
 
 test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; no-JIT run of the nojit kernel tests

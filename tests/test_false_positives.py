@@ -32,9 +32,6 @@ import provmark
 from provmark import Payload
 
 pytestmark = [
-    # One worker computes the module's fixture (make test runs --dist loadgroup);
-    # split over two workers, each would compute it.
-    pytest.mark.xdist_group("false-positives"),
     pytest.mark.usefixtures("numba_one_thread"),
     pytest.mark.skipif(numba.config.DISABLE_JIT,
                        reason="thousands of detections take hours with NUMBA_DISABLE_JIT=1"),

@@ -5,9 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# --no-compile: pip would byte-compile every module of torch, ray and the rest up
-# front; Python compiles (and caches) the ones a run imports when it imports them.
-PIPQ   := $(PIP) install --quiet --disable-pip-version-check --no-compile
+PIPQ   := $(PIP) install --quiet --disable-pip-version-check
 
 .PHONY: help install install-test demo test test-fast bench bench-speed bench-robustness bench-fp peers bench-quick corpus fuzz clean
 

@@ -391,8 +391,14 @@ def test_a_worker_killed_by_the_system_stops_the_run_with_a_clear_error(src_dir,
     with _batch.WorkerPool(2) as pool, Manifest.open(tmp_path / "m.jsonl") as m:
         pids = list(pool._pool._processes)
 
+        killed = []
+
         def oom_killer(row):  # what the kernel's OOM killer does to a worker
-            os.kill(pids[0], signal.SIGKILL)
+            # Once: rows already finished may still arrive after the kill, and the
+            # dead worker's pid is gone by then.
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
 
         with pytest.raises(BatchError, match="worker process died.*fewer --workers.*resume"):
             _batch.run_batch(p.tasks, options, manifest=m, pool=pool, progress=oom_killer)

@@ -32,10 +32,14 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 # browser here) and exiftool (the C2PA tests), see scripts/install-test-tools.sh.
 TORCH_CPU ?= torch==2.13.0
 
+# While pip installs (one core), the other core compiles the Numba kernels into their
+# cache (scripts/warm-kernels.py): otherwise each test process of a fresh clone that
+# starts before the cache exists compiles them again (48 s of a fresh-clone make test).
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIPQ) $(TORCH_CPU)
-	$(PIPQ) -e '.[test]'
-	@scripts/install-test-tools.sh
+	@$(PY) scripts/warm-kernels.py > $(VENV)/warm-kernels.log 2>&1 & warm=$$!; \
+	$(PIPQ) $(TORCH_CPU) && $(PIPQ) -e '.[test]' && scripts/install-test-tools.sh; \
+	status=$$?; wait $$warm || echo "warm-kernels.py failed (the tests compile instead): $(VENV)/warm-kernels.log"; \
+	exit $$status
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test

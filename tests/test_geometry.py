@@ -370,3 +370,59 @@ def test_hill_climb(values, start, expected):
 
     assert hill_climb(len(values), start, value) == expected
     assert all(0 <= j < len(values) for j in calls)
+
+
+# --------------------------------------------------------------------------- #
+# Self-reference: the geometry from the mark's own period (large flat copies)
+
+
+def _flat_art(h: int, w: int) -> np.ndarray:
+    """Smooth digital-art-like content: two gradients and soft blobs, no texture."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 90 + 60 * np.sin(yy / h * 2.1) + 40 * np.cos(xx / w * 3.3)
+    blobs = cv2.GaussianBlur(np.random.default_rng(5).normal(0, 40, (h, w)).astype(np.float32),
+                             (0, 0), 40)
+    g = np.clip(base + 8 * blobs, 0, 255)
+    return np.stack([g, g * 0.9 + 10, g * 0.7 + 30], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_the_period_of_a_flat_mark_gives_its_geometry():
+    from provmark._period import period_geometries
+
+    marked = provmark.embed(_flat_art(1600, 2400), provmark.Payload(7, 11, 1))
+    for scale, rotation in ((1.5, 0.0), (0.8, 0.0), (1.0, 3.0)):
+        h, w = marked.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rotation, scale)
+        size = (round(w * scale), round(h * scale))
+        m[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+        copy = cv2.warpAffine(marked, m, size, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
+        found = [_template._scales_rotation(a) for a in period_geometries(read_luma(copy))]
+        # One of the (at most 3) candidates is the geometry, to 0.3% and 0.1 degrees;
+        # the others read an axis at another multiple of the tile, and the mark
+        # rejects them when decoding.
+        assert any(abs(sy / scale - 1) < 3e-3 and abs(sx / scale - 1) < 3e-3
+                   and abs(rot - rotation) < 0.1 for sy, sx, rot in found), (scale, rotation, found)
+    # Unmarked, the same content has no period
+    assert period_geometries(read_luma(cv2.resize(_flat_art(1600, 2400), (3000, 2000)))) == []
+
+
+@pytest.mark.slow
+def test_the_self_reference_stage_decodes_a_resized_flat_copy():
+    from provmark._detect import _Search
+
+    payload = provmark.Payload(7, 11, 1)
+    marked = provmark.embed(_flat_art(1600, 2400), payload)
+    copy = cv2.resize(marked, (1920, 1280), interpolation=cv2.INTER_AREA)  # x0.8, 2.5 MP
+    run = _Search(read_luma(copy), normalize_key(None))
+    run.template = {"locks": []}
+    assert run.self_reference()
+    best = next(a for a in run.attempts if a.decoded)
+    assert best.evaluation.result.payload == payload
+    assert abs(best.geometry.scale_y - 0.8) < 2e-3 and abs(best.geometry.rotation) < 0.1
+    # The stage is for large copies only: under PERIOD_MIN_PIXELS it does nothing.
+    small = cv2.resize(marked, (1500, 1000), interpolation=cv2.INTER_AREA)
+    run = _Search(read_luma(small), normalize_key(None))
+    run.template = {"locks": []}
+    assert not run.self_reference() and len(run.attempts) == 1

@@ -299,6 +299,16 @@ LOCK_Z = 5.5
 #: first; planes over MAX_PLANE_PIXELS (a copy read as a strong downscale of a huge
 #: source) are not resampled at all.
 LOCK_WINDOW = 1024
+#: Copies of at least this many pixels are also read by the geometry of the mark's own
+#: period (:meth:`_Search.self_reference`): the period's comb of spectral lines misleads
+#: the template's search on large flat copies that hold many periods (ukui-city,
+#: 3640x2400, and its x0.5 copy of 2.2 MP). A 1920x1080 copy (2.07 MP) stays under it:
+#: the autocorrelation costs 14 ms there, and the unmarked detection at that size is
+#: at 128-131 ms of its 150 ms bar.
+PERIOD_MIN_PIXELS = 2_100_000
+#: Period geometries also searched without a template lock (each a full pilot search
+#: of a resampled copy): the equal readings of the strongest lattice.
+PERIOD_PILOT_ONLY = 4
 MAX_PLANE_PIXELS = 40_000_000
 #: Geometry estimates of the template search that are resampled and locked.
 TEMPLATE_ESTIMATES = 3
@@ -713,6 +723,40 @@ class _Search:
                 lock = better
         return lock
 
+    def self_reference(self) -> bool:
+        """The geometries read off the mark's own period (:mod:`provmark._period`) on
+        a copy of at least :data:`PERIOD_MIN_PIXELS`, each locked under the lattice
+        factors a source that size could carry, searched near the lock and decoded;
+        then the first :data:`PERIOD_PILOT_ONLY` searched by the pilot alone on the
+        resampled plane (a flat source whose template disturbed the mark is marked
+        without it, and its period is then the only sign of its geometry)."""
+        from ._period import period_geometries
+        from ._sync import PhaseScores
+
+        if self.y.size < PERIOD_MIN_PIXELS:
+            return False
+        geometries = period_geometries(self.y)
+        for a in geometries:
+            geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
+            self.count(1)
+            source = (self.y.shape[0] / geo.scale_y, self.y.shape[1] / geo.scale_x)
+            least = template_factor(int(source[0]), int(source[1]))
+            for f in FACTORS:
+                if f < least:
+                    continue
+                lock = self.lock_estimate(geo, f)
+                if lock is not None and self.near(lock.plane, lock.origin, lock.geometry):
+                    self.template["used"] = True
+                    return True
+        for a in geometries[:PERIOD_PILOT_ONLY]:
+            if min(grid_shape(self.y.shape, a)) < 4 * BLOCK_PX:
+                continue
+            geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
+            plane = np.ascontiguousarray(warp_to_grid(self.y, a), np.float32)
+            if self.try_candidates(plane, self.search_phases(plane, PhaseScores()), geo):
+                return True
+        return False
+
     def blind(self) -> bool:
         """Blind grid search on the copy as it is (a crop whose template did not
         survive: strong compression of a flat image)."""
@@ -1012,7 +1056,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # The template on the copy as it is (a crop), then resampled by its affine
         # estimates (resizes, rotations, aspect changes), then the blind grid search
         # (a crop whose template did not survive), then, when asked, the sweep.
-        stages = [run.lock_on_copy, run.resample_estimates, run.blind]
+        stages = [run.lock_on_copy, run.resample_estimates, run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)
         for stage in stages:

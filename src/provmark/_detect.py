@@ -306,9 +306,11 @@ LOCK_WINDOW = 1024
 #: the autocorrelation costs 14 ms there, and the unmarked detection at that size is
 #: at 128-131 ms of its 150 ms bar.
 PERIOD_MIN_PIXELS = 2_100_000
-#: Period geometries also searched without a template lock (each a full pilot search
-#: of a resampled copy): the equal readings of the strongest lattice.
-PERIOD_PILOT_ONLY = 4
+#: Period geometries also searched without a template lock (each a pilot search of
+#: the central window of the resampled copy, at most this many pixels a side): the
+#: first readings of the strongest lattice (one and two tiles).
+PERIOD_PILOT_ONLY = 2
+PERIOD_PILOT_WINDOW = 1024
 MAX_PLANE_PIXELS = 40_000_000
 #: Geometry estimates of the template search that are resampled and locked.
 TEMPLATE_ESTIMATES = 3
@@ -752,7 +754,8 @@ class _Search:
             if min(grid_shape(self.y.shape, a)) < 4 * BLOCK_PX:
                 continue
             geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
-            plane = np.ascontiguousarray(warp_to_grid(self.y, a), np.float32)
+            plane = np.ascontiguousarray(warp_to_grid(self.y, a, PERIOD_PILOT_WINDOW),
+                                         np.float32)
             if self.try_candidates(plane, self.search_phases(plane, PhaseScores()), geo):
                 return True
         return False

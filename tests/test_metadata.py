@@ -876,17 +876,17 @@ def _growth(build, small: int, large: int, run) -> tuple[float, float]:
     bigger, ``small`` doubled first (up to 16x) until it takes :data:`MIN_MEASURED`."""
     factor = large // small
     a = build(small)
-    t_small = _cpu_seconds(lambda: run(a), 5)
+    t_small = _cpu_seconds(lambda: run(a), 3)
     for _ in range(4):
         if t_small >= MIN_MEASURED:
             break
         small *= 2
         a = build(small)
-        t_small = _cpu_seconds(lambda: run(a), 5)
+        t_small = _cpu_seconds(lambda: run(a), 3)
     b = build(small * factor)
-    # best of 5 each: a single slow call on a loaded machine (deep-nesting, 0.012 ->
+    # best of 3 each: a single slow call on a loaded machine (deep-nesting, 0.012 ->
     # 0.105 s in one fresh-clone run) is noise, not growth
-    return t_small, _cpu_seconds(lambda: run(b), 5)
+    return t_small, _cpu_seconds(lambda: run(b), 3)
 
 
 def _assert_linear(name: str, t_small: float, t_large: float) -> None:

@@ -19,7 +19,7 @@ resistant image watermarks", IEEE TIP 9(6), 2000; M. Kutter, SPIE 3528, 1998.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -80,23 +80,52 @@ def template_factor(height: int, width: int) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Template:
-    tile: np.ndarray  # (PERIOD*f, PERIOD*f) float32, unit-amplitude cosines summed
     freqs: np.ndarray  # (N_FREQS, 2) float64 (fy, fx) cycles per pixel, fx > 0
     lattice: np.ndarray  # (N_FREQS, 2) int64 (ky, kx): frequency = lattice / (PERIOD*f)
     phase: np.ndarray  # (N_FREQS,) float64 radians
     factor: int
 
+    @property
+    def period(self) -> int:
+        """Side of the template tile (pixels)."""
+        return PERIOD * self.factor
+
+    @cached_property
+    def tile(self) -> np.ndarray:
+        """(period, period) float32: the unit-amplitude cosines summed. Only the
+        embedder needs it; detection reads the constellation alone, so a detection
+        with a new key (a wrong key, a random one) does not pay for it (11 ms at
+        factor 4)."""
+        period = self.period
+        yy, xx = np.mgrid[0:period, 0:period].astype(np.float64)
+        tile = np.zeros((period, period))
+        for (ky, kx), ph in zip(self.lattice, self.phase):
+            tile += np.cos(2 * np.pi * (ky * yy + kx * xx) / period + ph)
+        tile = tile.astype(np.float32)
+        tile.setflags(write=False)
+        return tile
+
+
+@lru_cache(maxsize=1)
+def _band_lattice() -> tuple[np.ndarray, np.ndarray]:
+    """Lattice points ``(ky, kx)`` of the base period in :data:`BAND` (kx > 0) and
+    their angles: the candidates every key picks its frequencies from."""
+    lo, hi = BAND[0] * PERIOD, BAND[1] * PERIOD
+    ky, kx = np.mgrid[-PERIOD // 2:PERIOD // 2, 1:PERIOD // 2]
+    ky, kx = ky.ravel(), kx.ravel()  # row-major: the order of the candidates matters
+    r = np.hypot(ky, kx)
+    inside = (lo <= r) & (r <= hi)
+    cand = np.stack([ky[inside], kx[inside]], axis=1)
+    cand.setflags(write=False)
+    return cand, np.arctan2(cand[:, 0], cand[:, 1])
+
 
 @lru_cache(maxsize=32)
 def keyed_template(key: bytes, factor: int = 1) -> Template:
-    """The key's template tile and its frequencies, on the lattice of ``factor``."""
+    """The key's template constellation (and tile), on the lattice of ``factor``."""
     stream = KeyStream(key, "sync-template")
-    lo, hi = BAND[0] * PERIOD, BAND[1] * PERIOD
-    cand = [(ky, kx) for ky in range(-PERIOD // 2, PERIOD // 2) for kx in range(1, PERIOD // 2)
-            if lo <= np.hypot(ky, kx) <= hi]
-    cand = np.array(cand)
+    cand, ang = _band_lattice()
     # Spread the directions: pick from angular sectors so no two peaks crowd.
-    ang = np.arctan2(cand[:, 0], cand[:, 1])
     sectors = np.linspace(-np.pi / 2, np.pi / 2, N_FREQS + 1)
     chosen = []
     for a, b in zip(sectors[:-1], sectors[1:]):
@@ -104,16 +133,10 @@ def keyed_template(key: bytes, factor: int = 1) -> Template:
         chosen.append(cand[idx[stream.below(len(idx))]])
     k = np.array(chosen, dtype=np.int64)
     phase = stream.uniform(0, 2 * np.pi, N_FREQS)
-    period = PERIOD * factor
-    yy, xx = np.mgrid[0:period, 0:period].astype(np.float64)
-    tile = np.zeros((period, period))
-    for (ky, kx), ph in zip(k, phase):
-        tile += np.cos(2 * np.pi * (ky * yy + kx * xx) / period + ph)
-    tile = tile.astype(np.float32)
-    freqs = k.astype(np.float64) / period
-    for arr in (tile, freqs, k, phase):
+    freqs = k.astype(np.float64) / (PERIOD * factor)
+    for arr in (freqs, k, phase):
         arr.setflags(write=False)
-    return Template(tile, freqs, k, phase, factor)
+    return Template(freqs, k, phase, factor)
 
 
 def size_gains(n_pixels: int, factor: int = 1) -> tuple[float, float]:
@@ -494,7 +517,7 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     under about 5).
     """
     tpl = keyed_template(key, factor)
-    p = tpl.tile.shape[0]
+    p = tpl.period
     h, w = plane.shape
     ny, nx = h // p, w // p
     if ny == 0 or nx == 0:

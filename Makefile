@@ -32,13 +32,20 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 # browser here) and exiftool (the C2PA tests), see scripts/install-test-tools.sh.
 TORCH_CPU ?= torch==2.13.0
 
-# While pip installs (one core), the other core compiles the Numba kernels into their
-# cache (scripts/warm-kernels.py): otherwise each test process of a fresh clone that
-# starts before the cache exists compiles them again (48 s of a fresh-clone make test).
+# Three things at once, since pip keeps one core busy: pip installs torch and the test
+# extras; scripts/warm-kernels.py compiles the Numba kernels into their cache
+# (otherwise each test process of a fresh clone that starts before the cache exists
+# compiles them again: 48 s of a fresh-clone make test); apt-get installs chromium and
+# exiftool. The test extras install without byte-compiling (--no-compile): pip would
+# compile every module of torch, ray and the rest (63 of their 148 s here), and the
+# tests import a small part of them, which Python compiles on first import (the test
+# targets allow it to write the .pyc files, see PYTHONDONTWRITEBYTECODE below).
 $(VENV)/.installed-test: $(VENV)/.installed
 	@$(PY) scripts/warm-kernels.py > $(VENV)/warm-kernels.log 2>&1 & warm=$$!; \
-	$(PIPQ) $(TORCH_CPU) && $(PIPQ) -e '.[test]' && scripts/install-test-tools.sh; \
-	status=$$?; wait $$warm || echo "warm-kernels.py failed (the tests compile instead): $(VENV)/warm-kernels.log"; \
+	scripts/install-test-tools.sh & tools=$$!; \
+	$(PIPQ) --no-compile $(TORCH_CPU) && $(PIPQ) --no-compile -e '.[test]'; \
+	status=$$?; wait $$tools || status=1; \
+	wait $$warm || echo "warm-kernels.py failed (the tests compile instead): $(VENV)/warm-kernels.log"; \
 	exit $$status
 	touch $@
 
@@ -54,15 +61,21 @@ demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 	$(VENV)/bin/provmark demo
 
 # Test processes (pytest-xdist): 2 halves the suite's time on the 2-core CI machine.
+# The kernels' pure-Python bodies (NUMBA_DISABLE_JIT=1) are tested by one test of the
+# suite, tests/kernels/test_modulation.py::test_kernel_bodies_without_jit, in parallel
+# with the rest.
 TEST_WORKERS ?= 2
 
-test: install-test  ## the full test suite, slow tests included (and the kernels once more without JIT)
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "not slow"
+# An environment that sets PYTHONDONTWRITEBYTECODE (some CI images do) would make every
+# test process compile again what it imports from the packages installed with
+# --no-compile above: the test targets let Python cache the .pyc files in .venv.
+test test-fast: export PYTHONDONTWRITEBYTECODE =
 
-test-fast: install-test  ## the inner loop (< 2 min): skips tests marked slow; no-JIT run of the nojit kernel tests
+test: install-test  ## the full test suite, slow tests included (< 10 min on 2 cores with the installs)
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+test-fast: install-test  ## the inner loop (< 2 min): the suite without the tests marked slow
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/kernels -m "nojit and not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
 	$(PIPQ) $(TORCH_CPU)

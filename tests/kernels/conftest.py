@@ -1,8 +1,8 @@
-"""Shared set-up for the kernel tests: the ``naive`` references, the ``nojit`` marker
-and small in-memory images (nothing is downloaded).
+"""Shared set-up for the kernel tests: the ``naive`` references and small in-memory
+images (nothing is downloaded).
 
-Tests marked ``nojit`` are cheap enough to run again with ``NUMBA_DISABLE_JIT=1``
-(the kernels' pure-Python bodies); ``test_modulation.py::test_kernel_bodies_without_jit``
+Every kernel test but the slow ones runs again with ``NUMBA_DISABLE_JIT=1`` (the
+kernels' pure-Python bodies): ``test_modulation.py::test_kernel_bodies_without_jit``
 does that in a subprocess.
 """
 
@@ -18,11 +18,6 @@ import pytest
 _TESTS_DIR = str(Path(__file__).resolve().parents[1])
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "nojit: small kernel test, also run with NUMBA_DISABLE_JIT=1 in a subprocess")
 
 
 def _textured_rgb(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

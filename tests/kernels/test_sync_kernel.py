@@ -37,7 +37,7 @@ def test_fold_phase_features_matches_reference(shape, phases):
         np.testing.assert_allclose(out[i], np.moveaxis(ref, -1, 0), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("shape", [pytest.param((20, 23), marks=pytest.mark.nojit),
+@pytest.mark.parametrize("shape", [(20, 23),
                                    (64, 97), (131, 70)])
 def test_carrier_maps_match_reference(shape):
     import naive

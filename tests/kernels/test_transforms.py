@@ -26,16 +26,16 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 #: Even shapes including odd multiples of two (so M or N is odd) and extreme aspect.
 HAAR_SHAPES = [
-    pytest.param((2, 2), marks=pytest.mark.nojit),
-    pytest.param((6, 10), marks=pytest.mark.nojit),
+    (2, 2),
+    (6, 10),
     (34, 18),
     (130, 66),
     (2, 258),
     (258, 2),
 ]
 DCT_SHAPES = [
-    pytest.param((8, 8), marks=pytest.mark.nojit),
-    pytest.param((24, 40), marks=pytest.mark.nojit),
+    (8, 8),
+    (24, 40),
     (64, 8),
     (8, 64),
     (200, 136),
@@ -91,7 +91,6 @@ def test_haar_round_trip(shape, rng):
     np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-6 * float(np.abs(x).max()))
 
 
-@pytest.mark.nojit
 def test_haar_subband_orientation_and_swap_is_caught(rng):
     # Rows alternate 1, 0: the signal varies down the columns only, which PyWavelets
     # puts in cH (low-pass along each row, high-pass down the columns).
@@ -118,7 +117,7 @@ def test_haar_subband_orientation_and_swap_is_caught(rng):
 # ------------------------------------------------------------------------- DCT
 
 
-@pytest.mark.parametrize("n", [pytest.param(4, marks=pytest.mark.nojit), 8, 16])
+@pytest.mark.parametrize("n", [4, 8, 16])
 def test_dct_matrix_is_scipy_dct(n, rng):
     c = dct_matrix(n)
     x = rng.normal(size=(n, 5))
@@ -170,7 +169,6 @@ def test_block_dct8_round_trip(shape, rng):
     np.testing.assert_allclose(_block_idct(_block_dct(x)), x, rtol=0, atol=_dct_atol(x))
 
 
-@pytest.mark.nojit
 def test_block_dct8_blocks_are_independent():
     # A single impulse changes exactly its own 8x8 block of coefficients.
     x = np.zeros((24, 40), np.float32)
@@ -183,8 +181,8 @@ def test_block_dct8_blocks_are_independent():
 # ------------------------------------------------------------------------ luma
 
 
-@pytest.mark.parametrize("shape", [pytest.param((7, 13), marks=pytest.mark.nojit),
-                                   pytest.param((1, 1), marks=pytest.mark.nojit),
+@pytest.mark.parametrize("shape", [(7, 13),
+                                   (1, 1),
                                    (33, 517)])
 def test_rgb_to_luma_matches_bt601(shape, rng):
     rgb = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)

@@ -11,7 +11,6 @@ from provmark import _convolutional as conv
 from provmark.kernels import viterbi_decode
 
 
-@pytest.mark.nojit
 @pytest.mark.parametrize("seed", range(6))
 def test_viterbi_is_maximum_likelihood(seed):
     rng = np.random.default_rng(seed)
@@ -29,7 +28,6 @@ def test_viterbi_is_maximum_likelihood(seed):
     assert metric == pytest.approx(ref_metric, rel=1e-12, abs=1e-9)
 
 
-@pytest.mark.nojit
 def test_encoder_matches_definition():
     rng = np.random.default_rng(1)
     bits = rng.integers(0, 2, 40)
@@ -103,7 +101,6 @@ def test_puncturing_rejects_impossible_lengths():
         conv.kept_positions(120, 300)  # more than a quarter punctured
 
 
-@pytest.mark.nojit
 @pytest.mark.parametrize("seed", range(4))
 def test_list_viterbi_matches_exhaustive_ranking(seed):
     from provmark.kernels import list_viterbi_decode

@@ -61,6 +61,11 @@ demo: install  ## embed, JPEG-compress and detect on the bundled sample photo
 	$(VENV)/bin/provmark demo
 
 # Test processes (pytest-xdist): 2 halves the suite's time on the 2-core CI machine.
+# --dist loadfile gives each test file to one worker: with the default (load), a file's
+# tests can be split between the two, and both then compute its module fixtures; the
+# false-positive module's (3000 detections, 160 s of one core) was computed twice in one
+# run of two (suite 7:28 against 6:11). xdist_group with --dist loadgroup would be finer,
+# but xdist 3.8 does not group under pytest 9.2 (its group never reaches the node IDs).
 # The kernels' pure-Python bodies (NUMBA_DISABLE_JIT=1) are tested by one test of the
 # suite, tests/kernels/test_modulation.py::test_kernel_bodies_without_jit, in parallel
 # with the rest.
@@ -72,10 +77,10 @@ TEST_WORKERS ?= 2
 test test-fast: export PYTHONDONTWRITEBYTECODE =
 
 test: install-test  ## the full test suite, slow tests included (< 10 min on 2 cores with the installs)
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install-test  ## the inner loop (< 2 min): the suite without the tests marked slow
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
 	$(PIPQ) $(TORCH_CPU)

@@ -900,7 +900,10 @@ def test_issue_11_packet_is_read_fast_and_linearly():
     # issue 11: a packet full of unclosed <TC260:AIGC> tags took 62 s at 256 KB
     t1, t4 = _growth(lambda n: hostile.packet(hostile.ISSUE_CASE, n), 1 * MB, 4 * MB,
                      m._read_xmp)
-    assert t4 < 1.0, f"4 MB malformed packet took {t4:.2f} s CPU"
+    # 0.62 s of CPU here on a quiet machine (best of 3), 1.01 s once in a fresh-clone
+    # make test: the bound is set well above both, and far below the quadratic
+    # reader's time (62 s at 256 KB); the growth check below catches the shape.
+    assert t4 < 3.0, f"4 MB malformed packet took {t4:.2f} s CPU"
     _assert_linear(hostile.ISSUE_CASE, t1, t4)
     # the files of the issue: 16 APP1 segments (62 s), a 1 MB iTXt chunk (killed
     # after 120 s); and 4 MB compressed into a small iTXt chunk

@@ -14,10 +14,11 @@ from ._modulation import (
     aqim_soft_observe,
     aqim_margin,
     aqim_target,
+    add_enlarged_change,
     apply_block_deltas,
     luma_pair_coeffs,
 )
-from ._quality import box_moments, change_bound, ssim_mean_against
+from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
 from ._sync import carrier_maps, fold_phase_features
 from ._template import template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
@@ -51,10 +52,12 @@ __all__ = [
     "aqim_margin",
     "aqim_embed_deltas",
     "apply_block_deltas",
+    "add_enlarged_change",
     "luma_pair_coeffs",
     "aqim_soft_observe",
     "template_score_grid",
     "box_moments",
     "change_bound",
     "ssim_mean_against",
+    "ssim_mean",
 ]

@@ -139,6 +139,93 @@ def _add_row(x, y, r, sign, sy, syy, sxy):
             sxy[j, c] += sign * (a * b)
 
 
+@njit_fast(parallel=True)
+def ssim_mean(x, y, half, c1, c2, norm):
+    """:func:`ssim_mean_against` in one pass, the reference's window sums slid along
+    with the test image's: for a single comparison (the coarse layer's check on
+    images of any size) it writes no (H, W, C) planes of moments (2.4 GB at 50 MP)."""
+    h, w, nch = x.shape
+    side = 2 * half + 1
+    n = side * side
+    rows = h - 2 * half
+    total = 0.0
+    for chunk in prange((rows + _CHUNK - 1) // _CHUNK):
+        i0 = half + chunk * _CHUNK
+        sx = np.zeros((w, nch))
+        sxx = np.zeros((w, nch))
+        sy = np.zeros((w, nch))
+        syy = np.zeros((w, nch))
+        sxy = np.zeros((w, nch))
+        for r in range(i0 - half, i0 + half):
+            _add_row(x, y, r, 1.0, sy, syy, sxy)
+            _add_ref_row(x, r, 1.0, sx, sxx)
+        part = 0.0
+        for i in range(i0, min(i0 + _CHUNK, h - half)):
+            _add_row(x, y, i + half, 1.0, sy, syy, sxy)
+            _add_ref_row(x, i + half, 1.0, sx, sxx)
+            part += _ssim_row_sums(sx, sxx, sy, syy, sxy, half, n, c1, c2, norm)
+            _add_row(x, y, i - half, -1.0, sy, syy, sxy)
+            _add_ref_row(x, i - half, -1.0, sx, sxx)
+        total += part
+    return total / (rows * (w - 2 * half) * nch)
+
+
+@njit_fast
+def _add_ref_row(x, r, sign, sx, sxx):
+    """Add or remove row ``r`` of the reference from its window column sums."""
+    w, nch = sx.shape
+    for j in range(w):
+        for c in range(nch):
+            a = np.float64(x[r, j, c])
+            sx[j, c] += sign * a
+            sxx[j, c] += sign * (a * a)
+
+
+@njit_fast
+def _ssim_row_sums(sx, sxx, sy, syy, sxy, half, n, c1, c2, norm):
+    """Sum of the SSIM map over one interior row, from both images' column sums."""
+    w, nch = sy.shape
+    side = 2 * half + 1
+    row = 0.0
+    for c in range(nch):
+        t0 = 0.0
+        t1 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(side - 1):
+            t0 += sx[j, c]
+            t1 += sxx[j, c]
+            s1 += sy[j, c]
+            s2 += syy[j, c]
+            s3 += sxy[j, c]
+        for j in range(half, w - half):
+            t0 += sx[j + half, c]
+            t1 += sxx[j + half, c]
+            s1 += sy[j + half, c]
+            s2 += syy[j + half, c]
+            s3 += sxy[j + half, c]
+            mx = t0 / n
+            row += _ssim_value(mx, norm * (t1 / n - mx * mx), s1, s2, s3, n, c1, c2, norm)
+            t0 -= sx[j - half, c]
+            t1 -= sxx[j - half, c]
+            s1 -= sy[j - half, c]
+            s2 -= syy[j - half, c]
+            s3 -= sxy[j - half, c]
+    return row
+
+
+@njit_fast
+def _ssim_value(mx, vx, s1, s2, s3, n, c1, c2, norm):
+    """SSIM of one window: reference mean and variance, test image's window sums of
+    ``y``, ``y**2`` and ``x*y``."""
+    my = s1 / n
+    vy = norm * (s2 / n - my * my)
+    cov = norm * (s3 / n - mx * my)
+    return ((2.0 * mx * my + c1) * (2.0 * cov + c2)
+            / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+
+
 @njit_fast
 def _ssim_row(sy, syy, sxy, ux, vx, i, half, n, c1, c2, norm):
     """Sum of the SSIM map over the interior of row ``i``, from the column sums."""
@@ -157,12 +244,7 @@ def _ssim_row(sy, syy, sxy, ux, vx, i, half, n, c1, c2, norm):
             s1 += sy[j + half, c]
             s2 += syy[j + half, c]
             s3 += sxy[j + half, c]
-            mx = ux[i, j, c]
-            my = s1 / n
-            vy = norm * (s2 / n - my * my)
-            cov = norm * (s3 / n - mx * my)
-            row += ((2.0 * mx * my + c1) * (2.0 * cov + c2)
-                    / ((mx * mx + my * my + c1) * (vx[i, j, c] + vy + c2)))
+            row += _ssim_value(ux[i, j, c], vx[i, j, c], s1, s2, s3, n, c1, c2, norm)
             s1 -= sy[j - half, c]
             s2 -= syy[j - half, c]
             s3 -= sxy[j - half, c]

@@ -387,3 +387,18 @@ def carrier_maps(y, pairs):
             weight = np.outer(np.repeat(c[u], 2), np.repeat(c[v], 2)) / 2
             out[p, q] = np.einsum("ijrs,rs->ij", windows, weight)
     return out
+
+
+def add_enlarged_change(base, change):
+    """Reference for ``provmark.kernels.add_enlarged_change``: OpenCV's bilinear
+    enlargement by 2 of the change (float64 through float32: the values are
+    multiples of 1/16), added, rounded half up and clipped on the covered part."""
+    import cv2
+
+    h, w = change.shape[:2]
+    up = cv2.resize(change.astype(np.float32), (2 * w, 2 * h),
+                    interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    up = up.reshape(2 * h, 2 * w, change.shape[2])  # OpenCV drops a single channel axis
+    out = base.copy()
+    out[:2 * h, :2 * w] = np.clip(np.floor(base[:2 * h, :2 * w] + up + 0.5), 0, 255)
+    return out

@@ -573,6 +573,35 @@ def test_ssim_mean_against_matches_reference(shape, noise, rng):
         assert got == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(23, 31, 3), (64, 80, 3), (40, 40, 1)])
+@pytest.mark.parametrize("noise", [0.0, 6.0, 60.0])
+def test_ssim_mean_matches_reference(shape, noise, rng):
+    from provmark.kernels import ssim_mean
+
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    y = np.clip(x + rng.normal(0, noise, shape), 0, 255).astype(np.uint8)
+    got = ssim_mean(x, y, 3, 6.5025, 58.5225, 49 / 48)
+    assert got == pytest.approx(naive.ssim_mean_against(x, y, 3, 6.5025, 58.5225, 49 / 48),
+                                rel=1e-9)
+    if noise == 0.0:
+        assert got == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [((64, 96, 3), (32, 48)), ((67, 99, 3), (33, 49)),
+                                   ((40, 40, 1), (12, 20)), ((9, 7, 3), (4, 3))])
+def test_add_enlarged_change_matches_reference(shape, rng):
+    """Exactly equal: the enlarged integer change is a multiple of 1/16 (a third of
+    the values clip at 0 or 255 with this range of changes)."""
+    from provmark.kernels import add_enlarged_change
+
+    (hh, ww, c), (h, w) = shape
+    base = rng.integers(0, 256, (hh, ww, c)).astype(np.uint8)
+    change = rng.integers(-40, 41, (h, w, c)).astype(np.int16)
+    out = np.zeros_like(base)
+    add_enlarged_change(base, change, out)
+    np.testing.assert_array_equal(out, naive.add_enlarged_change(base, change))
+
+
 @pytest.mark.parametrize("shape", [(16, 16, 3),
                                    (64, 96, 3), (37, 50, 3), (256, 176, 3)])
 @pytest.mark.parametrize("content", ["noise", "flat", "edges"])

@@ -68,7 +68,10 @@ class Detection:
     offset : tuple of int
         Pixel offset ``(dy, dx)`` of the embedding grid found in the image.
     scale : float
-        Estimated resize factor of the image relative to the marked original.
+        Estimated resize factor of the image relative to the marked original (of
+        the grid that decoded: 2 when it is read on the copy reduced by 2,
+        ``details["layer"] == "coarse"``, which is the coarse layer of an unresized
+        copy or the fine mark of a copy enlarged twice; the two cannot be told apart).
     rotation : float
         Estimated rotation in degrees.
     blocks_used : int
@@ -138,6 +141,39 @@ def read_luma(rgb: np.ndarray) -> np.ndarray:
     y = np.empty(rgb.shape[:2], np.float32)
     rgb_to_luma(rgb, y)
     return y
+
+
+def coarse_plane(y: np.ndarray) -> np.ndarray:
+    """The luma reduced by 2 (the mean of every 2x2 cell: INTER_AREA's exact
+    halving), where the coarse layer's grid lies (:data:`provmark._embed.COARSE_MIN_SIDE`)."""
+    import cv2
+
+    h, w = y.shape[0] // 2, y.shape[1] // 2
+    return cv2.resize(y[:2 * h, :2 * w].astype(np.float32, copy=False), (w, h),
+                      interpolation=cv2.INTER_AREA)
+
+
+#: The coarse layer is read on a copy whose reduced plane holds at least this many
+#: pixels a side (a whole tile needs 256; a crop keeps part of one).
+COARSE_READ_SIDE = 128
+
+
+def read_both(rgb: np.ndarray, key: bytes) -> tuple[Payload | None, Payload | None]:
+    """The payloads decoded on the aligned grids of the fine mark and of the coarse
+    layer (None where nothing decodes): the embedder's check."""
+    y = read_luma(rgb)
+    return _read_plane(y, key), _read_plane(coarse_plane(y), key)
+
+
+def read_coarse(rgb: np.ndarray, key: bytes) -> Payload | None:
+    """The payload of the coarse layer on its aligned grid, or None."""
+    return _read_plane(coarse_plane(read_luma(rgb)), key)
+
+
+def _read_plane(plane: np.ndarray, key: bytes) -> Payload | None:
+    from ._sync import SyncCandidate
+
+    return _attempt(plane, key, SyncCandidate(0.0, 0, 0, 0, 0), 1).evaluation.result.payload
 
 
 def soft_scores(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0
@@ -577,6 +613,7 @@ class _Search:
         self._swept: set[tuple[float, float]] = set()
         self._climbed = False
         self._copy_locks: list[int] = []  # factors whose template locked on the copy as it is
+        self._coarse_planes: list[np.ndarray] = []  # planes of the coarse layer read
 
     @property
     def decoded(self) -> bool:
@@ -618,6 +655,19 @@ class _Search:
                                    near=(origin[0] % BLOCK_PX, origin[1] % BLOCK_PX))
         return self.try_candidates(plane, cands, geometry)
 
+    def coarse_layer(self) -> bool:
+        """The coarse layer on its aligned grid: the copy reduced by 2 (a smooth image's
+        second mark, which survives compression where the fine one does not)."""
+        from ._sync import SyncCandidate
+
+        if min(self.y.shape) < 2 * COARSE_READ_SIDE:
+            return False
+        self.count(1)
+        geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
+        self._coarse_planes.append(coarse_plane(self.y))
+        return self.try_candidates(self._coarse_planes[-1], [SyncCandidate(0.0, 0, 0, 0, 0)],
+                                   geometry)
+
     def lock_on_copy(self) -> bool:
         """The template's coherent match on the copy as it is (a crop: it gives the
         pixel phase at once), for each lattice factor."""
@@ -626,10 +676,23 @@ class _Search:
             z, oy, ox = phase_lock(self.y, self.k, f)
             self.template["locks"].append({"factor": f, "resampled": False, "z": round(z, 2)})
             if z >= LOCK_Z:
-                if self.near(self.y, (oy, ox), None, self.on_copy):
+                if self.near(self.y, (oy, ox), None, self.on_copy) or self.coarse_near(oy, ox):
                     return True
                 self._copy_locks.append(f)
         return False
+
+    def coarse_near(self, oy: int, ox: int) -> bool:
+        """The coarse layer of a crop whose template locked with its tile origin at
+        copy pixel ``(oy, ox)``: the layer's 32-px blocks start there too, modulo 32
+        (the template's period is a multiple of 64), so the copy is reduced by 2 from
+        that pixel's parity on and the pilot searched near the origin."""
+        sy, sx = oy % 2, ox % 2
+        plane = coarse_plane(self.y[sy:, sx:])
+        if min(plane.shape) < COARSE_READ_SIDE:
+            return False
+        geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
+        self._coarse_planes.append(plane)
+        return self.near(plane, ((oy - sy) // 2, (ox - sx) // 2), geometry)
 
     def resample_estimates(self) -> bool:
         """The copy resampled by each of the template's best affine estimates, read
@@ -791,7 +854,8 @@ class _Search:
             "aligned_sync_score": self.attempts[0].evaluation.z,
             "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in self.candidates],
             "tile_phase": (cand.ty, cand.tx), "template": self.template,
-            "scale_sweep": self.sweep}
+            "scale_sweep": self.sweep,
+            "layer": "coarse" if any(best.plane is p for p in self._coarse_planes) else "fine"}
         detection = Detection(
             found=found, payload=res.payload if found else None,
             false_alarm_probability=fap, sync_score=best.evaluation.z,
@@ -900,6 +964,9 @@ class SearchReport(TypedDict):
         when the aligned grid decoded
     scale_sweep : the exhaustive sweep (``hypotheses_scored``, ``of``, ``best_z``,
         ``best_scale``, ``best_rotation``); None unless it ran
+    layer : ``"coarse"`` when the reported attempt read the coarse layer (the copy
+        reduced by 2, docs/format.md 5.6; ``scale`` is then 2 for an unresized copy),
+        else ``"fine"``
     """
 
     decode_attempts: int
@@ -908,6 +975,7 @@ class SearchReport(TypedDict):
     tile_phase: tuple[int, int]
     template: TemplateReport | None
     scale_sweep: SweepReport | None
+    layer: str
 
 
 def _sweep_grid(shape: tuple[int, int]):
@@ -1056,10 +1124,12 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
                 GridLocation(y, 0, 0, 0, 0, None, (h, w)))
     run = _Search(y, k)  # the aligned grid is read first
     if search and not run.decoded:
-        # The template on the copy as it is (a crop), then resampled by its affine
+        # The coarse layer's aligned grid (an uncropped, compressed smooth image),
+        # the template on the copy as it is (a crop), then resampled by its affine
         # estimates (resizes, rotations, aspect changes), then the blind grid search
         # (a crop whose template did not survive), then, when asked, the sweep.
-        stages = [run.lock_on_copy, run.resample_estimates, run.self_reference, run.blind]
+        stages = [run.coarse_layer, run.lock_on_copy, run.resample_estimates,
+                  run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)
         for stage in stages:

@@ -19,7 +19,8 @@ from ._keys import normalize_key
 from ._layout import BLOCK_PX, PAIRS, keyed_layout
 from ._payload import Payload
 from ._template import N_FREQS, block_amplitude, keyed_template, template_factor
-from .kernels import DCT8_64, aqim_embed_deltas, apply_block_deltas, change_bound
+from .kernels import (DCT8_64, add_enlarged_change, aqim_embed_deltas, apply_block_deltas,
+                      change_bound)
 
 _C64 = DCT8_64
 
@@ -362,8 +363,14 @@ class SSIMReference:
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two uint8 RGB images (see :class:`SSIMReference`)."""
-    return SSIMReference(a).score(b)
+    """Mean SSIM of two uint8 RGB images (as :class:`SSIMReference`, in one pass that
+    keeps no planes of window moments: for a single comparison)."""
+    from .kernels import ssim_mean
+
+    C = SSIMReference
+    return float(ssim_mean(np.ascontiguousarray(a, dtype=np.uint8),
+                           np.ascontiguousarray(b, dtype=np.uint8), C._HALF, C._C1, C._C2,
+                           C._NORM))
 
 
 #: Structural similarity floor of every mark at the default strength (or weaker) on
@@ -391,7 +398,97 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
                min_psnr: float = 40.0, adapt: bool = True) -> Marked:
     """Write the mark into a copy of ``rgb`` (with the adaptive strength, see
     :data:`ADAPT_BELOW_TILES`, and the SSIM floor, :data:`MIN_SSIM`), or refuse when
-    it would not read back."""
+    it would not read back; on a smooth image large enough, with a coarse layer
+    (:func:`_with_coarse_layer`)."""
+    fine = _mark_fine(rgb, payload, key, strength, min_psnr, adapt)
+    if fine.image is None or min(rgb.shape[:2]) < COARSE_MIN_SIDE:
+        return fine
+    if _psnr(rgb, fine.image) < min_psnr + COARSE_HEADROOM:
+        return fine  # textured: the fine mark survives compression, the budget is spent
+    return _with_coarse_layer(rgb, fine, payload, key, strength, min_psnr) or fine
+
+
+#: The coarse layer (embedder revision 3). On smooth images the fine mark's flat-area
+#: floor (about 0.4 grey levels on 16-px carriers) falls in the dead zone of WebP 50
+#: and JPEG 30 (benchmarks/RESULTS.md, "What WebP 50 does to the carriers"): read at
+#: the true grid, half the channel bits came out wrong. The same version-1 mark
+#: written on the image reduced by 2 (INTER_AREA) and its change scaled back up
+#: (bilinear) puts the carriers at 32 px, where WebP keeps 2-7 times more of them; a
+#: reader sees it as the mark of a copy enlarged by 2 (the detector reads it on the
+#: copy reduced by 2 right after the aligned grid,
+#: :meth:`provmark._detect._Search.coarse_layer`). Writing at a lower resolution and
+#: scaling the residual up: T. Bui et al., "TrustMark: universal watermarking for
+#: arbitrary resolution images", arXiv:2311.18297, 2023.
+#: Written only where the fine mark alone stays COARSE_HEADROOM dB or more above the
+#: PSNR floor (the smooth images that lost WebP 50: 46-52 dB on the corpus; textured
+#: photos are at 40-44 and keep their fine mark through compression), the coarse
+#: mark alone fits under that floor unattenuated too, and the short side is at least
+#: COARSE_MIN_SIDE (the reduced image must hold a whole tile).
+COARSE_MIN_SIDE = 512
+COARSE_HEADROOM = 5.0
+#: The coarse layer is kept only while the SSIM to the original stays at least this
+#: (the adaptive strength's aim, ADAPT_MIN_SSIM: the coarse layer does not spend
+#: what the fine mark left under it).
+COARSE_MIN_SSIM = 0.982
+#: Strengths of the coarse layer tried in turn (relative to the fine mark's).
+COARSE_STRENGTHS = (1.0, 0.6)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of two uint8 images of the same shape."""
+    import cv2
+
+    mse = cv2.norm(a, b, cv2.NORM_L2SQR) / a.size
+    return 10.0 * math.log10(255.0**2 / max(mse, 1e-12))
+
+
+def _with_coarse_layer(rgb: np.ndarray, fine: Marked, payload: Payload, key: bytes,
+                       strength: float, min_psnr: float) -> Marked | None:
+    """The fine mark ``fine`` with the coarse layer (see :data:`COARSE_MIN_SIDE`)
+    added, at the first of :data:`COARSE_STRENGTHS` where it fits, or None.
+
+    The coarse mark is written on the fine-marked image reduced by 2, within the PSNR
+    budget the fine mark left and unattenuated under ``min_psnr +``
+    :data:`COARSE_HEADROOM` (else the next strength is tried), without a template (the fine mark's serves both) and
+    without the adaptive strength or the fine mark's SSIM fallbacks (the reduced
+    image of a 1-2 MP source is "small", but this is a second mark: stronger, it
+    mottled debian-softwaves' sky at 2x; the SSIM that counts is the whole's). Its
+    change, enlarged by 2, is added to the fine-marked image. It fits when the PSNR
+    and the SSIM to the original stay at least ``min_psnr`` and
+    :data:`COARSE_MIN_SSIM` and both marks still read back on their aligned grids."""
+    import cv2
+
+    from ._detect import read_both
+
+    fine_image = fine.image
+    h2, w2 = rgb.shape[0] // 2, rgb.shape[1] // 2
+    left = 10.0 ** (-min_psnr / 10.0) - 10.0 ** (-_psnr(rgb, fine_image) / 10.0)
+    # The coarse mark alone must fit under min_psnr + COARSE_HEADROOM too: a reduced
+    # image with texture (the 1920x1080 upscale of a 512x512 photo is smooth at full
+    # size, not at half) would spend the whole budget on it and cost SSIM.
+    floor = max(-10.0 * math.log10(left), min_psnr + COARSE_HEADROOM)
+    for factor in COARSE_STRENGTHS:
+        small = cv2.resize(np.ascontiguousarray(fine_image[:2 * h2, :2 * w2]), (w2, h2),
+                           interpolation=cv2.INTER_AREA)
+        coarse = _mark_once(small, payload, key, strength * factor, floor, template_keep=None)
+        if coarse.image is None or coarse.scale < 0.999:
+            continue
+        change = np.subtract(coarse.image, small, dtype=np.int16)
+        del coarse, small  # the checks below read a 50 MP image within 4x its size
+        out = np.empty_like(fine_image)
+        add_enlarged_change(fine_image, change, out)
+        del change
+        if (_psnr(rgb, out) >= min_psnr and read_both(out, key) == (payload, payload)
+                and ssim(rgb, out) >= COARSE_MIN_SSIM):
+            return Marked(out, 0, fine.wrong_slots, fine.scale, fine.texture_gain,
+                          fine.floor_factor, fine.template_keep, fine.read_back,
+                          fine.template_gain, fine.strength)
+    return None
+
+
+def _mark_fine(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
+               min_psnr: float, adapt: bool) -> Marked:
+    """The fine mark alone (see :func:`mark_array`)."""
     limit = change_limit(rgb)
     marked, reference = _mark_adapted(rgb, payload, key, strength, min_psnr, adapt, limit)
     # A strength above the default is a request for a more visible, more robust mark:

@@ -592,6 +592,9 @@ def _explain(det, say=print) -> None:
               f"{sweep.get('best_z', det.sync_score):.2f} at scale "
               f"{sweep.get('best_scale', det.scale):g}, rotation "
               f"{sweep.get('best_rotation', det.rotation):g} deg")
+    if d.get("layer") == "coarse":
+        say("  read on the copy reduced by 2: the coarse layer (smooth images of 512 px and "
+            "more carry one) or the fine mark of a copy enlarged 2x")
     say(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "

@@ -1,0 +1,141 @@
+"""The coarse layer (embedder revision 3): a second version-1 mark written on the
+image reduced by 2 under the fine mark of smooth images of at least 512 px a side,
+and read by the detector on the copy reduced by 2 (src/provmark/_embed.py
+``_with_coarse_layer``, src/provmark/_detect.py ``_Search.coarse_layer``)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import provmark
+from provmark import Payload, attacks
+from provmark._detect import coarse_plane, read_coarse, read_luma
+from provmark._embed import COARSE_MIN_SIDE, MIN_SSIM, ssim
+from provmark._keys import normalize_key
+
+pytestmark = pytest.mark.usefixtures("numba_one_thread")
+
+PAYLOAD = Payload(provider=7, content_id=42, label=1)
+KEY = "coarse-layer test key"
+
+
+def smooth_sky(height: int, width: int, grain: float = 6.0, seed: int = 0) -> np.ndarray:
+    """A blue vertical gradient with a faint, slightly blurred grain: smooth enough
+    that the fine mark stays far above the PSNR floor (about 50 dB) and does not
+    survive WebP 50, as on the corpus' smooth wallpapers."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 100 + 60 * yy / height + 15 * np.sin(xx / width * 3)
+    rgb = np.stack([base * 0.55, base * 0.8, base + 50], -1)
+    grain_map = cv2.GaussianBlur(rng.normal(0, grain, (height, width)).astype(np.float32),
+                                 (0, 0), 0.7)
+    return np.clip(rgb + grain_map[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def sky_marked():
+    img = smooth_sky(512, 768)
+    return img, provmark.embed(img, PAYLOAD, key=KEY)
+
+
+def test_coarse_plane_is_the_mean_of_every_two_by_two_cell():
+    y = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    half = coarse_plane(y)
+    assert half.shape == (2, 3) and half.dtype == np.float32
+    assert half[1, 2] == pytest.approx(np.mean(y[2:4, 4:6]))
+    # INTER_AREA's exact halving, which the embedder uses, is the same mean.
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    area = cv2.resize(rgb.astype(np.float32), (48, 32), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(coarse_plane(read_luma(rgb)),
+                               area @ np.array([0.299, 0.587, 0.114], np.float32), atol=1e-3)
+
+
+def test_a_smooth_image_gets_the_coarse_layer_within_the_quality_floors(sky_marked):
+    img, marked = sky_marked
+    assert read_coarse(marked, normalize_key(KEY)) == PAYLOAD
+    mse = np.mean((marked.astype(np.float64) - img) ** 2)
+    assert 10 * np.log10(255**2 / mse) >= 40.0
+    assert ssim(img, marked) >= MIN_SSIM
+    # The fine mark is still read on the aligned grid, as without the coarse layer.
+    assert provmark.detect(marked, key=KEY, search=False).payload == PAYLOAD
+
+
+def test_the_coarse_layer_reads_after_webp_where_the_fine_mark_does_not(sky_marked):
+    _, marked = sky_marked
+    copy = attacks.apply("webp", marked, quality=50)
+    assert provmark.detect(copy, key=KEY, search=False).payload is None  # fine mark gone
+    det = provmark.detect(copy, key=KEY)
+    assert det.found and det.payload == PAYLOAD
+    assert det.scale == 2.0 and det.false_alarm_probability <= 1e-9
+    assert det.details["layer"] == "coarse"
+    assert provmark.detect(marked, key=KEY).details["layer"] == "fine"
+    assert provmark.detect(copy, key="another key").payload is None
+
+
+def test_a_textured_image_gets_no_coarse_layer(image_factory):
+    # Noise: the fine mark spends the PSNR budget (about 40 dB) and survives
+    # compression by itself.
+    noise = image_factory["noise"](512, seed=3)
+    marked = provmark.embed(noise, PAYLOAD, key=KEY)
+    assert read_coarse(marked, normalize_key(KEY)) is None
+
+
+def test_an_image_under_the_coarse_size_gets_no_coarse_layer():
+    img = smooth_sky(COARSE_MIN_SIDE - 12, 768)
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    assert read_coarse(marked, normalize_key(KEY)) is None
+    assert provmark.detect(marked, key=KEY).payload == PAYLOAD
+
+
+def test_the_coarse_layer_respects_a_higher_psnr_floor():
+    img = smooth_sky(512, 768)
+    k = normalize_key(KEY)
+    marked = provmark.embed(img, PAYLOAD, key=KEY, min_psnr=42.0)
+    mse = np.mean((marked.astype(np.float64) - img) ** 2)
+    assert 10 * np.log10(255**2 / mse) >= 42.0 and read_coarse(marked, k) == PAYLOAD
+    # A floor the fine mark alone does not clear by COARSE_HEADROOM: no coarse layer.
+    marked = provmark.embed(img, PAYLOAD, key=KEY, min_psnr=47.0)
+    assert read_coarse(marked, k) is None
+    assert provmark.detect(marked, key=KEY).payload == PAYLOAD
+
+
+def test_an_exact_two_times_upscale_is_read_on_the_coarse_plane(photos_256):
+    # The coarse stage reads any copy enlarged exactly twice (the fine grid of the
+    # source lies on the reduced plane): a 256x256 photo shown at 512x512.
+    img = photos_256["astronaut"]
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    big = cv2.resize(marked, (512, 512), interpolation=cv2.INTER_LINEAR)
+    det = provmark.detect(big, key=KEY)
+    assert det.payload == PAYLOAD and det.scale == 2.0 and det.details["layer"] == "coarse"
+    assert det.details["decode_attempts"] == 2  # the aligned fine grid, then the coarse plane
+
+
+def test_the_report_says_which_layer_was_read(sky_marked, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from provmark._report_html import write_html_report
+
+    _, marked = sky_marked
+    for image, coarse in ((marked, False), (attacks.apply("webp", marked, quality=50), True)):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        report = provmark.inspect(buf.getvalue(), key=KEY, tamper=False, search=True)
+        html = write_html_report(report, image, tmp_path / "r.html").read_text()
+        assert ("read on the copy reduced by 2" in html) == coarse
+        assert ("relative to the marked original" in html) != coarse
+
+
+def test_explain_says_the_coarse_layer_was_read(tmp_path, capsys):
+    from provmark.cli import EXIT_OK, main
+
+    marked = provmark.embed(smooth_sky(512, 768), PAYLOAD)  # the public key
+    path = tmp_path / "sky.webp.png"
+    Image.fromarray(attacks.apply("webp", marked, quality=50)).save(path)
+    assert main(["detect", str(path), "--explain"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "read on the copy reduced by 2" in out + err

@@ -386,24 +386,38 @@ def _flat_art(h: int, w: int) -> np.ndarray:
     return np.stack([g, g * 0.9 + 10, g * 0.7 + 30], axis=-1).astype(np.uint8)
 
 
+def _scaled_rotated(img: np.ndarray, scale: float, rotation: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rotation, scale)
+    size = (round(w * scale), round(h * scale))
+    m[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 @pytest.mark.slow
-def test_the_period_of_a_flat_mark_gives_its_geometry():
+def test_the_period_of_a_flat_mark_gives_its_geometry(monkeypatch):
+    from provmark import _embed
     from provmark._period import period_geometries
 
-    marked = provmark.embed(_flat_art(1600, 2400), provmark.Payload(7, 11, 1))
+    payload = provmark.Payload(7, 11, 1)
+    # The fine mark's own period, without the coarse layer (docs/format.md 5.6),
+    # whose second period moves the estimate by about a tenth of a degree (2.87
+    # instead of 3 degrees below; the lock and the pilot's fine search absorb that).
+    with monkeypatch.context() as patch:
+        patch.setattr(_embed, "COARSE_MIN_SIDE", 10**6)
+        fine_only = provmark.embed(_flat_art(1600, 2400), payload)
+    marked = provmark.embed(_flat_art(1600, 2400), payload)
+    assert not np.array_equal(fine_only, marked)  # the default wrote the coarse layer
     for scale, rotation in ((1.5, 0.0), (1.25, -2.0), (1.0, 3.0)):
-        h, w = marked.shape[:2]
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), rotation, scale)
-        size = (round(w * scale), round(h * scale))
-        m[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
-        copy = cv2.warpAffine(marked, m, size, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT)
+        copy = _scaled_rotated(fine_only, scale, rotation)
         found = [_template._scales_rotation(a) for a in period_geometries(read_luma(copy))]
         # One of the (at most 3) candidates is the geometry, to 0.3% and 0.1 degrees;
         # the others read an axis at another multiple of the tile, and the mark
         # rejects them when decoding.
         assert any(abs(sy / scale - 1) < 3e-3 and abs(sx / scale - 1) < 3e-3
                    and abs(rot - rotation) < 0.1 for sy, sx, rot in found), (scale, rotation, found)
+        # With the coarse layer too, the default search decodes the copy.
+        assert provmark.detect(_scaled_rotated(marked, scale, rotation)).payload == payload
     # Unmarked, the same content has no period
     assert period_geometries(read_luma(cv2.resize(_flat_art(1600, 2400), (3000, 2000)))) == []
 

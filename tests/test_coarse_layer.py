@@ -139,3 +139,13 @@ def test_explain_says_the_coarse_layer_was_read(tmp_path, capsys):
     assert main(["detect", str(path), "--explain"]) == EXIT_OK
     out, err = capsys.readouterr()
     assert "read on the copy reduced by 2" in out + err
+
+
+def test_check_embeddable_says_whether_the_coarse_layer_is_written(image_factory):
+    smooth = provmark.check_embeddable(smooth_sky(512, 768))
+    assert smooth.ok and smooth.coarse_layer
+    assert not any("WebP may erase" in w for w in smooth.warnings)
+    noise = provmark.check_embeddable(image_factory["noise"](512, seed=3))
+    assert noise.ok and not noise.coarse_layer
+    small = provmark.check_embeddable(smooth_sky(384, 600))
+    assert small.ok and not small.coarse_layer

@@ -31,6 +31,9 @@ class Embeddability:
     tiles : how many whole-tile equivalents the image holds (repetitions per bit).
     flat_fraction : share of blocks with almost no texture at the carrier frequencies.
     jpeg50_survives : result of the self-test (None when not run).
+    coarse_layer : the mark would include the coarse layer (a second mark at half
+        resolution for smooth images of 512 px and more, docs/format.md 5.6), which
+        survives WebP 50 and JPEG 30 where the flat-area floor does not.
     """
 
     ok: bool
@@ -39,6 +42,7 @@ class Embeddability:
     tiles: float
     flat_fraction: float
     jpeg50_survives: bool | None = None
+    coarse_layer: bool = False
 
 
 def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddability:
@@ -57,7 +61,7 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     -------
     Embeddability
     """
-    from ._detect import detect, grid_pairs, read_luma
+    from ._detect import detect, grid_pairs, read_coarse, read_luma
 
     rgb, _ = as_rgb_array(image)
     h, w = rgb.shape[:2]
@@ -73,15 +77,18 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
     if tiles < 2:
         warnings.append(f"only {tiles:.1f} tile repetitions: crops and strong compression "
                         "will leave little redundancy (use images of 512x512 or more)")
-    if flat > 0.7:
-        warnings.append(f"{flat:.0%} of the image is flat at the carrier frequencies: the mark "
-                        "is carried by a weak floor signal that strong JPEG (quality < 50) may erase")
     from ._embed import mark_array, refusal_detail
     from ._keys import normalize_key
 
     probe = Payload(provider=0xABCDE, content_id=0x123456789, label=1)
     result = mark_array(rgb, probe, normalize_key(key))
     marked, scale = result.image, result.scale
+    coarse = marked is not None and read_coarse(marked, normalize_key(key)) == probe
+    if flat > 0.7 and not coarse:
+        warnings.append(f"{flat:.0%} of the image is flat at the carrier frequencies: the mark "
+                        "is carried by a weak floor signal that strong JPEG (quality < 50) and "
+                        "WebP may erase" + ("" if min(h, w) >= 512 else
+                                            " (from 512 px a side, a coarse layer can be added)"))
     if marked is None:
         reasons.append("the mark would not read back reliably even without an attack "
                        f"({refusal_detail(result)}): the image is too flat or saturated, or too busy for the "
@@ -98,4 +105,4 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
         survives = detect(np.ascontiguousarray(back), key=key).payload == probe
         if not survives:
             warnings.append("self-test: the mark did not survive JPEG quality 50 on this image")
-    return Embeddability(True, (), tuple(warnings), tiles, flat, survives)
+    return Embeddability(True, (), tuple(warnings), tiles, flat, survives, coarse)

@@ -611,7 +611,8 @@ def cmd_check(args) -> int:
     self_test_failed = res.ok and res.jpeg50_survives is False
     info = {"input": str(args.input), "ok": res.ok, "reasons": list(res.reasons),
             "warnings": list(res.warnings), "tiles": round(res.tiles, 2),
-            "flat_fraction": round(res.flat_fraction, 3), "jpeg50_survives": res.jpeg50_survives}
+            "flat_fraction": round(res.flat_fraction, 3), "jpeg50_survives": res.jpeg50_survives,
+            "coarse_layer": res.coarse_layer}
     if args.json:
         print(_dumps(info))
     else:
@@ -626,6 +627,9 @@ def cmd_check(args) -> int:
               f"{res.flat_fraction:.0%} flat")
         for line in res.reasons + res.warnings:
             print(f"  - {line}")
+        if res.coarse_layer:
+            print("  - smooth image: the mark includes a coarse layer at half resolution "
+                  "(survives WebP 50 and JPEG 30 better)")
         if res.jpeg50_survives is not None:
             print(f"  self-test (JPEG quality 50): {'decoded' if res.jpeg50_survives else 'FAILED'}")
     if not res.ok:

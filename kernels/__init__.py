@@ -20,7 +20,7 @@ from ._modulation import (
 )
 from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
 from ._sync import carrier_maps, fold_phase_features
-from ._template import template_score_grid
+from ._template import coherent_best_scores, template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
     DCT8,
@@ -56,6 +56,7 @@ __all__ = [
     "luma_pair_coeffs",
     "aqim_soft_observe",
     "template_score_grid",
+    "coherent_best_scores",
     "box_moments",
     "change_bound",
     "ssim_mean_against",

@@ -440,3 +440,83 @@ def test_the_self_reference_stage_decodes_a_resized_flat_copy():
     run = _Search(read_luma(small), normalize_key(None))
     run.template = {"locks": []}
     assert not run.self_reference() and len(run.attempts) == 1
+
+
+@pytest.fixture(scope="module")
+def resized_small(photo_factory):
+    """A 512x512 photo marked, resized x0.75 (a 384x384 copy), and the same copy of
+    the unmarked photo."""
+    img = photo_factory("coffee", 512, 512)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+
+    def copy(a):
+        return np.ascontiguousarray(cv2.resize(a, (384, 384), interpolation=cv2.INTER_AREA))
+    return copy(marked), copy(img), payload
+
+
+def _off_estimate(scale, rotation=0.5, error=(1.014, 0.987)):
+    """An estimate of an isotropic resize ``scale`` some 1.4% and half a degree off
+    (as the magnitude search's are when an image's own spectral peaks mislead it)."""
+    from provmark._sync import hypothesis_matrix
+
+    a = hypothesis_matrix(1.0, rotation) @ np.diag([scale * error[0], scale * error[1]])
+    return _template.AffineEstimate(a, 0.0, 0.0, 0.0, 0.0, 1).with_matrix(a)
+
+
+def test_coherent_search_finds_the_geometry_near_an_estimate_that_does_not_lock(resized_small):
+    """From an estimate too far off for the lock on a resampled plane, the coherent
+    search scores the template's phases over the grid around it and returns a
+    geometry that locks; an unmarked copy scores under COHERENT_Z from there."""
+    from provmark import _detect
+
+    marked, plain, _ = resized_small
+    truth = np.diag([0.75, 0.75])
+    start = _off_estimate(0.75).matrix
+    y = read_luma(marked)
+    assert _detect._window_lock_z(y, KEY, start, 1, 512) < _detect.LOCK_Z
+    spectrum = _template.template_estimates(y, KEY, 1)[1]
+    z, best, hypotheses = _template.coherent_search(spectrum, KEY, start[None], 1)
+    assert z[0] >= _detect.COHERENT_Z
+    assert np.abs(best[0] - truth).max() < 0.006 * 0.75  # within the grid's half step
+    assert _detect._window_lock_z(y, KEY, best[0], 1, 512) >= 2 * _detect.LOCK_Z
+    grid = len(_template.COHERENT_SCALES) ** 2 * len(_template.COHERENT_ROTATIONS)
+    assert hypotheses == grid * 9 * _template.COHERENT_ORIGINS
+    plain_spectrum = _template.template_estimates(read_luma(plain), KEY, 1)[1]
+    assert _template.coherent_search(plain_spectrum, KEY, start[None], 1)[0][0] < _detect.COHERENT_Z
+
+
+def test_the_coherent_grid_is_centred_on_the_estimate():
+    a = _off_estimate(1.3, rotation=-2.0).matrix
+    grid = _template.coherent_grid(np.stack([a, np.eye(2)]))
+    g = len(_template.COHERENT_SCALES) ** 2 * len(_template.COHERENT_ROTATIONS)
+    assert grid.shape == (2, g, 2, 2)
+    np.testing.assert_allclose(grid[0, g // 2], a, atol=1e-12)
+    np.testing.assert_allclose(grid[1, g // 2], np.eye(2), atol=1e-12)
+    scales = [_template._scales_rotation(m) for m in grid[0]]
+    assert min(s[0] for s in scales) == pytest.approx(1.3 * 1.014 * (1 + min(_template.COHERENT_SCALES)))
+    assert max(s[2] for s in scales) == pytest.approx(-2.0 + max(_template.COHERENT_ROTATIONS))
+
+
+def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, monkeypatch):
+    """When every magnitude estimate is 1.4% and half a degree off (no lock, no
+    climb), the coherent stage finds the geometry and decodes; without that stage
+    the copy reads nothing, and an unmarked copy reads nothing with it."""
+    from provmark import _detect
+
+    marked, plain, payload = resized_small
+    real = _template.template_estimates
+
+    def misled(y, key, top=1):
+        estimates, spectrum = real(y, key, top)
+        return [_off_estimate(0.75)] + [e for e in estimates
+                                        if abs(e.scale_y / 0.75 - 1) > 0.05][:top - 1], spectrum
+
+    monkeypatch.setattr(_detect, "template_estimates", misled)
+    det = provmark.detect(marked, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.details["template"]["coherent"][0] >= _detect.COHERENT_Z
+    assert det.details["template"]["used"] and det.scale == pytest.approx(0.75, abs=0.004)
+    assert provmark.detect(plain, key=KEY).payload is None
+    monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
+    assert provmark.detect(marked, key=KEY).payload is None

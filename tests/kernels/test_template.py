@@ -43,3 +43,17 @@ def test_template_score_grid_finds_a_planted_constellation():
     # (sy index 0, sx index 2) is band offset +2, i.e. column 4
     assert np.unravel_index(int(np.argmax(out)), out.shape) == (0, 0, 4)
     assert out[0, 0, 4] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 16, 9), (8, 125, 16, 72)])
+def test_coherent_best_scores_matches_reference(shape):
+    from provmark.kernels import coherent_best_scores
+
+    e, g, k, u = shape
+    rng = np.random.default_rng(sum(shape))
+    zk = rng.normal(size=(e, g, k)) + 1j * rng.normal(size=(e, g, k))
+    steer = np.exp(2j * np.pi * rng.random((e, k, u)))
+    ref = np.einsum("egk,eku->egu", zk, steer).real.max(axis=2)
+    out = np.empty((e, g))
+    coherent_best_scores(zk, steer, out)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)

@@ -517,6 +517,11 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     assert det.payload == payload and det.found
     assert det.details["template"]["coherent"][0] >= _detect.COHERENT_Z
     assert det.details["template"]["used"] and det.scale == pytest.approx(0.75, abs=0.004)
+    from provmark.cli import _explain
+
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("coherent search" in line for line in said), said
     assert provmark.detect(plain, key=KEY).payload is None
     monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None

@@ -583,6 +583,11 @@ def _explain(det, say=print) -> None:
               f"y {tpl.get('scale_y', 1.0):.4f} x {tpl.get('scale_x', 1.0):.4f}, rotation "
               f"{tpl.get('rotation', 0.0):.2f} deg; "
               f"{'used for the decoding' if used else 'not used for the decoding'}")
+        if used and tpl.get("coherent"):
+            say(f"  the geometry was found by the coherent search around the template's "
+                f"estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from 6.0): "
+                "the estimate above was a percent or two off; the chosen scale and rotation "
+                "below are the ones read")
     if sweep and not sweep.get("hypotheses_scored"):
         say("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
               "the sweep covers, 1.2 MP at scale 1)")

@@ -522,6 +522,7 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     said: list[str] = []
     _explain(det, say=said.append)
     assert any("coherent search" in line for line in said), said
+    assert not any("aligned grid decoded" in line for line in said), said
     assert provmark.detect(plain, key=KEY).payload is None
     monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None

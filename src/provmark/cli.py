@@ -575,7 +575,7 @@ def _explain(det, say=print) -> None:
         say("  best grid candidates (pilot z, pixel offset dy,dx, tile phase ty,tx):")
         for z, oy, ox, ty, tx in cands:
             say(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
-    else:
+    elif attempts == 1:
         say("  the aligned grid decoded; no search was needed")
     if tpl:
         used = bool(tpl.get("used"))
@@ -585,9 +585,9 @@ def _explain(det, say=print) -> None:
               f"{'used for the decoding' if used else 'not used for the decoding'}")
         if used and tpl.get("coherent"):
             say(f"  the geometry was found by the coherent search around the template's "
-                f"estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from 6.0): "
-                "the estimate above was a percent or two off; the chosen scale and rotation "
-                "below are the ones read")
+                f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "
+                "6.0), not at the best estimate above; the chosen scale and rotation below "
+                "are the ones read")
     if sweep and not sweep.get("hypotheses_scored"):
         say("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
               "the sweep covers, 1.2 MP at scale 1)")

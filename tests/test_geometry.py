@@ -476,14 +476,15 @@ def test_coherent_search_finds_the_geometry_near_an_estimate_that_does_not_lock(
     y = read_luma(marked)
     assert _detect._window_lock_z(y, KEY, start, 1, 512) < _detect.LOCK_Z
     spectrum = _template.template_estimates(y, KEY, 1)[1]
-    z, best, hypotheses = _template.coherent_search(spectrum, KEY, start[None], 1)
+    z, best, hypotheses = _template.coherent_search(spectrum, KEY, _template.coherent_grid(start[None]), 1)
     assert z[0] >= _detect.COHERENT_Z
     assert np.abs(best[0] - truth).max() < 0.006 * 0.75  # within the grid's half step
     assert _detect._window_lock_z(y, KEY, best[0], 1, 512) >= 2 * _detect.LOCK_Z
     grid = len(_template.COHERENT_SCALES) ** 2 * len(_template.COHERENT_ROTATIONS)
     assert hypotheses == grid * 9 * _template.COHERENT_ORIGINS
     plain_spectrum = _template.template_estimates(read_luma(plain), KEY, 1)[1]
-    assert _template.coherent_search(plain_spectrum, KEY, start[None], 1)[0][0] < _detect.COHERENT_Z
+    assert _template.coherent_search(plain_spectrum, KEY, _template.coherent_grid(start[None]),
+                                   1)[0][0] < _detect.COHERENT_Z
 
 
 def test_the_coherent_grid_is_centred_on_the_estimate():
@@ -525,4 +526,46 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     assert not any("aligned grid decoded" in line for line in said), said
     assert provmark.detect(plain, key=KEY).payload is None
     monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
+    monkeypatch.setattr(_detect._Search, "coherent_scales", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None
+
+
+def test_the_scale_sweep_reads_a_resize_whose_estimates_are_all_wrong(resized_small, monkeypatch):
+    """With no estimate near the truth (the magnitude search's all wrong, as on small
+    UI screenshots), the coherent scale sweep's best scale is the resize's; it locks
+    and decodes. An unmarked copy reads nothing, and the sweep's hypotheses are
+    counted in the bound."""
+    from provmark import _detect
+
+    marked, plain, payload = resized_small
+    real = _template.template_estimates
+
+    def wrong(y, key, top=1):
+        estimates, spectrum = real(y, key, top)
+        return [e for e in estimates if abs(e.scale_y / 0.75 - 1) > 0.05][:top], spectrum
+
+    monkeypatch.setattr(_detect, "template_estimates", wrong)
+    det = provmark.detect(marked, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.details["template"]["coherent_scales"][0] >= _detect.SCALE_SWEEP_LOCK_Z
+    assert det.scale == pytest.approx(0.75, abs=0.004)
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None
+    swept = sum(g.shape[0] * g.shape[1] for _, g in _template.scale_sweep_grids(plain.shape[:2]))
+    assert unmarked.hypotheses > swept * 9 * _template.COHERENT_ORIGINS
+
+
+def test_the_scale_sweep_covers_its_range_by_lattice_factor():
+    lo, hi = _template.SCALE_SWEEP_RANGE
+    for shape in [(384, 384), (1080, 1920), (3000, 4000)]:
+        grids = _template.scale_sweep_grids(shape)
+        scales = np.concatenate([g[..., 0, 0].ravel() for _, g in grids])
+        assert scales.min() == pytest.approx(lo) and hi / _template.SCALE_SWEEP_RATIO <= scales.max() < hi
+        for f, g in grids:
+            assert g.shape[1:] == (_template.SCALE_SWEEP_BLOCK, 2, 2)
+            np.testing.assert_allclose(g[..., 0, 1], 0.0)
+            np.testing.assert_allclose(g[..., 0, 0], g[..., 1, 1])
+            # every scale's source (the copy over the resize) carries that factor
+            assert all(_template.template_factor(int(shape[0] / r), int(shape[1] / r)) == f
+                       for r in g[..., 0, 0].ravel())
+    assert {f for f, _ in _template.scale_sweep_grids((3000, 4000))} == {1, 2, 4}

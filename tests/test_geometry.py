@@ -549,6 +549,11 @@ def test_the_scale_sweep_reads_a_resize_whose_estimates_are_all_wrong(resized_sm
     assert det.payload == payload and det.found
     assert det.details["template"]["coherent_scales"][0] >= _detect.SCALE_SWEEP_LOCK_Z
     assert det.scale == pytest.approx(0.75, abs=0.004)
+    from provmark.cli import _explain
+
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("coherent sweep" in line for line in said), said
     unmarked = provmark.detect(plain, key=KEY)
     assert unmarked.payload is None
     swept = sum(g.shape[0] * g.shape[1] for _, g in _template.scale_sweep_grids(plain.shape[:2]))

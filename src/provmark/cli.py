@@ -583,7 +583,11 @@ def _explain(det, say=print) -> None:
               f"y {tpl.get('scale_y', 1.0):.4f} x {tpl.get('scale_x', 1.0):.4f}, rotation "
               f"{tpl.get('rotation', 0.0):.2f} deg; "
               f"{'used for the decoding' if used else 'not used for the decoding'}")
-        if used and tpl.get("coherent"):
+        if used and tpl.get("coherent_scales"):
+            say(f"  the scale was found by the coherent sweep of isotropic resizes (best "
+                f"score {tpl['coherent_scales'][0]:.2f}, locked from 5.0), not at the "
+                "estimate above; the chosen scale below is the one read")
+        elif used and tpl.get("coherent"):
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "
                 "6.0), not at the best estimate above; the chosen scale and rotation below "

@@ -19,7 +19,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
-from ._sync import carrier_maps, fold_phase_features
+from ._sync import carrier_maps, fold_phase_features, pilot_cross_spectra
 from ._template import coherent_best_scores, template_score_grid
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
@@ -36,6 +36,7 @@ from ._transforms import (
 __all__ = [
     "carrier_maps",
     "fold_phase_features",
+    "pilot_cross_spectra",
     "viterbi_decode",
     "list_viterbi_decode",
     "FASTMATH",

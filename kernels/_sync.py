@@ -1,6 +1,7 @@
 """Synchronisation kernels: the carrier coefficients of a block at every pixel
-position (:func:`carrier_maps`), and the fold of the pilot features of many pixel
-phases at once (:func:`fold_phase_features`).
+position (:func:`carrier_maps`), the fold of the pilot features of many pixel
+phases at once (:func:`fold_phase_features`), and the pilot's cross-spectra of
+those folds (:func:`pilot_cross_spectra`).
 
 For each pixel phase, the coefficient pairs of the grid at that phase are read from
 precomputed coefficient maps, turned into the complex feature ``w(r) exp(4i theta)``
@@ -8,7 +9,8 @@ precomputed coefficient maps, turned into the complex feature ``w(r) exp(4i thet
 period. The reference is ``provmark._sync.block_features`` followed by the fold of
 ``provmark._sync.tile_phase_scores`` (NumPy), checked in the tests; that of
 :func:`carrier_maps` is ``tests/naive.py::carrier_maps`` and, at every phase,
-:func:`provmark.kernels.luma_pair_coeffs`.
+:func:`provmark.kernels.luma_pair_coeffs`; that of :func:`pilot_cross_spectra` is
+the NumPy body of ``tests/naive.py::folded_phase_scores``.
 """
 
 from __future__ import annotations
@@ -159,3 +161,46 @@ def carrier_maps(y, pairs, c, out):
                 for x in range(wm):
                     o[x] = (k0 * c0[x] + k1 * c1[x] + k2 * c2[x] + k3 * c3[x]
                             + k4 * c4[x] + k5 * c5[x] + k6 * c6[x] + k7 * c7[x])
+
+
+@njit_fast(parallel=True)
+def pilot_cross_spectra(spec, template, out, energy):
+    """Cross-spectra of the pilot with the folded features of ``n`` pixel phases,
+    two phases packed in each complex output, and the features' energies.
+
+    ``spec`` (n, P, D, D) complex128: the 2-D FFT of each phase's folded features;
+    ``template`` (P, D, D): the pilot template's FFT. The cross-spectrum of phase
+    ``i`` is ``X_i = sum_p conj(spec[i, p]) * template[p]``; only the real part of
+    its inverse transform is wanted, which is the inverse transform of its
+    Hermitian part ``(X[k] + conj(X[-k])) / 2``. Two Hermitian spectra ``A, B``
+    invert to real planes, so ``ifft2(A + iB)`` returns phase ``2j`` in its real
+    part and ``2j + 1`` in its imaginary part: ``out`` (ceil(n / 2), D, D) holds
+    ``A + iB`` (B = 0 for an odd last phase) and one inverse transform serves two
+    phases. ``energy`` (n,) gets each phase's ``sum |folded|^2`` (Parseval:
+    ``sum |spec|^2 / D^2``).
+    """
+    n = spec.shape[0]
+    npairs = spec.shape[1]
+    d = spec.shape[2]
+    half = (n + 1) // 2
+    for j in prange(half):
+        cross = np.zeros((2, d, d), np.complex128)
+        for k in range(2):
+            i = 2 * j + k
+            if i >= n:
+                continue
+            e = 0.0
+            for p in range(npairs):
+                for u in range(d):
+                    for v in range(d):
+                        f = spec[i, p, u, v]
+                        cross[k, u, v] += f.conjugate() * template[p, u, v]
+                        e += f.real * f.real + f.imag * f.imag
+            energy[i] = e / (d * d)
+        for u in range(d):
+            nu = (d - u) % d
+            for v in range(d):
+                nv = (d - v) % d
+                a = 0.5 * (cross[0, u, v] + cross[0, nu, nv].conjugate())
+                b = 0.5 * (cross[1, u, v] + cross[1, nu, nv].conjugate())
+                out[j, u, v] = a + 1j * b

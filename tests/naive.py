@@ -402,3 +402,17 @@ def add_enlarged_change(base, change):
     out = base.copy()
     out[:2 * h, :2 * w] = np.clip(np.floor(base[:2 * h, :2 * w] + up + 0.5), 0, 255)
     return out
+
+
+def folded_phase_scores(folded, template_pdd, n_pilot, tile_blocks):
+    """Pilot z-score for every tile phase from folded features (..., P, D, D), the
+    plain NumPy form of ``provmark._sync.folded_phase_scores`` (FFT correlation with
+    the pilot template's spectrum ``template_pdd`` (P, D, D))."""
+    npairs = folded.shape[-3]
+    spec = np.fft.fft2(folded, axes=(-2, -1))
+    cross = (np.conj(spec) * template_pdd).sum(axis=-3)
+    corr = np.fft.ifft2(cross, axes=(-2, -1)).real
+    energy = np.square(np.abs(folded)).sum(axis=(-3, -2, -1))
+    share = 0.5 * n_pilot / (tile_blocks * tile_blocks * npairs)
+    norm = np.sqrt(np.maximum(energy * share, 1e-12))
+    return corr / np.asarray(norm)[..., None, None]

@@ -23,9 +23,12 @@ import scipy.fft
 
 from ._detect import SOFT_RELATIVE, SOFT_SCALE, grid_pairs
 from ._layout import BLOCK_PX, DITHER_BLOCKS, N_PILOT, PAIRS, TILE_BLOCKS, keyed_layout
-from .kernels import DCT8_64, carrier_maps, fold_phase_features
+from .kernels import DCT8_64, carrier_maps, fold_phase_features, pilot_cross_spectra
 
 _C64 = DCT8_64
+#: Threads of the pilot's batched 32x32 FFTs (scipy.fft's ``workers``), as the
+#: template's transforms use: the Numba kernels beside them use both cores too.
+FFT_WORKERS = 2
 #: Coarse pixel-phase step of the search. At +-2 px off the grid the pilot keeps
 #: about 60% of its score: enough on large images, not on small crops, which get a
 #: step of 2, and the smallest every phase (their blocks are few, so the finer
@@ -117,18 +120,24 @@ def tile_phase_scores(features: np.ndarray, key: bytes) -> np.ndarray:
 def folded_phase_scores(folded: np.ndarray, key: bytes) -> np.ndarray:
     """Pilot z-score for every tile phase, (..., D, D), from features folded modulo
     the dither period, (..., P, D, D)."""
-    npairs = folded.shape[-3]
-    folded = np.ascontiguousarray(folded)
-    # C(t) = Re sum_q F[q] conj(T[q + t]) for every cyclic shift t at once; the sum
-    # over the pairs is taken before the inverse transform (it is linear).
-    spec = scipy.fft.fft2(folded, axes=(-2, -1))
-    cross = (np.conj(spec) * _pilot_template_pdd(key)).sum(axis=-3)
-    corr = scipy.fft.ifft2(cross, axes=(-2, -1)).real
-    energy = np.square(np.abs(folded)).sum(axis=(-3, -2, -1))
+    *lead, npairs, d, _ = folded.shape
+    flat = np.ascontiguousarray(folded, dtype=np.complex128).reshape(-1, npairs, d, d)
+    n = flat.shape[0]
+    # C(t) = Re sum_q F[q] conj(T[q + t]) for every cyclic shift t at once: the pairs'
+    # cross-spectra are summed before the inverse transform (it is linear), whose real
+    # part is taken two phases per transform (the kernel packs their Hermitian parts).
+    spec = scipy.fft.fft2(flat, axes=(-2, -1), workers=FFT_WORKERS)
+    packed = np.empty(((n + 1) // 2, d, d), np.complex128)
+    energy = np.empty(n, np.float64)
+    pilot_cross_spectra(spec, _pilot_template_pdd(key), packed, energy)
+    both = scipy.fft.ifft2(packed, axes=(-2, -1), workers=FFT_WORKERS)
+    corr = np.empty((n, d, d), np.float64)
+    corr[0::2] = both.real
+    corr[1::2] = both.imag[:n // 2]
     share = 0.5 * N_PILOT / (TILE_BLOCKS * TILE_BLOCKS * npairs)  # pilot share / 2
     norm = np.sqrt(np.maximum(energy * share, 1e-12))
     # corr[t] pairs F[q] with T[q + t]: the first block sits at tile phase t.
-    return corr / np.asarray(norm)[..., None, None]
+    return (corr / norm[:, None, None]).reshape(*lead, d, d)
 
 
 def _best_tile_phase(z: np.ndarray) -> tuple[float, int, int]:

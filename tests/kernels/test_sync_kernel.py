@@ -51,3 +51,45 @@ def test_carrier_maps_match_reference(shape):
     # float32 sums of 256 terms of up to 255 * 0.125 each: within ~1e-3 absolute
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-3)
     assert np.abs(ref).max() > 100  # the test compares real coefficients, not zeros
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_pilot_cross_spectra_scores_match_reference(n):
+    # folded_phase_scores runs pilot_cross_spectra (two phases packed in one inverse
+    # transform, the odd last one alone); its plain twin is tests/naive.py
+    import naive
+    from provmark._layout import N_PILOT, TILE_BLOCKS
+
+    key = b"kernel-agreement"
+    rng = np.random.default_rng(n)
+    d = DITHER_BLOCKS
+    folded = rng.normal(0, 3, (n, 2, d, d)) + 1j * rng.normal(0, 3, (n, 2, d, d))
+    # phase 0 carries the pilot at tile phase (5, 9): the scores must find it there
+    pilot = np.fft.ifft2(_sync._pilot_template_pdd(key), axes=(-2, -1))
+    folded[0] += 40 * np.roll(pilot, (-5, -9), axis=(-2, -1))
+    z = _sync.folded_phase_scores(folded, key)
+    ref = naive.folded_phase_scores(folded, _sync._pilot_template_pdd(key), N_PILOT, TILE_BLOCKS)
+    np.testing.assert_allclose(z, ref, rtol=1e-9, atol=1e-9)
+    assert np.unravel_index(np.argmax(z[0]), z[0].shape) == (5, 9)
+    # the lead axes are kept: one phase without a lead axis gives one (D, D) plane
+    np.testing.assert_allclose(_sync.folded_phase_scores(folded[-1], key), ref[-1],
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_pilot_cross_spectra_matches_plain_sums():
+    from provmark.kernels import pilot_cross_spectra
+
+    rng = np.random.default_rng(7)
+    d, n = 8, 3
+    spec = rng.normal(size=(n, 2, d, d)) + 1j * rng.normal(size=(n, 2, d, d))
+    template = rng.normal(size=(2, d, d)) + 1j * rng.normal(size=(2, d, d))
+    out = np.full((2, d, d), np.nan, np.complex128)
+    energy = np.full(n, np.nan)
+    pilot_cross_spectra(spec, template, out, energy)
+    cross = (np.conj(spec) * template).sum(axis=1)
+    neg = np.roll(cross[:, ::-1, ::-1], 1, axis=(1, 2))  # X[-k]
+    herm = 0.5 * (cross + np.conj(neg))
+    np.testing.assert_allclose(out[0], herm[0] + 1j * herm[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[1], herm[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(energy, np.square(np.abs(spec)).sum(axis=(1, 2, 3)) / d ** 2,
+                               rtol=1e-12)

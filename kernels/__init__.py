@@ -20,7 +20,7 @@ from ._modulation import (
 )
 from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
 from ._sync import carrier_maps, fold_phase_features, pilot_cross_spectra
-from ._template import coherent_best_scores, template_score_grid
+from ._template import coherent_best_scores, template_score_grid, template_score_product
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
     DCT8,
@@ -57,6 +57,7 @@ __all__ = [
     "luma_pair_coeffs",
     "aqim_soft_observe",
     "template_score_grid",
+    "template_score_product",
     "coherent_best_scores",
     "box_moments",
     "change_bound",

@@ -3,13 +3,41 @@ hypothesis against a whitened magnitude spectrum.
 
 For a hypothesis ``A = R(theta) diag(sy, sx)``, a template frequency ``f`` appears at
 ``g = R(theta) (fy / sy, fx / sx)`` (cycles per pixel) in the copy's spectrum; the
-score is the mean spectrum value at the template's predicted peaks. The reference
-is ``provmark._template.score_grid_reference`` (NumPy), checked in the tests.
+score is the mean spectrum value at the template's predicted peaks. The references
+are ``provmark._template.score_grid_reference`` and, for
+:func:`template_score_product`, ``_gather(spec, _predict(...)).mean()`` (NumPy),
+checked in the tests.
 """
 
 from __future__ import annotations
 
-from ._jit import njit_fast, prange
+from ._jit import njit_fast, njit_inline, prange
+
+
+@njit_inline
+def _mean_at_peaks(spec, freqs, inv_y, inv_x, c, s):
+    """Mean of the half-spectrum ``spec`` at the template peaks predicted for
+    ``A = R(theta) diag(1 / inv_y, 1 / inv_x)`` (``c, s`` = cos, sin theta); negative
+    horizontal frequencies are read at their mirror."""
+    h = spec.shape[0]
+    wr = spec.shape[1]
+    w = (wr - 1) * 2
+    nk = freqs.shape[0]
+    acc = 0.0
+    for k in range(nk):
+        uy = freqs[k, 0] * inv_y
+        ux = freqs[k, 1] * inv_x
+        gy = c * uy - s * ux
+        gx = s * uy + c * ux
+        if gx < 0.0:
+            gy = -gy
+            gx = -gx
+        iy = int(round(gy * h)) % h
+        ix = int(round(gx * w))
+        if ix > wr - 1:
+            ix = wr - 1
+        acc += spec[iy, ix]
+    return acc / nk
 
 
 @njit_fast(parallel=True)
@@ -22,38 +50,34 @@ def template_score_grid(spec, freqs, inv_s, band, cos_t, sin_t, out):
     ``spec`` is an rfft2 half-spectrum (H, W//2 + 1) float32; ``freqs`` (K, 2)
     float64 (fy, fx); negative horizontal frequencies are read at their mirror.
     """
-    h = spec.shape[0]
-    wr = spec.shape[1]
-    w = (wr - 1) * 2
-    nk = freqs.shape[0]
     nr = cos_t.shape[0]
     ni = inv_s.shape[0]
     nb = 2 * band + 1
     for idx in prange(nr * ni):
         r = idx // ni
         i = idx % ni
-        c = cos_t[r]
-        s = sin_t[r]
         for b in range(nb):
             j = i + b - band
             if j < 0 or j >= ni:
                 out[r, i, b] = 0.0
-                continue
-            acc = 0.0
-            for k in range(nk):
-                uy = freqs[k, 0] * inv_s[i]
-                ux = freqs[k, 1] * inv_s[j]
-                gy = c * uy - s * ux
-                gx = s * uy + c * ux
-                if gx < 0.0:
-                    gy = -gy
-                    gx = -gx
-                iy = int(round(gy * h)) % h
-                ix = int(round(gx * w))
-                if ix > wr - 1:
-                    ix = wr - 1
-                acc += spec[iy, ix]
-            out[r, i, b] = acc / nk
+            else:
+                out[r, i, b] = _mean_at_peaks(spec, freqs, inv_s[i], inv_s[j],
+                                              cos_t[r], sin_t[r])
+
+
+@njit_fast(parallel=True)
+def template_score_product(spec, freqs, inv_sy, inv_sx, cos_t, sin_t, out):
+    """``out[i, j, r]`` = the score of :func:`template_score_grid` for vertical scale
+    ``1/inv_sy[i]``, horizontal scale ``1/inv_sx[j]`` and rotation ``r``: every
+    combination (the fine search around one coarse estimate)."""
+    ny = inv_sy.shape[0]
+    nx = inv_sx.shape[0]
+    nr = cos_t.shape[0]
+    for idx in prange(ny * nx):
+        i = idx // nx
+        j = idx % nx
+        for r in range(nr):
+            out[i, j, r] = _mean_at_peaks(spec, freqs, inv_sy[i], inv_sx[j], cos_t[r], sin_t[r])
 
 
 @njit_fast

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.fft
 
 from ._keys import KeyStream
-from .kernels import coherent_best_scores, template_score_grid
+from .kernels import coherent_best_scores, template_score_grid, template_score_product
 
 #: Period of the base template tile (pixels) and number of keyed cosines.
 PERIOD = 64  # a power of two: the apply kernel wraps with a bit mask
@@ -434,11 +434,13 @@ def _estimates_in(spec: np.ndarray, tpl: Template, down: int, top: int
             continue
         by, bx, br = float(scales[i]), float(scales[j]), float(rotations[r])
         fine_r = np.deg2rad(br + np.arange(-rstep * 0.75, rstep * 0.75 + 0.01, 0.25))
-        gy_, gx_, gr_ = np.meshgrid(by * fine_s, bx * fine_s, fine_r, indexing="ij")
-        vals = _gather(dilated, _predict(tpl.freqs, gy_, gx_, gr_)).mean(axis=-1)
+        fine_y, fine_x = by * fine_s, bx * fine_s
+        vals = np.empty((len(fine_y), len(fine_x), len(fine_r)), np.float32)
+        template_score_product(dilated, tpl.freqs, 1.0 / fine_y, 1.0 / fine_x,
+                               np.cos(fine_r), np.sin(fine_r), vals)
         hyps += vals.size
-        k = np.unravel_index(int(np.argmax(vals)), vals.shape)
-        sy0, sx0, th0 = float(gy_[k]), float(gx_[k]), float(gr_[k])
+        i_y, i_x, i_r = np.unravel_index(int(np.argmax(vals)), vals.shape)
+        sy0, sx0, th0 = float(fine_y[i_y]), float(fine_x[i_x]), float(fine_r[i_r])
         m = _least_squares(spec, tpl.freqs, _predict(tpl.freqs, np.array(sy0), np.array(sx0),
                                                         np.array(th0)))
         if m is None:

@@ -19,7 +19,7 @@ from ._modulation import (
     luma_pair_coeffs,
 )
 from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
-from ._sync import carrier_maps, fold_phase_features, pilot_cross_spectra
+from ._sync import carrier_maps, fold_phase_features, histogram_median, pilot_cross_spectra
 from ._template import coherent_best_scores, template_score_grid, template_score_product
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
@@ -37,6 +37,7 @@ __all__ = [
     "carrier_maps",
     "fold_phase_features",
     "pilot_cross_spectra",
+    "histogram_median",
     "viterbi_decode",
     "list_viterbi_decode",
     "FASTMATH",

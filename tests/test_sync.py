@@ -81,6 +81,26 @@ def test_a_search_with_maps_scores_few_new_phases_from_them(monkeypatch):
         assert (scored[phase].z, scored[phase].ty, scored[phase].tx) == (z, ty, tx)
 
 
+def test_the_phases_around_a_lock_are_scored_from_maps_within_the_pixel_cap(monkeypatch):
+    """The 9 phases around a template lock are read from the plane's maps (they cost
+    about as much as 1-3 single phases), unless the plane is over MAPS_MAX_PIXELS
+    (16 bytes a pixel), where each phase runs the block kernel."""
+    y = np.random.default_rng(3).uniform(0, 255, (300, 420)).astype(np.float32)
+    key = normalize_key(None)
+    scored = _sync.PhaseScores()
+    _sync.search(y, key, scored=scored, near=(7, 9))
+    assert len(scored) == 9 and scored.maps is not None
+    for p, c in scored.items():  # single precision: another packing rounds otherwise
+        z, ty, tx = _sync._phase_candidates_batch(scored.maps, key, [p])[0]
+        assert (c.ty, c.tx) == (ty, tx) and c.z == pytest.approx(z, rel=1e-5)
+    monkeypatch.setattr(_sync, "MAPS_MAX_PIXELS", y.size - 1)
+    capped = _sync.PhaseScores()
+    _sync.search(y, key, scored=capped, near=(7, 9))
+    assert len(capped) == 9 and capped.maps is None
+    z, ty, tx = _sync._phase_candidates(y, key, 7, 9)
+    assert (capped[(7, 9)].z, capped[(7, 9)].ty, capped[(7, 9)].tx) == (z, ty, tx)
+
+
 def test_every_phase_scores_all_pixel_phases():
     y = np.random.default_rng(0).uniform(0, 255, (1040, 1880)).astype(np.float32)
     key = normalize_key(None)

@@ -674,7 +674,7 @@ class _Search:
         scored = PhaseScores() if scored is None else scored
         cands = self.search_phases(plane, scored,
                                    near=(origin[0] % BLOCK_PX, origin[1] % BLOCK_PX))
-        return self.try_candidates(plane, cands, geometry)
+        return self.try_candidates(plane, cands, geometry, scored.maps)
 
     def coarse_layer(self) -> bool:
         """The coarse layer on its aligned grid: the copy reduced by 2 (a smooth image's

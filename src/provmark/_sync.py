@@ -208,8 +208,13 @@ class PhaseScores(dict):
 
 #: A search round scoring at least this many new phases computes the coefficient
 #: maps once (:func:`pair_coefficient_maps`) instead of running the block kernel per
-#: phase (measured at 512x512: 256 phases in about 25 ms instead of 150-200 ms).
-BATCH_PHASES = 24
+#: phase: the maps cost about as much as 1-3 single phases (measured: 512x512 0.7 ms
+#: against 0.7 ms a phase, 1440x810 3.1 against 1.6, 1920x1080 6.3 against 2.5), so
+#: the 9 phases around a template lock take 0.3-0.5 of their time that way.
+BATCH_PHASES = 4
+#: ... unless the plane is larger than this: the maps hold 16 bytes a pixel
+#: (64 MB here; a 50 MP plane's would take 800 MB).
+MAPS_MAX_PIXELS = 4_000_000
 
 
 def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False,
@@ -232,7 +237,8 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False
         todo = sorted({(oy % BLOCK_PX, ox % BLOCK_PX) for oy, ox in phases} - scored.keys())
         # Once the maps exist every phase is read from them, however few are new.
         if scored.maps is not None or (len(todo) >= BATCH_PHASES
-                                       and min(y.shape) >= 2 * BLOCK_PX):
+                                       and min(y.shape) >= 2 * BLOCK_PX
+                                       and y.size <= MAPS_MAX_PIXELS):
             if scored.maps is None:
                 scored.maps = pair_coefficient_maps(y)
             results = _phase_candidates_batch(scored.maps, key, todo)

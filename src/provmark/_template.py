@@ -26,7 +26,8 @@ import numpy as np
 import scipy.fft
 
 from ._keys import KeyStream
-from .kernels import coherent_best_scores, template_score_grid, template_score_product
+from .kernels import (coherent_best_scores, histogram_median, template_score_grid,
+                      template_score_product)
 
 #: Period of the base template tile (pixels) and number of keyed cosines.
 PERIOD = 64  # a power of two: the apply kernel wraps with a bit mask
@@ -396,6 +397,14 @@ def _same_matrix(a: np.ndarray, b: np.ndarray) -> bool:
 CENTRAL_TOO_FROM = 3
 
 
+def _median32(values: np.ndarray) -> float:
+    """``np.median`` of a float32 array, equal to it (the middle values' mean is
+    rounded to float32 as NumPy's is), by :func:`provmark.kernels.histogram_median`:
+    a quarter of the time on the 0.1-0.2 M scores of a coarse grid."""
+    v = values.astype(np.float64)
+    return float(np.float32(histogram_median(v, np.empty(v.size, np.int64), np.empty(v.size))))
+
+
 def _estimates_in(spec: np.ndarray, tpl: Template, down: int, top: int
                   ) -> tuple[list[tuple[float, AffineEstimate]], int]:
     """The ``top`` best distinct estimates in one whitened spectrum, each with its
@@ -412,8 +421,8 @@ def _estimates_in(spec: np.ndarray, tpl: Template, down: int, top: int
     scored = grid[grid > 0]
     if scored.size == 0:
         return [], hyps  # no hypothesis fits the spectrum (a copy too small or flat)
-    null = float(np.median(scored))
-    spread = max(float(np.median(np.abs(scored - null))), 1e-6)
+    null = _median32(scored)
+    spread = max(_median32(np.abs(scored - null)), 1e-6)
     out: list[AffineEstimate] = []
     n_best = min(grid.size, 64)
     best = np.argpartition(grid, grid.size - n_best, axis=None)[-n_best:]

@@ -106,7 +106,7 @@ def test_pilot_cross_spectra_matches_plain_sums(dtype):
 
 
 def test_histogram_median_equals_numpy_median():
-    from provmark.kernels._sync import histogram_median
+    from provmark.kernels import histogram_median
 
     rng = np.random.default_rng(3)
     cases = [np.array([2.5]), np.array([1.0, 3.0]), np.zeros(6), np.full(7, 4.25),
@@ -120,3 +120,13 @@ def test_histogram_median_equals_numpy_median():
         got = histogram_median(values, np.empty(n, np.int64), np.empty(n))
         assert got == np.median(values), (n, got, np.median(values))
     assert np.isnan(histogram_median(np.empty(0), np.empty(0, np.int64), np.empty(0)))
+
+
+def test_float32_median_of_the_template_search_equals_numpy():
+    from provmark._template import _median32
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 9, 10, 171_428):
+        v = (rng.gamma(3, 0.4, n) + 0.5).astype(np.float32)
+        assert _median32(v) == float(np.median(v))
+        assert _median32(np.abs(v - _median32(v))) == float(np.median(np.abs(v - np.median(v))))

@@ -560,6 +560,35 @@ def test_the_scale_sweep_reads_a_resize_whose_estimates_are_all_wrong(resized_sm
     assert unmarked.hypotheses > swept * 9 * _template.COHERENT_ORIGINS
 
 
+def test_the_scale_sweep_reads_a_small_image_shown_as_a_screenshot(photo_factory, monkeypatch):
+    """The screenshot chain shows a 288-px-wide image at 1280 px (x4.44) and saves it as
+    JPEG 80: with the magnitude estimates all wrong (as on im-bluebells and im-julia-set
+    in the corpus, x3.2-3.3), the coherent sweep reaches that scale (its range goes to
+    5.0: a 256-px image at 1280) and decodes; under the former 3.0 ceiling it did not.
+    (Not every small image's screenshot scores: see benchmarks/RESULTS.md, session 15.)"""
+    from provmark import _detect
+
+    img = photo_factory("coffee", 288, 384)  # width, height
+    payload = provmark.Payload(4242, 123456789, 2)
+    from provmark import attacks
+
+    shot = attacks.screenshot(provmark.embed(img, payload, key=KEY))
+    scale = 1280 / img.shape[1]
+    real = _template.template_estimates
+
+    def wrong(y, key, top=1):
+        estimates, spectrum = real(y, key, top)
+        return [e for e in estimates if abs(e.scale_y / scale - 1) > 0.05][:top], spectrum
+
+    monkeypatch.setattr(_detect, "template_estimates", wrong)
+    det = provmark.detect(shot, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.scale == pytest.approx(scale, rel=0.004)
+    assert det.details["template"]["coherent_scales"][0] >= _detect.SCALE_SWEEP_LOCK_Z
+    monkeypatch.setattr(_template, "SCALE_SWEEP_RANGE", (0.4, 3.0))  # the former ceiling
+    assert provmark.detect(shot, key=KEY).payload is None
+
+
 def test_the_scale_sweep_covers_its_range_by_lattice_factor():
     lo, hi = _template.SCALE_SWEEP_RANGE
     for shape in [(384, 384), (1080, 1920), (3000, 4000)]:

@@ -645,8 +645,11 @@ def coherent_grid(a: np.ndarray) -> np.ndarray:
 #: range in geometric steps of this ratio, in blocks of neighbouring scales that share
 #: one search of tile origins. Steps of 1% found the true scale of the 10 plain resizes
 #: the other stages lose (small screenshots, busy photos) as well as 0.5% did, in
-#: half the time (2-4 ms a copy under 0.6 MP; session 14).
-SCALE_SWEEP_RANGE = (0.4, 3.0)
+#: half the time (2-4 ms a copy under 0.6 MP; session 14). Up to 5.0: the screenshot
+#: chain shows a 256-px-wide image at 1280 px; a 3.0 ceiling lost the screenshots of
+#: the 384-400 px im-bluebells and im-julia-set (x3.2-3.3), which the sweep finds at
+#: 5.6-6.4 (session 15).
+SCALE_SWEEP_RANGE = (0.4, 5.0)
 SCALE_SWEEP_RATIO = 1.01
 SCALE_SWEEP_BLOCK = 9
 

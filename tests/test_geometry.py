@@ -589,6 +589,81 @@ def test_the_scale_sweep_reads_a_small_image_shown_as_a_screenshot(photo_factory
     assert provmark.detect(shot, key=KEY).payload is None
 
 
+@pytest.fixture(scope="module")
+def rotated_small(photo_factory):
+    """A 384x384 photo marked, rotated 2 degrees and cropped to its valid area (a
+    copy of about 356x356), and the same copy of the unmarked photo."""
+    from provmark import attacks
+
+    img = photo_factory("astronaut", 384, 384)
+    payload = provmark.Payload(777, 5550123, 3)
+    marked = provmark.embed(img, payload, key=KEY)
+    return (attacks.rotate(marked, angle=2.0, crop=True), attacks.rotate(img, angle=2.0, crop=True),
+            payload)
+
+
+def test_the_rotation_sweep_reads_a_rotation_whose_estimates_are_all_wrong(rotated_small,
+                                                                            monkeypatch):
+    """With no estimate near the truth (as on small UI screenshots, a fractal, a night
+    map in the corpus), the coherent rotation sweep's best rotation is within its step
+    of the truth; it locks (climbing if it falls short) and decodes. Without the stage
+    the copy reads nothing; an unmarked copy reads nothing with it, and the sweep's
+    hypotheses are counted in the bound."""
+    from provmark import _detect
+
+    marked, plain, payload = rotated_small
+    real = _template.template_estimates
+
+    def wrong(y, key, top=1):
+        estimates, spectrum = real(y, key, top)
+        return [e for e in estimates if abs(e.rotation - 2.0) > 1.0][:top], spectrum
+
+    monkeypatch.setattr(_detect, "template_estimates", wrong)
+    det = provmark.detect(marked, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.details["template"]["coherent_rotations"][0] >= _detect.ROTATION_SWEEP_LOCK_Z
+    assert det.rotation == pytest.approx(2.0, abs=0.15) and det.scale == pytest.approx(1.0, abs=0.004)
+    from provmark.cli import _explain
+
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("coherent sweep of rotations" in line for line in said), said
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None
+    spectrum = real(read_luma(plain), KEY, 1)[1]
+    swept = _template.rotation_sweep_grids(spectrum, 1)
+    assert unmarked.hypotheses > swept.shape[0] * swept.shape[1] * 9 * _template.COHERENT_ORIGINS
+    monkeypatch.setattr(_detect._Search, "coherent_rotations", lambda self: False)
+    assert provmark.detect(marked, key=KEY).payload is None
+
+
+def test_the_rotation_sweep_steps_by_the_window(rotated_small):
+    """Rotations from -MAX_ROTATION to +MAX_ROTATION about scale 1, 0 among them, in
+    steps that move the template's farthest peak half a bin: twice as fine on a
+    window twice as large, and twice as coarse for the next lattice factor."""
+    plain = rotated_small[1]
+    spectrum = _template.template_estimates(read_luma(plain), KEY, 1)[1]
+    grids = _template.rotation_sweep_grids(spectrum, 1)
+    assert grids.shape[1:] == (_template.SCALE_SWEEP_BLOCK, 2, 2)
+    m = grids.reshape(-1, 2, 2)
+    np.testing.assert_allclose(np.einsum("nij,nkj->nik", m, m), np.broadcast_to(np.eye(2), m.shape),
+                               atol=1e-12)  # rotations, scale 1
+    angles = np.unique(np.round(np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])), 9))
+    step = np.diff(angles)
+    np.testing.assert_allclose(step, step[0])
+    assert angles[0] <= -_template.MAX_ROTATION < angles[0] + step[0]
+    assert angles[-1] >= _template.MAX_ROTATION > angles[-1] - step[0]
+    assert np.isclose(angles, 0.0).any()
+    reach = _template.BAND[1] * spectrum.down * max(spectrum.shape)  # bins
+    assert np.deg2rad(step[0]) * reach == pytest.approx(_template.ROTATION_SWEEP_STEP_BINS)
+    bigger = _template.CoherentSpectrum(spectrum.values, spectrum.noise, spectrum.down,
+                                        tuple(2 * d for d in spectrum.shape))
+    for spec, factor, ratio in ((bigger, 1, 0.5), (spectrum, 2, 2.0)):
+        a = _template.rotation_sweep_grids(spec, factor).reshape(-1, 2, 2)
+        t = np.unique(np.round(np.degrees(np.arctan2(a[:, 1, 0], a[:, 0, 0])), 9))
+        assert np.diff(t)[0] == pytest.approx(ratio * step[0])
+
+
 def test_the_scale_sweep_covers_its_range_by_lattice_factor():
     lo, hi = _template.SCALE_SWEEP_RANGE
     for shape in [(384, 384), (1080, 1920), (3000, 4000)]:

@@ -543,6 +543,8 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
+    from ._detect import COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_SWEEP_LOCK_Z
+
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
     cands = d.get("candidates") or []
@@ -583,15 +585,21 @@ def _explain(det, say=print) -> None:
               f"y {tpl.get('scale_y', 1.0):.4f} x {tpl.get('scale_x', 1.0):.4f}, rotation "
               f"{tpl.get('rotation', 0.0):.2f} deg; "
               f"{'used for the decoding' if used else 'not used for the decoding'}")
-        if used and tpl.get("coherent_scales"):
+        swept = tpl.get("swept")
+        if used and swept == "coherent_scales":
             say(f"  the scale was found by the coherent sweep of isotropic resizes (best "
-                f"score {tpl['coherent_scales'][0]:.2f}, locked from 5.0), not at the "
-                "estimate above; the chosen scale below is the one read")
-        elif used and tpl.get("coherent"):
+                f"score {tpl['coherent_scales'][0]:.2f}, locked from {SCALE_SWEEP_LOCK_Z}), "
+                "not at the estimate above; the chosen scale below is the one read")
+        elif used and swept == "coherent_rotations":
+            say(f"  the rotation was found by the coherent sweep of rotations at scale 1 "
+                f"(best score {tpl['coherent_rotations'][0]:.2f}, locked from "
+                f"{ROTATION_SWEEP_LOCK_Z}), not at the estimate above; the chosen rotation "
+                "below is the one read")
+        elif used and tpl.get("coherent") and "coherent_scales" not in tpl:
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "
-                "6.0), not at the best estimate above; the chosen scale and rotation below "
-                "are the ones read")
+                f"{COHERENT_Z}), not at the best estimate above; the chosen scale and "
+                "rotation below are the ones read")
     if sweep and not sweep.get("hypotheses_scored"):
         say("  exhaustive sweep: nothing to sweep (the copy is larger than any source "
               "the sweep covers, 1.2 MP at scale 1)")

@@ -373,8 +373,9 @@ SCALE_SWEEP_LOCKS = 2
 #: The coherent rotation sweep (:meth:`_Search.coherent_rotations`), locked alike.
 #: Measured (session 16) on the rotated copies (+-1, 2, 5 degrees, cropped) that the
 #: other stages lost: a UI screenshot, a fractal, a busy photo and a tree against the
-#: sky scored 6.0-9.2 at the truth (the sweep's best, within 0.3 degrees); the same
-#: sweep on the same copies of the unmarked images 3.1-5.6 (864 copies, median 4.1).
+#: sky scored 6.7-9.3 at the truth (the sweep's best, within 0.3 degrees), a night map
+#: 5.4-6.5; the same sweep on the same copies of the unmarked images 3.1-5.6 (864
+#: copies, median 4.1).
 ROTATION_SWEEP_LOCK_Z = 5.0
 ROTATION_SWEEP_LOCKS = 2
 #: A rotation of at most :data:`provmark._template.MAX_ROTATION` degrees cropped to its
@@ -1260,8 +1261,10 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # The coarse layer's aligned grid (an uncropped, compressed smooth image),
         # the template on the copy as it is (a crop), then resampled by its affine
         # estimates (resizes, rotations, aspect changes), then the geometries the
-        # coherent search finds around them, then the blind grid search
-        # (a crop whose template did not survive), then, when asked, the sweep.
+        # coherent search finds around them, over isotropic scales and over rotations
+        # (estimates all wrong), then the mark's own period (large flat copies), then
+        # the blind grid search (a crop whose template did not survive), then, when
+        # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
                   run.self_reference, run.blind]

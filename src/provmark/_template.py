@@ -542,6 +542,18 @@ def refine_affine(y: np.ndarray, a: np.ndarray, key: bytes, factor: int) -> np.n
     return a @ np.linalg.inv(np.eye(2) - drift)
 
 
+#: The template lock (:func:`phase_lock_map`) caps each template bin's amplitude at
+#: ``max(LOCK_BIN_CAP, LOCK_BIN_SPREAD * median)`` times its noise level, the median
+#: taken over the template's bins: a true template raises all of its bins together,
+#: an image's own spectral line (an enlarged staircase of grey levels, a UI's regular
+#: pattern) one or two. Quantised gradients resampled onto a grid and a UI screenshot
+#: locked at z 13-33 on such bins (session 16). A bin of an unmarked plane exceeds 5
+#: times its noise level with probability exp(-25); the median scales the cap with a
+#: strong template, whose lock then still grows with its amplitude.
+LOCK_BIN_CAP = 5.0
+LOCK_BIN_SPREAD = 3.0
+
+
 def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | None:
     """Coherent template match on a plane already resampled onto the grid: the
     pilot-free estimate of where the grid's origin lies.
@@ -579,10 +591,16 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     noise = (around * quiet).sum(axis=(1, 2)) / quiet.sum(axis=(1, 2))
     noise = np.maximum(noise, 1e-12)
     # The template's own bin value: (P^2 / 2) exp(i phase); the matched filter weighs
-    # each frequency by amplitude over noise power.
+    # each frequency by amplitude over noise power. A bin far above its noise is
+    # capped (LOCK_BIN_CAP): an image's own spectral line on a template bin (an
+    # enlarged staircase of grey levels, a UI's regular pattern) otherwise locks alone.
+    x = spec[ky, kx]
+    snr = np.abs(x) / np.sqrt(noise)
+    cap = max(LOCK_BIN_CAP, LOCK_BIN_SPREAD * float(np.median(snr)))
+    x = x * np.minimum(1.0, cap / np.maximum(snr, 1e-12))
     want = np.exp(1j * tpl.phase)
     corr_spec = np.zeros((p, p), np.complex128)
-    corr_spec[ky, kx] = spec[ky, kx] * np.conj(want) / noise
+    corr_spec[ky, kx] = x * np.conj(want) / noise
     corr = scipy.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
     sd = np.sqrt(0.5 * float((1.0 / noise).sum()))
     # X_k carries exp(i (phase_k - 2 pi k o / p)) for a tile whose origin sits at plane

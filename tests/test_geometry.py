@@ -83,6 +83,25 @@ def test_phase_lock_grows_with_the_template_amplitude(photo_factory):
     assert z[1] / z[0] > 1.9 and z[2] / z[1] > 1.9, z
 
 
+def test_one_spectral_line_on_a_template_bin_does_not_lock(photo_factory, monkeypatch):
+    """An image's own periodic pattern whose line falls on one template bin (a UI's
+    regular pattern, an enlarged staircase of grey levels) no longer locks alone: each
+    bin is capped relative to the template bins' median. Without the cap the same
+    plane locks at several times LOCK_Z; the marked plane still locks."""
+    from provmark import _detect
+
+    plane = read_luma(photo_factory("coffee", 512, 512)).astype(np.float32)
+    tpl = _template.keyed_template(KEY, 1)
+    (ky, kx), yy, xx = tpl.lattice[0], *np.mgrid[0:512, 0:512]
+    line = 6.0 * np.cos(2 * np.pi * (ky * yy + kx * xx) / tpl.period + 0.3)
+    striped = np.ascontiguousarray(plane + line, dtype=np.float32)
+    assert _template.phase_lock(striped, KEY, 1)[0] < _detect.LOCK_Z
+    marked = np.ascontiguousarray(plane + tpl.tile[yy % 64, xx % 64], dtype=np.float32)
+    assert _template.phase_lock(marked, KEY, 1)[0] > 3 * _detect.LOCK_Z
+    monkeypatch.setattr(_template, "LOCK_BIN_CAP", 1e9)  # no cap
+    assert _template.phase_lock(striped, KEY, 1)[0] > 3 * _detect.LOCK_Z
+
+
 @pytest.fixture(scope="module")
 def marked_1024(photo_factory):
     img = photo_factory("coffee", 1024, 1024)

@@ -20,7 +20,8 @@ from ._modulation import (
 )
 from ._quality import box_moments, change_bound, ssim_mean, ssim_mean_against
 from ._sync import carrier_maps, fold_phase_features, histogram_median, pilot_cross_spectra
-from ._template import coherent_best_scores, template_score_grid, template_score_product
+from ._template import (coherent_best_scores, separable_origin_scores, template_score_grid,
+                        template_score_product)
 from ._viterbi import list_viterbi_decode, viterbi_decode
 from ._transforms import (
     DCT8,
@@ -60,6 +61,7 @@ __all__ = [
     "template_score_grid",
     "template_score_product",
     "coherent_best_scores",
+    "separable_origin_scores",
     "box_moments",
     "change_bound",
     "ssim_mean_against",

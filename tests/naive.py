@@ -416,3 +416,18 @@ def folded_phase_scores(folded, template_pdd, n_pilot, tile_blocks):
     share = 0.5 * n_pilot / (tile_blocks * tile_blocks * npairs)
     norm = np.sqrt(np.maximum(energy * share, 1e-12))
     return corr / np.asarray(norm)[..., None, None]
+
+
+def separable_origin_scores(weighted, inverse_noise, by, bx, ey, ex, lo, hi):
+    """Known-origin coherent scores (NY, NX), the plain NumPy form of
+    ``provmark.kernels.separable_origin_scores``: every hypothesis ``(i, j)`` reads its
+    bins ``weighted[by[i], bx[j]]`` (the spectrum over its noise power), turns them by
+    ``ey[i] * ex[j]`` and is normalised to N(0, 1) by its bins' ``inverse_noise``;
+    ``-inf`` outside ``lo[i] <= j < hi[i]``."""
+    v = weighted[by[:, None, :], bx[None, :, :]].astype(np.complex128)  # (NY, NX, K)
+    inv = inverse_noise[by[:, None, :], bx[None, :, :]].astype(np.float64)
+    turned = (v * ey[:, None, :] * ex[None, :, :]).real
+    z = turned.sum(axis=2) / np.sqrt(0.5 * inv.sum(axis=2))
+    j = np.arange(bx.shape[0])
+    inside = (j[None, :] >= lo[:, None]) & (j[None, :] < hi[:, None])
+    return np.where(inside, z, -np.inf)

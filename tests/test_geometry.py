@@ -327,6 +327,8 @@ def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params, monkey
     from provmark import attacks
 
     monkeypatch.setattr(provmark._detect, "LOCK_Z", float("inf"))
+    # (the uncropped sweep reads the template's phases without a lock)
+    monkeypatch.setattr(provmark._detect._Search, "coherent_uncropped", lambda self: False)
     _, marked, payload = marked_512
     copy = attacks.apply(attack, marked, rng=np.random.default_rng(0), **params)
     det = provmark.detect(copy, key="sweep", search="exhaustive")
@@ -546,6 +548,7 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     assert provmark.detect(plain, key=KEY).payload is None
     monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
     monkeypatch.setattr(_detect._Search, "coherent_scales", lambda self: False)
+    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None
 
 
@@ -697,3 +700,126 @@ def test_the_scale_sweep_covers_its_range_by_lattice_factor():
             assert all(_template.template_factor(int(shape[0] / r), int(shape[1] / r)) == f
                        for r in g[..., 0, 0].ravel())
     assert {f for f, _ in _template.scale_sweep_grids((3000, 4000))} == {1, 2, 4}
+
+
+# --------------------------------------------------------------------------- #
+# The uncropped sweep: both scales of a copy resized whole, at its known origin
+
+ASPECT = (960 / 1080, 1280 / 1920)  # the issue's aspect change (height, width)
+
+
+@pytest.fixture(scope="module")
+def squashed_small(photo_factory):
+    """A 384x384 photo marked and squashed to 342x256 (the issue's aspect change),
+    and the same copy of the unmarked photo."""
+    from provmark import attacks
+
+    img = photo_factory("astronaut", 384, 384)
+    payload = provmark.Payload(4242, 99887766, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    return attacks.resize(marked, scale=ASPECT), attacks.resize(img, scale=ASPECT), payload
+
+
+def test_the_uncropped_sweep_reads_an_aspect_change_whose_estimates_are_all_wrong(
+        squashed_small, monkeypatch):
+    """With no estimate near the truth (as on small UI screenshots and a night map in
+    the corpus), the uncropped sweep finds both scales, its aligned grid shows the
+    pilot and the search around it decodes. Without the stage the copy reads nothing;
+    an unmarked copy reads nothing with it, its aligned grids show no pilot, and the
+    sweep's hypotheses are counted in the bound."""
+    from provmark import _detect
+    from provmark.cli import _explain
+
+    marked, plain, payload = squashed_small
+    sy, sx = marked.shape[0] / 384, marked.shape[1] / 384
+    real = _template.template_estimates
+
+    def wrong(y, key, top=1):
+        estimates, spectrum = real(y, key, top)
+        return [e for e in estimates if abs(e.scale_y / sy - 1) > 0.05
+                or abs(e.scale_x / sx - 1) > 0.05][:top], spectrum
+
+    monkeypatch.setattr(_detect, "template_estimates", wrong)
+    det = provmark.detect(marked, key=KEY)
+    assert det.payload == payload and det.found
+    report = det.details["template"]
+    assert report["swept"] == "coherent_uncropped"
+    hit = max(report["coherent_uncropped"], key=lambda h: h["pilot_z"])
+    assert hit["pilot_z"] >= _detect.UNCROPPED_PILOT_Z
+    assert hit["scale_y"] == pytest.approx(sy, rel=0.004)
+    assert hit["scale_x"] == pytest.approx(sx, rel=0.004)
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("resizes of the whole, uncropped image" in line for line in said), said
+
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None and not unmarked.found
+    tried = unmarked.details["template"]["coherent_uncropped"]
+    assert tried and all(h["pilot_z"] < _detect.UNCROPPED_PILOT_Z for h in tried)
+    y = read_luma(plain)
+    swept = _template.uncropped_sweep(real(y, KEY, 1)[1], KEY, y.shape, 1)[1]
+    assert swept > 10_000 and unmarked.hypotheses > swept
+    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
+    assert provmark.detect(marked, key=KEY).payload is None
+
+
+@pytest.mark.parametrize("shape", [(256, 342), (1080, 1920), (2000, 3000)])
+def test_the_uncropped_sweep_covers_whole_sources_of_each_factor(shape):
+    """Each factor's hypotheses step evenly in v = 1 / s on each axis, by a quarter
+    cycle of the farthest peak at the window's centre; a pair (vy, vx) is scored
+    exactly when its scales are at most UNCROPPED_MAX_ASPECT apart and its source,
+    the copy times (vy, vx), is at least a tile a side and carries that factor."""
+    from provmark._layout import TILE_PX
+
+    window = tuple(min(d, _template.MAX_SPECTRUM_SIDE) for d in shape)
+    origin = tuple((d - w) // 2 for d, w in zip(shape, window))
+    spec = _template.CoherentSpectrum(np.zeros((window[0], window[1] // 2 + 1), np.complex64),
+                                      np.ones((window[0], window[1] // 2 + 1), np.float32),
+                                      1, window, origin)
+    lo_s, hi_s = _template.SCALE_SWEEP_RANGE
+    scored = 0
+    for factor in (1, 2, 4):
+        vy, vx, lo, hi = _template.uncropped_hypotheses(spec, shape, factor)
+        for v, axis in ((vy, 0), (vx, 1)):
+            if len(v) > 1:
+                centre = origin[axis] + window[axis] / 2
+                assert np.diff(v) == pytest.approx(
+                    _template.UNCROPPED_STEP_CYCLES * factor / (_template.BAND[1] * centre))
+        if not len(vy) or not len(vx):
+            continue
+        rows, cols = np.arange(0, len(vy), 5), np.arange(0, len(vx), 5)
+        inside = (cols[None, :] >= lo[rows, None]) & (cols[None, :] < hi[rows, None])
+        hy = np.broadcast_to(shape[0] * vy[rows, None], inside.shape)
+        hx = np.broadcast_to(shape[1] * vx[None, cols], inside.shape)
+        ratio = np.broadcast_to(vx[None, cols] / vy[rows, None], inside.shape)
+        carried = np.vectorize(lambda a, b: _template.template_factor(int(a), int(b)))(hy, hx)
+        wanted = ((ratio <= _template.UNCROPPED_MAX_ASPECT)
+                  & (ratio >= 1 / _template.UNCROPPED_MAX_ASPECT)
+                  & (np.minimum(hy, hx) >= TILE_PX) & (carried == factor))
+        # (a source within a fraction of a pixel of a threshold may fall either way)
+        assert (inside != wanted).mean() < 0.002
+        assert lo_s * 0.999 <= (1 / vy).min() and (1 / vy).max() <= hi_s
+        scored += int(inside.sum())
+    assert scored > 0
+
+
+def test_warp_from_origin_puts_the_source_origin_at_the_plane_origin():
+    """A whole source resized by cv2.resize comes back pixel for pixel, and near its
+    origin also under a scale a little off whose plane is a fraction of a pixel
+    larger than the source (warp_to_grid, centre to centre, is then off by that
+    fraction's half near the origin)."""
+    rng = np.random.default_rng(5)
+    src = cv2.GaussianBlur(rng.normal(0, 20, (300, 400)).astype(np.float32), (0, 0), 2.0)
+    copy = cv2.resize(src, (267, 331), interpolation=cv2.INTER_CUBIC)
+    level = np.abs(src).mean()
+    a = np.diag([331 / 300, 267 / 400])
+    back = _template.warp_from_origin(copy, a)
+    assert back.shape == _template.grid_shape(copy.shape, a) == (300, 400)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(back[inner] - src[inner]).mean() < 0.03 * level
+    np.testing.assert_array_equal(_template.warp_from_origin(copy, a, 128), back[:128, :128])
+    off = np.diag([331 / 300.4, 267 / 400.4])  # a plane of 301 x 401
+    corner = (slice(4, 64), slice(4, 64))
+    err = np.abs(_template.warp_from_origin(copy, off)[corner] - src[corner]).mean()
+    assert err < 0.05 * level
+    assert err < 0.25 * np.abs(_template.warp_to_grid(copy, off)[corner] - src[corner]).mean()

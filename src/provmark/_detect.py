@@ -26,8 +26,9 @@ from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
 from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, CoherentSpectrum, coherent_grid,
                         coherent_search, grid_shape, phase_lock, refine_affine,
-                        rotation_sweep_grids, scale_sweep_grids, template_estimates,
-                        template_factor, warp_to_grid)
+                        refine_uncropped, rotation_sweep_grids, scale_sweep_grids,
+                        template_estimates, template_factor, uncropped_sweep, warp_from_origin,
+                        warp_to_grid)
 from .kernels import DCT8_64, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
 
 if TYPE_CHECKING:
@@ -304,18 +305,23 @@ class Evaluation:
     reliability: float  # mean |soft score| of the code bits, scaled to the largest
 
 
+def pilot_z(score: np.ndarray, key: bytes) -> float:
+    """The pilot's z-score on one folded score tile: its 112 known bits' scores,
+    signed by the bits, summed, over the root of their sum of squares (about N(0, 1)
+    without the mark)."""
+    layout = keyed_layout(key)
+    pilot = score.reshape(-1)[layout.pilot_slots]
+    norm = math.sqrt(float(np.square(pilot).sum()))
+    return float(((1.0 - 2.0 * layout.pilot_bits) * pilot).sum() / norm) if norm > 0 else 0.0
+
+
 def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
              ) -> Evaluation:
     """Pilot statistic of one folded score tile, and decoding of its code slots (of
     ``code_score``, the calibrated fold, when given)."""
     layout = keyed_layout(key)
-    flat = score.reshape(-1)
-    pilot = flat[layout.pilot_slots]
-    sign = 1.0 - 2.0 * layout.pilot_bits
-    norm = math.sqrt(float(np.square(pilot).sum()))
-    z = float((sign * pilot).sum() / norm) if norm > 0 else 0.0
-    if code_score is not None:
-        flat = code_score.reshape(-1)
+    z = pilot_z(score, key)
+    flat = score.reshape(-1) if code_score is None else code_score.reshape(-1)
     # Positive score means bit 0; the codec wants positive = bit 1.
     soft = -flat[layout.code_slots]
     scale = float(np.mean(np.abs(flat))) or 1.0
@@ -378,6 +384,19 @@ SCALE_SWEEP_LOCKS = 2
 #: copies, median 4.1).
 ROTATION_SWEEP_LOCK_Z = 5.0
 ROTATION_SWEEP_LOCKS = 2
+#: The uncropped sweep (:meth:`_Search.coherent_uncropped`): its best hypotheses
+#: refined and read on their aligned grid, at most this many; those whose pilot z
+#: there reaches UNCROPPED_PILOT_Z are searched and decoded. Measured (session 17) on
+#: the squashed copies (0.89 x 0.67) of small screenshots, a fractal and a night map
+#: that the other stages lost: the truth was the sweep's best or second (scores
+#: 3.7-7.2, refined 4.6-8.4; unmarked copies' best 3.4-5.9, median 4.2), its pilot z
+#: 5.5-9.9 where the other hypotheses read -1.7-2.9.
+UNCROPPED_TRIES = 2
+UNCROPPED_PILOT_Z = 4.5
+#: That aligned grid is read on the top-left window of at most this many pixels a side
+#: of the copy resampled bilinearly (a third of the time of 768 px bicubic; the true
+#: hypotheses of those copies read 0.1-0.5 lower, the others alike).
+UNCROPPED_GATE_WINDOW = 512
 #: A rotation of at most :data:`provmark._template.MAX_ROTATION` degrees cropped to its
 #: valid area keeps at least this share of each side (a 2:1 image at 6 degrees: 0.83),
 #: so the source may carry the lattice factor of a copy this much larger.
@@ -836,6 +855,46 @@ class _Search:
             (f, rotation_sweep_grids(self._spectrum, f)) for f in FACTORS if least <= f <= most],
             ROTATION_SWEEP_LOCK_Z, ROTATION_SWEEP_LOCKS)
 
+    def coherent_uncropped(self) -> bool:
+        """The coherent score swept over resizes of the whole image, each axis its own
+        scale (:func:`provmark._template.uncropped_sweep`: aspect changes up to 25%,
+        read at the tile origin an uncropped copy keeps), the best few refined; where
+        the copy resampled from that origin shows the pilot on its aligned grid, the
+        geometries around it are searched by the pilot and decoded: squashed or
+        stretched copies of small screenshots and night maps whose magnitude
+        estimates were all wrong."""
+        import cv2
+
+        if self._spectrum is None:
+            return False
+        found, n = uncropped_sweep(self._spectrum, self.k, self.y.shape, UNCROPPED_TRIES)
+        self.count(n)
+        report = self.template["coherent_uncropped"] = []
+        for _, f, a in found:
+            z, a, n = refine_uncropped(self._spectrum, self.k, a, f)
+            self.count(n + 1)  # and the aligned grid's pilot below
+            if min(grid_shape(self.y.shape, a)) < 4 * BLOCK_PX:
+                continue
+            plane = np.ascontiguousarray(
+                warp_from_origin(self.y, a, UNCROPPED_GATE_WINDOW, cv2.INTER_LINEAR), np.float32)
+            score, _ = soft_scores(grid_pairs(plane), keyed_layout(self.k).dither)
+            report.append({"z": round(z, 2), "pilot_z": round(pilot_z(score, self.k), 2),
+                           "scale_y": round(float(a[0, 0]), 5),
+                           "scale_x": round(float(a[1, 1]), 5)})
+            if report[-1]["pilot_z"] < UNCROPPED_PILOT_Z:
+                continue
+            # The source's grid starts at the copy's pixel (0, 0): the pilot looks
+            # there, each axis's scale a little either way (the coherent peak is broad
+            # along a short axis: a 311x466 copy's refined best was 0.08% off in y and
+            # did not decode, the scales 0.1% from it did).
+            geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
+            if self._decode_best_of([geo.with_matrix(np.diag([1.0 + dy, 1.0 + dx]) @ a)
+                                     for dy in FINE_SCALES for dx in FINE_SCALES],
+                                    lambda plane, g: (0, 0), warp_from_origin):
+                self.template.update(used=True, swept="coherent_uncropped")
+                return True
+        return False
+
     def _lock_swept(self, name: str, sweeps, lock_z: float, locks: int) -> bool:
         """Score the coherent ``sweeps`` (``(factor, (E, G, 2, 2) geometries)`` each),
         count every hypothesis, report the best scores under ``name`` and lock the best
@@ -868,22 +927,29 @@ class _Search:
         the pilot score the geometries around it (:data:`FINE_ROTATIONS` x
         :data:`FINE_SCALES`, every phase scored is counted) and decode the best few.
         At most :data:`FINE_LOCKS` a detection (an unmarked copy rarely locks)."""
-        from ._sync import PhaseScores, hypothesis_matrix
+        from ._sync import hypothesis_matrix
 
         polished = _polish_lock(self.y, self.k, geo, factor)
+        return self._decode_best_of(
+            [polished.with_matrix(hypothesis_matrix(1.0 + scale, rotation) @ polished.matrix)
+             for rotation in FINE_ROTATIONS for scale in FINE_SCALES],
+            lambda plane, g: phase_lock(plane, self.k, factor)[1:])
+
+    def _decode_best_of(self, geometries, origin_of, warp=warp_to_grid) -> bool:
+        """The pilot's best grid on the copy resampled by each of ``geometries``
+        (``warp``, at most :data:`FINE_WINDOW` a side), searched near the grid
+        origin that ``origin_of(plane, geometry)`` gives; the best
+        :data:`FINE_DECODES` decoded."""
+        from ._sync import PhaseScores
+
         scored = []
-        for rotation in FINE_ROTATIONS:
-            for scale in FINE_SCALES:
-                g = polished.with_matrix(hypothesis_matrix(1.0 + scale, rotation)
-                                         @ polished.matrix)
-                if min(grid_shape(self.y.shape, g.matrix)) < 4 * BLOCK_PX:
-                    continue
-                plane = np.ascontiguousarray(warp_to_grid(self.y, g.matrix, FINE_WINDOW),
-                                             np.float32)
-                _, oy, ox = phase_lock(plane, self.k, factor)
-                cands = self.search_phases(plane, PhaseScores(),
-                                           near=(oy % BLOCK_PX, ox % BLOCK_PX))
-                scored.append((cands[0], plane, g))
+        for g in geometries:
+            if min(grid_shape(self.y.shape, g.matrix)) < 4 * BLOCK_PX:
+                continue
+            plane = np.ascontiguousarray(warp(self.y, g.matrix, FINE_WINDOW), np.float32)
+            oy, ox = origin_of(plane, g)
+            cands = self.search_phases(plane, PhaseScores(), near=(oy % BLOCK_PX, ox % BLOCK_PX))
+            scored.append((cands[0], plane, g))
         scored.sort(key=lambda c: -c[0].z)
         best = scored[:FINE_DECODES]
         self.template.setdefault("fine", []).append([round(c.z, 2) for c, _, _ in best])
@@ -1056,17 +1122,21 @@ class TemplateReport(TypedDict, total=False):
     """The template search: every lock tried, and the best affine estimate (its
     spectral ``score``, scales and rotation) and whether a decoding ``used`` it;
     ``fine``: for each fine search (:meth:`_Search.fine_search`), the pilot z of the
-    geometries it decoded; ``coherent``, ``coherent_scales``, ``coherent_rotations``:
-    the best scores of the coherent search around the estimates and of the coherent
-    sweeps over scales and rotations (:meth:`_Search.coherent_estimates`,
-    :meth:`_Search.coherent_scales`, :meth:`_Search.coherent_rotations`), when they ran;
-    ``swept``: which of the two sweeps found the geometry decoded."""
+    geometries it decoded; ``coherent``, ``coherent_scales``, ``coherent_rotations``,
+    ``coherent_uncropped``: the best scores of the coherent search around the
+    estimates and of the coherent sweeps over scales and rotations
+    (:meth:`_Search.coherent_estimates`, :meth:`_Search.coherent_scales`,
+    :meth:`_Search.coherent_rotations`), when they ran; ``coherent_uncropped``: the
+    uncropped sweep's refined hypotheses (:meth:`_Search.coherent_uncropped`), each
+    with its coherent ``z``, the ``pilot_z`` of its aligned grid and its scales;
+    ``swept``: which of the sweeps found the geometry decoded."""
 
     locks: list[LockRecord]
     fine: list[list[float]]
     coherent: list[float]
     coherent_scales: list[float]
     coherent_rotations: list[float]
+    coherent_uncropped: list[dict[str, float]]
     swept: str
     score: float
     scale_y: float
@@ -1261,13 +1331,14 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # The coarse layer's aligned grid (an uncropped, compressed smooth image),
         # the template on the copy as it is (a crop), then resampled by its affine
         # estimates (resizes, rotations, aspect changes), then the geometries the
-        # coherent search finds around them, over isotropic scales and over rotations
-        # (estimates all wrong), then the mark's own period (large flat copies), then
+        # coherent search finds around them, over isotropic scales, over rotations and
+        # over both scales of an uncropped copy (estimates all wrong), then the mark's
+        # own period (large flat copies), then
         # the blind grid search (a crop whose template did not survive), then, when
         # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
-                  run.self_reference, run.blind]
+                  run.coherent_uncropped, run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)
         for stage in stages:

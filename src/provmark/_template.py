@@ -18,6 +18,7 @@ resistant image watermarks", IEEE TIP 9(6), 2000; M. Kutter, SPIE 3528, 1998.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -26,8 +27,9 @@ import numpy as np
 import scipy.fft
 
 from ._keys import KeyStream
-from .kernels import (coherent_best_scores, histogram_median, template_score_grid,
-                      template_score_product)
+from ._layout import TILE_PX
+from .kernels import (coherent_best_scores, histogram_median, separable_origin_scores,
+                      template_score_grid, template_score_product)
 
 #: Period of the base template tile (pixels) and number of keyed cosines.
 PERIOD = 64  # a power of two: the apply kernel wraps with a bit mask
@@ -172,9 +174,9 @@ def whitened_spectrum(y: np.ndarray, side: int | None = None, keep: list | None 
     frequencies in every window, stay. P. Welch, IEEE Trans. Audio Electroacoust.
     15(2), 1967.
 
-    ``keep`` (a list): the complex transform of the window nearest the copy's centre
-    and its shape are appended to it (the coherent search reads that window's
-    phases, :func:`coherent_from`)."""
+    ``keep`` (a list): the complex transform of the window nearest the copy's centre,
+    its shape and its top-left corner in ``y`` are appended to it (the coherent
+    search reads that window's phases, :func:`coherent_from`)."""
     hp = y - cv2.GaussianBlur(y, (0, 0), 3.0)
     h, w = hp.shape
     wh, ww = (h, w) if side is None else (min(h, side), min(w, side))
@@ -185,7 +187,7 @@ def whitened_spectrum(y: np.ndarray, side: int | None = None, keep: list | None 
     for oy, ox in windows:
         values = scipy.fft.rfft2(hp[oy:oy + wh, ox:ox + ww] * win, workers=2)
         if keep is not None and (oy, ox) == central:
-            keep.append((values, (wh, ww)))
+            keep.append((values, (wh, ww), (oy, ox)))
         mag = np.abs(values)
         white = mag / (cv2.blur(mag, (9, 9)) + 1e-6)
         total = white if total is None else total + white
@@ -366,8 +368,10 @@ def template_estimates(y: np.ndarray, key: bytes, top: int = 1
     window = tuple(min(d, MAX_SPECTRUM_SIDE) for d in y.shape)
     if len(spectrum_windows(y.shape, window)) >= CENTRAL_TOO_FROM:
         (h, w), (wh, ww) = y.shape, window
-        spectra.append(whitened_spectrum(y[(h - wh) // 2:(h - wh) // 2 + wh,
-                                           (w - ww) // 2:(w - ww) // 2 + ww], None, kept))
+        cy, cx = (h - wh) // 2, (w - ww) // 2
+        spectra.append(whitened_spectrum(y[cy:cy + wh, cx:cx + ww], None, kept))
+        values, shape, _ = kept.pop()
+        kept.append((values, shape, (cy, cx)))
     found, hyps = [], 0
     for spec in spectra:
         estimates, n = _estimates_in(spec, tpl, down, top)
@@ -631,14 +635,28 @@ class CoherentSpectrum:
     noise: np.ndarray  # float32, same shape
     down: int  # the copy was reduced by this before the transform
     shape: tuple[int, int]  # the window (h, w)
+    origin: tuple[int, int] = (0, 0)  # its top-left pixel in the reduced copy
+
+    @cached_property
+    def weighted(self) -> np.ndarray:
+        """The values over their noise power (complex64): a bin's matched-filter term."""
+        return (self.values / self.noise).astype(np.complex64)
+
+    @cached_property
+    def inverse_noise(self) -> np.ndarray:
+        """One over the noise power (float32): a bin's weight in the normalisation."""
+        return (1.0 / self.noise).astype(np.float32)
 
 
-def coherent_from(values: np.ndarray, shape: tuple[int, int], down: int) -> CoherentSpectrum:
+def coherent_from(values: np.ndarray, shape: tuple[int, int], origin: tuple[int, int],
+                  down: int) -> CoherentSpectrum:
     """The :class:`CoherentSpectrum` of a window's transform ``values`` (the rfft2 of
-    the high-passed, Hann-windowed ``shape`` window of a copy reduced by ``down``)."""
+    the high-passed, Hann-windowed ``shape`` window at ``origin`` of a copy reduced by
+    ``down``)."""
     values = values.astype(np.complex64)
     power = values.real ** 2 + values.imag ** 2
-    return CoherentSpectrum(values, cv2.blur(power, (9, 9)) + np.float32(1e-9), down, shape)
+    return CoherentSpectrum(values, cv2.blur(power, (9, 9)) + np.float32(1e-9), down, shape,
+                            origin)
 
 
 def coherent_grid(a: np.ndarray) -> np.ndarray:
@@ -714,6 +732,154 @@ def rotation_sweep_grids(spec: CoherentSpectrum, factor: int) -> np.ndarray:
     t = np.resize(angles, blocks * SCALE_SWEEP_BLOCK).reshape(blocks, SCALE_SWEEP_BLOCK)
     c, s = np.cos(t), np.sin(t)
     return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+
+
+#: The uncropped sweep (:func:`uncropped_sweep`): resizes of the whole image, the
+#: two axes' scales each over :data:`SCALE_SWEEP_RANGE` and at most this ratio apart
+#: (aspect changes up to 25%, and a little more), read at the tile origin an uncropped
+#: copy keeps (its pixel (0, 0)). Steps are set so that the farthest template peak's
+#: phase at the window's centre turns at most this many cycles from one hypothesis to
+#: the next (its bin then moves at most twice that).
+UNCROPPED_MAX_ASPECT = 1.34
+UNCROPPED_STEP_CYCLES = 0.25
+#: Hypotheses kept from the sweep are at least this far apart (relative scale, on
+#: either axis): the neighbours of a peak score nearly as high.
+UNCROPPED_DISTINCT = 0.01
+
+
+def uncropped_sweep(spec: CoherentSpectrum, key: bytes, shape: tuple[int, int], top: int
+                    ) -> tuple[list[tuple[float, int, np.ndarray]], int]:
+    """The template's coherent score at every axis-aligned resize ``diag(sy, sx)`` of
+    a whole source into a copy of ``shape`` (see :data:`UNCROPPED_MAX_ASPECT`), read
+    on the copy's window ``spec`` at the tile origin the copy keeps when it was not
+    cropped: ``(the top distinct hypotheses as (z, factor, matrix), best first;
+    hypotheses scored)``. A source must be at least a tile a side and carry the
+    lattice factor it is scored under.
+
+    :func:`coherent_search` does not know where the tile origin is and finds it for
+    each block of geometries; a copy resized whole (an aspect change to fit a 4:3 or
+    square frame, a thumbnail) keeps it at its pixel (0, 0), so each hypothesis is
+    one number: the sum of the template bins' complex values, each turned by the
+    phase its cosine has at the window's centre under that geometry. Its null
+    distribution is N(0, 1) at any one hypothesis, and no origin search raises its
+    maximum: the weak templates of small screenshots, whose magnitude estimates are
+    all wrong and whose coherent z at the true aspect change is 5-8, stand out. Bins
+    and phases separate by axis (:func:`provmark.kernels.separable_origin_scores`).
+    (Pereira & Pun 2000 for the template; the known-origin matched filter as in
+    Kutter 1998.)"""
+    centre = _window_centre(spec)
+    found: list[tuple[float, int, float, float]] = []
+    count = 0
+    for factor in (2**i for i in range(MAX_FACTOR.bit_length())):
+        tpl = keyed_template(key, factor)
+        vy, vx, lo, hi = uncropped_hypotheses(spec, shape, factor)
+        z = _origin_scores(spec, tpl, centre, vy, vx, lo, hi)
+        scored = np.flatnonzero(np.isfinite(z))  # (argpartition is slow on many -inf)
+        count += scored.size
+        n_best = min(scored.size, 64 * top)
+        if n_best == 0:
+            continue
+        best = scored[np.argpartition(z.flat[scored], scored.size - n_best)[-n_best:]]
+        found += [(float(z[i, j]), factor, 1.0 / vy[i], 1.0 / vx[j])
+                  for i, j in zip(*np.unravel_index(best, z.shape))]
+    found.sort(key=lambda c: -c[0])
+    out: list[tuple[float, int, np.ndarray]] = []
+    for zc, f, sy, sx in found:
+        if not any(fo == f and abs(math.log(sy / a[0, 0])) < UNCROPPED_DISTINCT
+                   and abs(math.log(sx / a[1, 1])) < UNCROPPED_DISTINCT for _, fo, a in out):
+            out.append((zc, f, np.diag([sy, sx])))
+            if len(out) == top:
+                break
+    return out, count
+
+
+def uncropped_hypotheses(spec: CoherentSpectrum, shape: tuple[int, int], factor: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The uncropped sweep's hypotheses for lattice ``factor`` on a copy of ``shape``
+    whose window is ``spec``: ``(vy, vx, lo, hi)``, ``v = 1 / s`` (source pixels per
+    copy pixel) on each axis in steps of :func:`_uncropped_step`, and for each ``vy``
+    the ``vx[lo:hi]`` within :data:`UNCROPPED_MAX_ASPECT` of it whose source, the copy
+    times ``(vy, vx)``, is at least a tile a side and carries ``factor``
+    (:func:`template_factor`); scales within :data:`SCALE_SWEEP_RANGE`."""
+    lo_s, hi_s = SCALE_SWEEP_RANGE
+    # The short sides of the sources that carry this factor: [least, most).
+    least = TILE_PX if factor == 1 else FACTOR_SIDE * factor
+    most = 2 * FACTOR_SIDE * factor if factor < MAX_FACTOR else np.inf
+    centre = _window_centre(spec)
+    axes = []
+    for axis, other in ((0, 1), (1, 0)):
+        # Both source sides reach `least`; one of them is under `most`, this one or
+        # the other (which is then at least this one's v over the aspect limit).
+        top_v = max(most / shape[axis], UNCROPPED_MAX_ASPECT * most / shape[other])
+        axes.append(np.arange(max(1.0 / hi_s, least / shape[axis]), min(1.0 / lo_s, top_v),
+                              _uncropped_step(factor, centre, axis)))
+    vy, vx = axes
+    lo = np.maximum(np.searchsorted(vx, vy / UNCROPPED_MAX_ASPECT),
+                    np.searchsorted(vx, least / shape[1]))
+    hi = np.minimum(np.searchsorted(vx, vy * UNCROPPED_MAX_ASPECT),
+                    np.where(shape[0] * vy < most, len(vx), np.searchsorted(vx, most / shape[1])))
+    return vy, vx, lo.astype(np.int64), np.maximum(hi, lo).astype(np.int64)
+
+
+#: A hypothesis of the uncropped sweep is refined on a grid this many times finer,
+#: as far as one step each way: the sweep's best can be half a step (a quarter of a
+#: bin) from the truth, too far for the pilot (a 311x466 copy squashed 0.8898 x
+#: 0.6674 and swept best at 0.8889 x 0.6657 read a pilot z of 2.4 there, 6.0 at the
+#: truth).
+UNCROPPED_REFINE = 4
+
+
+def refine_uncropped(spec: CoherentSpectrum, key: bytes, a: np.ndarray, factor: int
+                     ) -> tuple[float, np.ndarray, int]:
+    """The best of the uncropped sweep's scores on a grid :data:`UNCROPPED_REFINE`
+    times finer around the hypothesis ``diag(sy, sx)`` = ``a``: ``(z, matrix,
+    hypotheses scored)``."""
+    centre = _window_centre(spec)
+    tpl = keyed_template(key, factor)
+    offsets = np.arange(-UNCROPPED_REFINE, UNCROPPED_REFINE + 1) / UNCROPPED_REFINE
+    vy, vx = (1.0 / a[axis, axis] + offsets * _uncropped_step(factor, centre, axis)
+              for axis in (0, 1))
+    z = _origin_scores(spec, tpl, centre, vy, vx, np.zeros(len(vy), np.int64),
+                       np.full(len(vy), len(vx), np.int64))
+    i, j = np.unravel_index(int(np.argmax(z)), z.shape)
+    return float(z[i, j]), np.diag([1.0 / vy[i], 1.0 / vx[j]]), int(z.size)
+
+
+def _window_centre(spec: CoherentSpectrum) -> tuple[float, float]:
+    """The centre of the spectrum's window in copy pixels, plus a half (cv2.resize maps
+    pixel centres: source position = (copy position + 0.5) / s - 0.5)."""
+    h, w = spec.shape
+    return (spec.down * (spec.origin[0] + h / 2.0), spec.down * (spec.origin[1] + w / 2.0))
+
+
+def _uncropped_step(factor: int, centre: tuple[float, float], axis: int) -> float:
+    """The uncropped sweep's step of ``v`` (source pixels per copy pixel) on ``axis``
+    for lattice ``factor`` (see :data:`UNCROPPED_STEP_CYCLES`; the farthest peak a
+    template can have is at the band's edge)."""
+    return UNCROPPED_STEP_CYCLES * factor / (BAND[1] * centre[axis])
+
+
+def _origin_scores(spec: CoherentSpectrum, tpl: Template, centre: tuple[float, float],
+                   vy: np.ndarray, vx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The known-origin coherent scores (len(vy), len(vx)) of the resizes ``diag(1 /
+    vy, 1 / vx)``, row ``i`` over columns ``lo[i]..hi[i] - 1`` (``-inf`` elsewhere)."""
+    tables = []
+    for axis, v in ((0, vy), (1, vx)):
+        f, n_bins = tpl.freqs[:, axis], spec.shape[axis]
+        bins = np.rint(np.outer(v * spec.down, f) * n_bins).astype(np.int64)  # (V, K)
+        # the phase each cosine must have at the window's centre, and the bin's own
+        # phase relative to that centre (see coherent_search)
+        turn = 2.0 * np.pi * np.outer(centre[axis] * v - 0.5, f)
+        own = np.pi * bins * ((n_bins - 1) / n_bins)
+        tables.append((bins, np.exp(1j * (own - turn))))
+    (by, ey), (bx, ex) = tables
+    ey = np.ascontiguousarray(ey * np.exp(-1j * tpl.phase))
+    by %= spec.shape[0]
+    bx = np.minimum(bx, spec.values.shape[1] - 1)  # (template frequencies have fx > 0)
+    z = np.empty((len(vy), len(vx)))
+    separable_origin_scores(spec.weighted, spec.inverse_noise, by, bx, ey, ex,
+                            lo.astype(np.int64), hi.astype(np.int64), z)
+    return z
 
 
 @lru_cache(maxsize=4)
@@ -845,12 +1011,38 @@ def warp_to_grid(y: np.ndarray, a: np.ndarray, window: int | None = None) -> np.
     hn, wn = grid_shape((h, w), a)
     if window is not None:
         hn, wn = min(hn, window), min(wn, window)
-    # OpenCV wants (x, y): src(x_s) = A_xy dst(x_d) + t with WARP_INVERSE_MAP.
-    a_xy = np.array([[a[1, 1], a[1, 0]], [a[0, 1], a[0, 0]]])
+    a_xy = _xy(a)
     # Pixel centres: index (n - 1) / 2 is the middle of an n-pixel axis.
     c_src = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     c_dst = np.array([(wn - 1) / 2.0, (hn - 1) / 2.0])
-    t = c_src - a_xy @ c_dst
+    return _warp(y, a_xy, c_src - a_xy @ c_dst, (hn, wn))
+
+
+def warp_from_origin(y: np.ndarray, a: np.ndarray, window: int | None = None,
+                     interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """Resample the copy ``y`` of a whole source back onto the embedding grid
+    (inverse of ``A``), the source's pixel (0, 0) at the plane's, as ``cv2.resize``
+    maps them (copy position = A (source position + 0.5) - 0.5); ``window``: only
+    the plane's top-left part, at most that many pixels a side. (:func:`warp_to_grid`
+    maps centre to centre: on a plane a whole number of pixels a side the source's
+    origin then falls up to half a pixel off, which cost a weak mark of a squashed
+    311x466 copy its pilot, z 6.2 -> 3.3.)"""
+    hn, wn = grid_shape(y.shape, a)
+    if window is not None:
+        hn, wn = min(hn, window), min(wn, window)
+    a_xy = _xy(a)
+    return _warp(y, a_xy, a_xy @ np.array([0.5, 0.5]) - 0.5, (hn, wn), interpolation)
+
+
+def _xy(a: np.ndarray) -> np.ndarray:
+    """A geometry in OpenCV's (x, y) order."""
+    return np.array([[a[1, 1], a[1, 0]], [a[0, 1], a[0, 0]]])
+
+
+def _warp(y: np.ndarray, a_xy: np.ndarray, t: np.ndarray, shape: tuple[int, int],
+          interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """``plane(x_d) = y(a_xy x_d + t)`` (OpenCV's WARP_INVERSE_MAP) of ``shape``
+    (rows, columns)."""
     mat = np.hstack([a_xy, t[:, None]]).astype(np.float64)
-    return cv2.warpAffine(y, mat, (wn, hn), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+    return cv2.warpAffine(y, mat, (shape[1], shape[0]), flags=interpolation | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REFLECT)

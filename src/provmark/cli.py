@@ -543,7 +543,8 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_SWEEP_LOCK_Z
+    from ._detect import (COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_SWEEP_LOCK_Z,
+                          UNCROPPED_PILOT_Z)
 
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
@@ -595,6 +596,14 @@ def _explain(det, say=print) -> None:
                 f"(best score {tpl['coherent_rotations'][0]:.2f}, locked from "
                 f"{ROTATION_SWEEP_LOCK_Z}), not at the estimate above; the chosen rotation "
                 "below is the one read")
+        elif used and swept == "coherent_uncropped":
+            hit = max(tpl["coherent_uncropped"], key=lambda h: h["pilot_z"])
+            say(f"  the scales were found by the coherent sweep of resizes of the whole, "
+                f"uncropped image, each axis its own (y {hit['scale_y']:.4f} x "
+                f"{hit['scale_x']:.4f}: coherent score {hit['z']:.2f}, pilot z "
+                f"{hit['pilot_z']:.2f} on the grid from the copy's corner, searched from "
+                f"{UNCROPPED_PILOT_Z}), not at the estimate above; the chosen scales below "
+                "are the ones read")
         elif used and tpl.get("coherent") and "coherent_scales" not in tpl:
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "

@@ -25,7 +25,8 @@ the default ``provmark.detect`` (``search=True``). The report gives, per size
 band of the source: detections, found and payloads returned (both must be 0),
 decoded words the false-alarm bound rejected, the largest pilot score, the
 smallest pilot bound ``m * exp(-z**2/2)`` and false-alarm probability, the
-expected number of codec acceptances (the sum of ``n * p_dec`` over detections)
+expected number of codec acceptances (the sum of every attempt's ``p_dec`` over
+detections; an attempt that tried the longer list counts its 16 words)
 and the median detection time.
 
 Cost cap for large sources: a detection on a copy above 4 MP takes seconds, so
@@ -273,6 +274,7 @@ def corpus_case(record, img, position, j, seed):
         "z": z, "aligned_z": float(det.details.get("aligned_sync_score", z)),
         "hypotheses": int(det.hypotheses),
         "attempts": int(det.details.get("decode_attempts", 0)),
+        "long_lists": int(det.details.get("long_lists", 0)),
         "fap": float(det.false_alarm_probability),
         "seconds": seconds,
     }
@@ -294,6 +296,7 @@ def summarise_corpus(rows, bands, images) -> str:
     from provmark import _codec
 
     p_dec = _codec.false_alarm_per_channel_attempt()
+    p_long = _codec.false_alarm_per_channel_attempt(_codec.EXTENDED_LIST_SIZE)
 
     def stats(rr):
         z = np.array([r["z"] for r in rr])
@@ -312,7 +315,7 @@ def summarise_corpus(rows, bands, images) -> str:
             "fap": f"{min(r['fap'] for r in rr):.3g}",
             "m": f"{max(r['hypotheses'] for r in rr):,}",
             "att": max(r["attempts"] for r in rr),
-            "expected": f"{sum(r['attempts'] for r in rr) * p_dec:.1e}",
+            "expected": f"{sum((r['attempts'] - r.get('long_lists', 0)) * p_dec + r.get('long_lists', 0) * p_long for r in rr):.1e}",
             "t": f"{np.median(t):.2f} ({t.max():.1f})",
         }
 

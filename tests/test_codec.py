@@ -407,3 +407,74 @@ def test_channel_coding_golden_values():
     assert np.packbits(_codec.encode_channel(p, k)).tobytes().hex() == (
         "01f20bed602b7c1d6185db0d34f03f294d96ccaa4c4c3cc7d07c00ee6a1c4ad851eef20d0c78ae455faf40a0"
         "3e46b80da1f0")
+
+
+# --------------------------------------------------------------------------- #
+# The longer list (EXTENDED_LIST_SIZE), asked for when the pilot shows the mark
+
+def _noisy_channel(rng, sigma):
+    payload = Payload(int(rng.integers(0, 2**24)), int(rng.integers(0, 2**40)))
+    channel = _codec.encode_channel(payload, KEY)
+    return payload, (2.0 * channel - 1.0) + rng.normal(0, sigma, channel.size)
+
+
+def test_the_longer_list_rescues_words_past_the_short_one():
+    """At a raw error rate of about 23% (noise sigma 1.35) the list of 16 decodes words
+    the list of 4 cannot (47 of 400 in a first measurement), everything the short
+    list decodes, and never a wrong payload."""
+    rng = np.random.default_rng(33)
+    rescued = 0
+    for _ in range(200):
+        payload, soft = _noisy_channel(rng, 1.35)
+        short = _codec.decode_channel(soft, KEY).payload
+        long = _codec.decode_channel(soft, KEY, list_size=_codec.EXTENDED_LIST_SIZE).payload
+        assert short in (None, payload) and long in (None, payload)
+        assert not (short == payload and long is None)
+        rescued += short is None and long == payload
+    assert rescued >= 12
+
+
+def test_false_alarm_of_the_longer_list_counts_its_words():
+    per_word = _expected_false_alarm((0, 1))
+    assert _codec.EXTENDED_LIST_SIZE == 16
+    p = _codec.false_alarm_per_channel_attempt(_codec.EXTENDED_LIST_SIZE)
+    assert p == pytest.approx(16 * per_word, rel=1e-12)
+    assert 2.2e-10 < p < 2.4e-10  # (quoted in the docstrings as 2.3e-10)
+
+
+def test_detection_asks_for_the_longer_list_only_when_the_pilot_shows_the_mark():
+    """evaluate() decodes a folded tile whose code word lies past the short list with
+    the longer list when the pilot's z reaches EXTENDED_LIST_Z, and not otherwise; the
+    reported bound counts the longer list's words."""
+    from provmark import _detect
+    from provmark._layout import keyed_layout
+    from provmark._sync import SyncCandidate
+
+    rng = np.random.default_rng(33)
+    while True:  # a word the short list misses and the long one finds
+        payload, soft = _noisy_channel(rng, 1.35)
+        if (_codec.decode_channel(soft, KEY).payload is None and _codec.decode_channel(
+                soft, KEY, list_size=_codec.EXTENDED_LIST_SIZE).payload == payload):
+            break
+    layout = keyed_layout(KEY)
+    sign = 1.0 - 2.0 * layout.pilot_bits
+    tile = np.zeros(layout.pilot_slots.size + layout.code_slots.size)
+    tile[layout.code_slots] = -soft  # (a folded score: positive means bit 0)
+    tile[layout.pilot_slots] = sign * np.abs(rng.normal(1.0, 0.2, sign.size))
+    strong = _detect.evaluate(tile, KEY)
+    assert strong.z >= _detect.EXTENDED_LIST_Z
+    assert strong.result.payload == payload and strong.list_size == _codec.EXTENDED_LIST_SIZE
+    tile[layout.pilot_slots] = rng.normal(0.0, 1.0, sign.size)
+    weak = _detect.evaluate(tile, KEY)
+    assert weak.z < _detect.EXTENDED_LIST_Z
+    assert weak.result.payload is None and weak.list_size == _codec.LIST_SIZE
+
+    run = _detect._Search.__new__(_detect._Search)
+    plane = np.zeros((16, 16), np.float32)
+    cand = SyncCandidate(strong.z, 0, 0, 0, 0)
+    run.attempts = [_detect.Attempt(plane, cand, weak, 1, 10),
+                    _detect.Attempt(plane, cand, strong, 1, 1000)]
+    expected = ((_codec.false_alarm_per_channel_attempt()
+                 + _codec.false_alarm_per_channel_attempt(_codec.EXTENDED_LIST_SIZE))
+                * min(1.0, 1000 * _detect.pilot_p_value(strong.z)))
+    assert run.false_alarm(run.attempts[1]) == pytest.approx(expected, rel=1e-12)

@@ -329,6 +329,8 @@ def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params, monkey
     monkeypatch.setattr(provmark._detect, "LOCK_Z", float("inf"))
     # (the uncropped sweep reads the template's phases without a lock)
     monkeypatch.setattr(provmark._detect._Search, "coherent_uncropped", lambda self: False)
+    # (nor does the pilot's reading of the scale sweep's best scales)
+    monkeypatch.setattr(provmark._detect._Search, "pilot_scales", lambda self: False)
     _, marked, payload = marked_512
     copy = attacks.apply(attack, marked, rng=np.random.default_rng(0), **params)
     det = provmark.detect(copy, key="sweep", search="exhaustive")
@@ -549,6 +551,7 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     monkeypatch.setattr(_detect._Search, "coherent_estimates", lambda self: False)
     monkeypatch.setattr(_detect._Search, "coherent_scales", lambda self: False)
     monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
+    monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None
 
 
@@ -823,3 +826,88 @@ def test_warp_from_origin_puts_the_source_origin_at_the_plane_origin():
     err = np.abs(_template.warp_from_origin(copy, off)[corner] - src[corner]).mean()
     assert err < 0.05 * level
     assert err < 0.25 * np.abs(_template.warp_to_grid(copy, off)[corner] - src[corner]).mean()
+
+
+@pytest.mark.parametrize("width, border", [(400, 16), (900, 40)])
+def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
+        photo_factory, width, border, monkeypatch):
+    """A screenshot (resized, then cropped at the border, JPEG) of a marked 512x512
+    photo whose template locks nowhere (as a weak template's does on the corpus's
+    screenshots: every lock refused here): the pilot, read at the coherent scale
+    sweep's best scales, finds the scale and the search around it decodes. Without the
+    stage the copy reads nothing; the unmarked screenshot reads nothing with it, none
+    of its gates reaches SCALE_PILOT_Z, and every grid phase its gates scored is
+    counted in the bound."""
+    from provmark import _detect, attacks
+    from provmark.cli import _explain
+
+    img = photo_factory("coffee", 512, 512)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    shot = attacks.screenshot(marked, width=width, border=border, quality=90)
+    plain = attacks.screenshot(img, width=width, border=border, quality=90)
+    monkeypatch.setattr(_detect, "LOCK_Z", float("inf"))
+    # (the uncropped sweep reads the template's phases without a lock)
+    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
+    det = provmark.detect(shot, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.false_alarm_probability <= 1e-9
+    report = det.details["template"]
+    assert report["swept"] == "pilot_scales"
+    hit = max(report["pilot_scales"], key=lambda h: h["pilot_z"])
+    assert hit["pilot_z"] >= _detect.SCALE_PILOT_Z
+    assert hit["scale"] == pytest.approx(width / 512, rel=0.01)
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("reading the pilot at the coherent sweep's best scales" in line
+               for line in said), said
+
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None and not unmarked.found
+    gates = unmarked.details["template"]["pilot_scales"]
+    assert len(gates) == _detect.SCALE_PILOT_TRIES
+    assert all(g["pilot_z"] < _detect.SCALE_PILOT_Z for g in gates)
+    monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
+    without = provmark.detect(plain, key=KEY)
+    # each gate scores at least 16 pixel phases, each at every tile phase
+    assert unmarked.hypotheses - without.hypotheses >= (
+        _detect.SCALE_PILOT_TRIES * 16 * _detect.DITHER_BLOCKS**2)
+    assert provmark.detect(shot, key=KEY).payload is None
+
+
+def test_plane_and_copy_positions_map_both_ways():
+    """The arithmetic that carries the pilot's grid from the gate's window to the
+    search's planes: a point mapped to the copy and back lands where it started."""
+    from provmark import _detect
+    from provmark._sync import hypothesis_matrix
+
+    a = hypothesis_matrix(1.0, 1.5) @ np.diag([1.7, 1.6])
+    point = np.array([201.0, 77.0])
+    copy = _detect._plane_to_copy((800, 1200), (512, 512), a, point)
+    assert _detect._copy_to_plane((800, 1200), (512, 512), a, copy) == (201, 77)
+    # the planes' centres map to the copy's centre
+    assert np.allclose(_detect._plane_to_copy((800, 1200), (512, 300), a, [255.5, 149.5]),
+                       [399.5, 599.5])
+
+
+def test_refine_scales_finds_the_true_scale_between_the_sweeps_steps(resized_small):
+    """The sweep's blocks re-scored 10 times finer: the one nearest a resize x0.75 tops
+    the re-ranking, within the sweep's step of the truth (the score reads the nearest
+    spectral bin, which on a 384-px copy fixes a scale to about 0.5%); every refined
+    hypothesis is counted."""
+    from provmark import _detect
+
+    marked, _, _ = resized_small
+    y = read_luma(marked)
+    run = _detect._Search(y, KEY)
+    run.lock_on_copy()
+    run.resample_estimates()
+    run.coherent_scales()
+    swept = run._swept_best["coherent_scales"][:_detect.SCALE_PILOT_REFINE]
+    refined, n = _template.refine_scales(run._spectrum, KEY, swept)
+    # each refined scale is scored at the coherent search's candidate origins
+    per_origin = len(swept) * _template.SCALE_REFINE_STEPS
+    assert n >= per_origin and n % per_origin == 0
+    assert [c[0] for c in refined] == sorted((c[0] for c in refined), reverse=True)
+    assert refined[0][2][0, 0] == pytest.approx(0.75, rel=0.01)
+    assert refined[0][0] >= max(c[0] for c in swept)

@@ -22,11 +22,12 @@ import numpy as np
 from . import _codec
 from ._image import as_rgb_array
 from ._keys import key_fingerprint, normalize_key
-from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, keyed_layout
+from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, TILE_PX, keyed_layout
 from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, CoherentSpectrum, coherent_grid,
                         coherent_search, grid_shape, phase_lock, refine_affine,
-                        refine_uncropped, rotation_sweep_grids, scale_sweep_grids,
+                        refine_scales, refine_uncropped, rotation_sweep_grids,
+                        scale_sweep_grids,
                         template_estimates, template_factor, uncropped_sweep, warp_from_origin,
                         warp_to_grid)
 from .kernels import DCT8_64, aqim_soft_observe, luma_pair_coeffs, rgb_to_luma
@@ -390,6 +391,34 @@ COHERENT_LOCKS = 2
 #: best on all 10; 3.6-5.35 on the same copies of the unmarked images.
 SCALE_SWEEP_LOCK_Z = 5.0
 SCALE_SWEEP_LOCKS = 2
+#: The scale sweep's best few, read by the pilot instead of the template
+#: (:meth:`_Search.pilot_scales`). A screenshot's crop removes the origin a copy
+#: resized whole keeps, and a weak template's coherent score at the true scale then
+#: sits among the sweep's noise: the screenshot chain's lost copies (session 18)
+#: scored 4.1-4.7 there, 1st to 5th of the sweep's blocks, where unmarked copies'
+#: best score 4.3-4.5; under :data:`SCALE_SWEEP_LOCK_Z`, and their phase locks were no
+#: better (z 2.9-4.8, the origin wrong on 3 of 5). The best SCALE_PILOT_REFINE blocks'
+#: scales are refined 10 times finer (:func:`provmark._template.refine_scales`; the
+#: truths then ranked 1st to 3rd), and on a SCALE_PILOT_WINDOW-px window of the copy
+#: resampled at each of the best SCALE_PILOT_TRIES the pilot is searched over every grid
+#: phase (coarse pixel phases SCALE_PILOT_STEP apart, the best refined: a step of 4
+#: missed the true phase at 4 of 17 scales near one truth, as the every-phase search
+#: never did). It read 6.7-16.2 at the true scales and at most 5.7 elsewhere (9 copies,
+#: 6 scales each, marked and unmarked). Where it reaches SCALE_PILOT_Z, the scales
+#: within SCALE_PILOT_SPAN of it are searched near its grid and the best decoded (a
+#: refined scale can still be 0.5% off: the score reads the nearest spectral bin, and
+#: on a 384-px copy 0.5% moves the farthest peak by a third of a bin). Like a lock,
+#: the gate only decides where to look; every phase it scores is counted.
+SCALE_PILOT_REFINE = 12
+SCALE_PILOT_TRIES = 3
+SCALE_PILOT_WINDOW = 512
+SCALE_PILOT_STEP = 2
+SCALE_PILOT_Z = 6.0
+#: Scales whose source would be under this a side (a tile less a quarter: a
+#: screenshot's border crop) or within SCALE_PILOT_SAME of one tried are skipped.
+SCALE_PILOT_SOURCE = 3 * TILE_PX // 4
+SCALE_PILOT_SAME = 0.002
+SCALE_PILOT_SPAN = (-0.006, -0.004, -0.002, 0.0, 0.002, 0.004, 0.006)
 #: The coherent rotation sweep (:meth:`_Search.coherent_rotations`), locked alike.
 #: Measured (session 16) on the rotated copies (+-1, 2, 5 degrees, cropped) that the
 #: other stages lost: a UI screenshot, a fractal, a busy photo and a tree against the
@@ -596,6 +625,23 @@ def _polish_lock(y, k, geo: AffineEstimate, factor) -> AffineEstimate:
     return geo.with_matrix(geometry(p))
 
 
+def _plane_to_copy(copy_shape, plane_shape, a, points) -> np.ndarray:
+    """The copy positions (row, column; ``(..., 2)``) of ``points`` on a plane that
+    :func:`provmark._template.warp_to_grid` made centre to centre with ``a``."""
+    c_copy = (np.array(copy_shape[:2], np.float64) - 1.0) / 2.0
+    c_plane = (np.array(plane_shape[:2], np.float64) - 1.0) / 2.0
+    return (np.asarray(points, np.float64) - c_plane) @ np.asarray(a, np.float64).T + c_copy
+
+
+def _copy_to_plane(copy_shape, plane_shape, a, point) -> tuple[int, int]:
+    """Inverse of :func:`_plane_to_copy`, rounded to whole pixels."""
+    c_copy = (np.array(copy_shape[:2], np.float64) - 1.0) / 2.0
+    c_plane = (np.array(plane_shape[:2], np.float64) - 1.0) / 2.0
+    p = np.linalg.solve(np.asarray(a, np.float64), np.asarray(point, np.float64) - c_copy)
+    p = p + c_plane
+    return int(round(p[0])), int(round(p[1]))
+
+
 def _lock_resampled(y, k, geo, factor, report) -> _Lock:
     """Resample the copy onto the grid of ``geo`` and lock the template there (the
     attempt is recorded in ``report["locks"]``). A plane larger than
@@ -676,6 +722,8 @@ class _Search:
         self.template: TemplateReport | None = None  # for Detection.details
         self.sweep: SweepReport | None = None  # for Detection.details
         self._swept: set[tuple[float, float]] = set()
+        # each coherent sweep's geometries, best first: (z, factor, matrix)
+        self._swept_best: dict[str, list[tuple[float, int, np.ndarray]]] = {}
         self._climbed = False
         self._copy_locks: list[int] = []  # factors whose template locked on the copy as it is
         self._coarse_planes: list[np.ndarray] = []  # planes of the coarse layer read
@@ -909,6 +957,51 @@ class _Search:
                 return True
         return False
 
+    def pilot_scales(self) -> bool:
+        """The coherent scale sweep's best few scales read by the pilot on a window of
+        the copy resampled at each (every grid phase), and where it shows the mark, the
+        scales around it searched near that grid and decoded: screenshots (resized,
+        then cropped) whose template is too weak to lock (see :data:`SCALE_PILOT_Z`)."""
+        from ._sync import PhaseScores
+
+        report = self.template["pilot_scales"] = []
+        # A source under SCALE_PILOT_SOURCE a side cannot have carried the mark (a
+        # tile, less a border crop).
+        swept = [c for c in self._swept_best.get("coherent_scales", [])
+                 if min(grid_shape(self.y.shape, c[2])) >= SCALE_PILOT_SOURCE]
+        refined, n = refine_scales(self._spectrum, self.k, swept[:SCALE_PILOT_REFINE])
+        self.count(n)
+        tried: list[float] = []
+        for _, _, a in refined:
+            if len(tried) == SCALE_PILOT_TRIES:
+                break
+            scale = float(a[0, 0])
+            # the same scale under another factor is the same plane
+            if any(abs(scale / t - 1.0) < SCALE_PILOT_SAME for t in tried):
+                continue
+            tried.append(scale)
+            # bicubic: a bilinear gate lost a copy enlarged x1.16 (pilot z 16.2 -> 4.0)
+            gate = np.ascontiguousarray(warp_to_grid(self.y, a, SCALE_PILOT_WINDOW), np.float32)
+            cand = self.search_phases(gate, PhaseScores(), step=SCALE_PILOT_STEP)[0]
+            report.append({"scale": round(scale, 5), "pilot_z": round(cand.z, 2)})
+            if cand.z < SCALE_PILOT_Z:
+                continue
+            # The grid point nearest the gate's centre, in the copy: every plane below
+            # is centred on the copy too, so it falls near their centres, where a scale
+            # 0.6% off moves it least.
+            centre = (np.array(gate.shape, np.float64) - 1.0) / 2.0
+            phase = np.array([cand.oy, cand.ox], np.float64)
+            point = phase + BLOCK_PX * np.round((centre - phase) / BLOCK_PX)
+            copy_point = _plane_to_copy(self.y.shape, gate.shape, a, point)
+            geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
+            if self._decode_best_of(
+                    [geo.with_matrix(a * (1.0 + d)) for d in SCALE_PILOT_SPAN],
+                    lambda plane, g: _copy_to_plane(self.y.shape, plane.shape, g.matrix,
+                                                    copy_point)):
+                self.template.update(used=True, swept="pilot_scales")
+                return True
+        return False
+
     def _lock_swept(self, name: str, sweeps, lock_z: float, locks: int) -> bool:
         """Score the coherent ``sweeps`` (``(factor, (E, G, 2, 2) geometries)`` each),
         count every hypothesis, report the best scores under ``name`` and lock the best
@@ -920,6 +1013,7 @@ class _Search:
             self.count(n)
             found += [(float(z), f, a) for z, a in zip(zs, mats)]
         found.sort(key=lambda c: -c[0])
+        self._swept_best[name] = found
         self.template[name] = [round(z, 2) for z, _, _ in found[:locks]]
         for z, f, a in found[:locks]:
             if z < lock_z:
@@ -1325,9 +1419,7 @@ class GridLocation:
         yx = np.asarray(yx, np.float64)
         if self.matrix is None:
             return yx.copy()
-        c_plane = (np.array(self.plane.shape[:2], np.float64) - 1) / 2.0
-        c_image = (np.array(self.image_shape, np.float64) - 1) / 2.0
-        return (yx - c_plane) @ np.asarray(self.matrix, np.float64).T + c_image
+        return _plane_to_copy(self.image_shape, self.plane.shape, self.matrix, yx)
 
 
 def locate(image, *, key: bytes | str | None = None, search: bool | str = True
@@ -1358,7 +1450,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
-                  run.coherent_uncropped, run.self_reference, run.blind]
+                  run.coherent_uncropped, run.pilot_scales, run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)
         for stage in stages:

@@ -218,8 +218,8 @@ MAPS_MAX_PIXELS = 4_000_000
 
 
 def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False,
-           scored: PhaseScores | None = None, near: tuple[int, int] | None = None
-           ) -> tuple[list[SyncCandidate], int]:
+           scored: PhaseScores | None = None, near: tuple[int, int] | None = None,
+           step: int | None = None) -> tuple[list[SyncCandidate], int]:
     """Search the pixel phase (coarse grid, then refined) and the tile phase.
 
     Returns the ``top`` best distinct candidates (best first) and the number of
@@ -228,7 +228,8 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False
     phases already scored on this plane and key, so that a second search of the
     same plane scores only the new ones. ``near`` (a pixel origin, e.g. from the
     template's phase lock, :func:`provmark._template.phase_lock`) scores only the
-    phases within :data:`LOCK_RADIUS` pixels of it.
+    phases within :data:`LOCK_RADIUS` pixels of it. ``step`` sets the coarse grid's
+    pixel-phase step (default :func:`phase_step`: every phase on a small plane).
     """
     if scored is None:
         scored = PhaseScores()
@@ -254,7 +255,7 @@ def search(y: np.ndarray, key: bytes, *, top: int = 3, every_phase: bool = False
     if near is not None:
         score_all(around([SyncCandidate(0.0, near[0], near[1], 0, 0)], LOCK_RADIUS))
     else:
-        step = 1 if every_phase else phase_step(y)
+        step = 1 if every_phase else (step or phase_step(y))
         score_all([(oy, ox) for oy in range(0, BLOCK_PX, step) for ox in range(0, BLOCK_PX, step)])
         if step > 1:
             best = sorted(scored.values(), key=lambda c: -c.z)[:REFINE_TOP]

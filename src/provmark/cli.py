@@ -543,8 +543,8 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import (COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_SWEEP_LOCK_Z,
-                          UNCROPPED_PILOT_Z)
+    from ._detect import (COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_PILOT_Z,
+                          SCALE_SWEEP_LOCK_Z, UNCROPPED_PILOT_Z)
 
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
@@ -604,6 +604,12 @@ def _explain(det, say=print) -> None:
                 f"{hit['pilot_z']:.2f} on the grid from the copy's corner, searched from "
                 f"{UNCROPPED_PILOT_Z}), not at the estimate above; the chosen scales below "
                 "are the ones read")
+        elif used and swept == "pilot_scales":
+            hit = max(tpl["pilot_scales"], key=lambda h: h["pilot_z"])
+            say(f"  the scale was found by reading the pilot at the coherent sweep's best "
+                f"scales (scale {hit['scale']:.4f}: pilot z {hit['pilot_z']:.2f} over every "
+                f"grid phase, searched from {SCALE_PILOT_Z}; the template was too weak to "
+                "lock), not at the estimate above; the chosen scale below is the one read")
         elif used and tpl.get("coherent") and "coherent_scales" not in tpl:
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "

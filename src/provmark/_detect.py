@@ -12,6 +12,7 @@ scales and rotations (:func:`_sweep`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -967,9 +968,10 @@ class _Search:
         report = self.template["pilot_scales"] = []
         # A source under SCALE_PILOT_SOURCE a side cannot have carried the mark (a
         # tile, less a border crop).
-        swept = [c for c in self._swept_best.get("coherent_scales", [])
-                 if min(grid_shape(self.y.shape, c[2])) >= SCALE_PILOT_SOURCE]
-        refined, n = refine_scales(self._spectrum, self.k, swept[:SCALE_PILOT_REFINE])
+        sources = (c for c in self._swept_best.get("coherent_scales", [])
+                   if min(grid_shape(self.y.shape, c[2])) >= SCALE_PILOT_SOURCE)
+        refined, n = refine_scales(self._spectrum, self.k,
+                                   list(itertools.islice(sources, SCALE_PILOT_REFINE)))
         self.count(n)
         tried: list[float] = []
         for _, _, a in refined:

@@ -358,7 +358,8 @@ def run_corpus_case(job):
                 row["error"] = f"{type(exc).__name__}: {exc}"
             else:
                 row.update(ok=det.payload == payload, found=bool(det.found),
-                           wrong=bool(det.found and det.payload != payload))
+                           wrong=bool(det.found and det.payload != payload),
+                           sync_score=round(float(det.sync_score), 2))
             row["detect_s"] = time.perf_counter() - t0
             rows.append(row)
     return rows, refusals

@@ -86,3 +86,67 @@ def test_tiny_input_falls_back_to_the_plain_fold():
     plain, _ = soft_scores(coef, keyed_layout(KEY).dither)
     np.testing.assert_allclose(calibrated_scores(coef, KEY), plain.reshape(-1), rtol=1e-6,
                                atol=1e-9)
+
+
+# ------------------------------------------- one demodulation, and the decoding floor
+
+
+def test_one_observation_pass_gives_both_folds(marked_pairs):
+    """read_grid demodulates a grid once: the plain fold and the calibrated scores
+    from the shared observations equal those computed from the pairs alone."""
+    from provmark._detect import observe
+
+    seen = observe(marked_pairs, keyed_layout(KEY).dither, 3, 5)
+    plain, counts = soft_scores(marked_pairs, keyed_layout(KEY).dither, 3, 5)
+    np.testing.assert_array_equal(seen.folded(), plain)
+    np.testing.assert_array_equal(seen.counts(), counts)
+    np.testing.assert_array_equal(calibrated_scores(None, KEY, seen=seen),
+                                  calibrated_scores(marked_pairs, KEY, 3, 5))
+
+
+def test_a_grid_under_the_floor_is_read_not_decoded_and_costs_nothing(photo_factory):
+    """An unmarked image's aligned grid (pilot z about N(0, 1)) is read but not
+    decoded: it counts no decoding, says why, and a decodable grid above the floor
+    still decodes, its bound counting only the grids decoded."""
+    from provmark import _detect
+
+    img = photo_factory("coffee", 512, 512)
+    det = provmark.detect(img, key=KEY, search=False)
+    assert abs(det.sync_score) < _detect.DECODE_MIN_Z  # this image's aligned pilot
+    assert det.payload is None and det.false_alarm_probability == 1.0
+    assert det.details["grids_read"] == 1 and det.details["decode_attempts"] == 0
+    assert "pilot z" in det.reason and str(_detect.DECODE_MIN_Z) in det.reason
+
+    import cv2
+
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    small = cv2.resize(marked, (256, 256), interpolation=cv2.INTER_AREA)  # found by search
+    det = provmark.detect(small, key=KEY)
+    assert det.payload == PAYLOAD and det.sync_score >= _detect.DECODE_MIN_Z
+    assert det.details["decode_attempts"] < det.details["grids_read"]  # the aligned grid
+    p_dec = det.details["decode_attempts"] * _codec.false_alarm_per_channel_attempt()
+    assert det.details["long_lists"] == 0
+    assert det.false_alarm_probability == pytest.approx(
+        p_dec * min(1.0, det.hypotheses * _detect.pilot_p_value(det.sync_score)), rel=1e-9)
+
+
+def test_the_floor_changes_no_outcome_on_attacked_copies(photo_factory, monkeypatch):
+    """On weak marks (JPEG 30 and 20, a crop of each) the payloads read with the floor
+    are those read without it: no copy decodes below it."""
+    import cv2
+
+    from provmark import _detect
+
+    img = photo_factory("astronaut", 512, 512)
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    copies = []
+    for q in (30, 20):
+        _, buf = cv2.imencode(".jpg", marked, [cv2.IMWRITE_JPEG_QUALITY, q])
+        jpg = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        copies += [jpg, np.ascontiguousarray(jpg[37:, 21:])]
+    floored = [provmark.detect(c, key=KEY) for c in copies]
+    monkeypatch.setattr(_detect, "DECODE_MIN_Z", -np.inf)
+    unfloored = [provmark.detect(c, key=KEY) for c in copies]
+    assert [d.payload for d in floored] == [d.payload for d in unfloored]
+    assert sum(d.payload == PAYLOAD for d in floored) >= 2  # some of them are read
+    assert all(d.details["decode_attempts"] == d.details["grids_read"] for d in unfloored)

@@ -110,7 +110,7 @@ def test_an_exact_two_times_upscale_is_read_on_the_coarse_plane(photos_256):
     big = cv2.resize(marked, (512, 512), interpolation=cv2.INTER_LINEAR)
     det = provmark.detect(big, key=KEY)
     assert det.payload == PAYLOAD and det.scale == 2.0 and det.details["layer"] == "coarse"
-    assert det.details["decode_attempts"] == 2  # the aligned fine grid, then the coarse plane
+    assert det.details["grids_read"] == 2  # the aligned fine grid, then the coarse plane
 
 
 def test_the_report_says_which_layer_was_read(sky_marked, tmp_path):

@@ -185,29 +185,64 @@ def soft_scores(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Folded soft scores ``(T, T, P)`` and observation counts from coefficient pairs
     ``(nby, nbx, P, 2)`` (tile phase ``(ty, tx)`` in blocks)."""
+    seen = observe(coef, dither, ty, tx)
+    return seen.folded(), seen.counts()
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Every coefficient pair's soft observation: ``score`` its clipped, normalised
+    decision margin (positive means bit 0), ``slot`` the flat tile slot it folds into
+    and ``radius`` the pair's radius, all flat (one per pair); ``shape`` the folded
+    tile's ``(T, T, P)``. The plain fold (:meth:`folded`) and the pilot-calibrated
+    one (:func:`calibrated_scores`) both read them: a grid is demodulated once."""
+
+    score: np.ndarray
+    slot: np.ndarray
+    radius: np.ndarray
+    shape: tuple[int, int, int]
+
+    def folded(self) -> np.ndarray:
+        """The plain fold: every observation summed into its slot."""
+        n = math.prod(self.shape)
+        return np.bincount(self.slot, self.score, n).reshape(self.shape)
+
+    def counts(self) -> np.ndarray:
+        """Observations per slot (float)."""
+        n = math.prod(self.shape)
+        return np.bincount(self.slot, minlength=n).astype(np.float64).reshape(self.shape)
+
+
+def observe(coef: np.ndarray, dither: np.ndarray, ty: int = 0, tx: int = 0) -> Observations:
+    """Soft-demodulate coefficient pairs ``(nby, nbx, P, 2)`` at tile phase ``(ty, tx)``
+    with the detector's noise model."""
     # A margin is divided by the noise expected on it: a gain-invariant floor (the
     # median pair radius: contrast changes scale every margin alike) plus a part
     # proportional to the pair's own radius (block-DCT leakage under blur and
     # compression turns strong pairs by a small angle). Clipping keeps any single
     # block from dominating the sum. Tuned on JPEG/WebP/blur (benchmarks/RESULTS.md).
+    coef = np.ascontiguousarray(coef, dtype=np.float32)
     radius = np.hypot(coef[..., 0], coef[..., 1])
     scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
-    return fold_observations(np.ascontiguousarray(coef, dtype=np.float32), dither, ty, tx,
-                             scale, SOFT_RELATIVE, SOFT_CLIP)
+    return _observations(coef, dither, ty, tx, scale, SOFT_RELATIVE, SOFT_CLIP, TILE_BLOCKS,
+                         radius.ravel())
 
 
 def fold_observations(coef, dither, ty, tx, scale, rel, clip, tsz=TILE_BLOCKS):
-    """Every pair's clipped, normalised decision margin (the kernel
-    :func:`provmark.kernels.aqim_soft_observe`) summed into its tile slot: the
-    folded scores ``(tsz, tsz, P)`` (positive means bit 0) and the observation
+    """Every pair's clipped, normalised decision margin summed into its tile slot:
+    the folded scores ``(tsz, tsz, P)`` (positive means bit 0) and the observation
     count of each slot."""
-    obs = np.empty(coef.shape[:3], np.float64)
+    seen = _observations(np.ascontiguousarray(coef), dither, ty, tx, scale, rel, clip, tsz,
+                         None)
+    return seen.folded(), seen.counts()
+
+
+def _observations(coef, dither, ty, tx, scale, rel, clip, tsz, radius) -> Observations:
+    """The kernel :func:`provmark.kernels.aqim_soft_observe` on ``coef``."""
+    score = np.empty(coef.shape[:3], np.float64)
     slot = np.empty(coef.shape[:3], np.int64)
-    aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, obs, slot)
-    n = tsz * tsz * coef.shape[2]
-    shape = (tsz, tsz, coef.shape[2])
-    return (np.bincount(slot.ravel(), obs.ravel(), n).reshape(shape),
-            np.bincount(slot.ravel(), minlength=n).astype(np.float64).reshape(shape))
+    aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, score, slot)
+    return Observations(score.ravel(), slot.ravel(), radius, (tsz, tsz, coef.shape[2]))
 
 
 #: Observation classes (quantiles of the pair radius) that the pilot calibrates.
@@ -229,7 +264,8 @@ def _pilot_signs(key: bytes) -> np.ndarray:
     return sign
 
 
-def calibrated_scores(coef: np.ndarray, key: bytes, ty: int = 0, tx: int = 0) -> np.ndarray:
+def calibrated_scores(coef: np.ndarray | None, key: bytes, ty: int = 0, tx: int = 0,
+                      seen: Observations | None = None) -> np.ndarray:
     """Folded soft scores (flat, one per tile slot) with every observation weighted by
     the reliability of its class, as measured on the pilot.
 
@@ -250,34 +286,31 @@ def calibrated_scores(coef: np.ndarray, key: bytes, ty: int = 0, tx: int = 0) ->
     *score* (the sync z) is computed from the unweighted fold, so this fit does not
     inflate it.
     """
-    layout = keyed_layout(key)
-    coef = np.ascontiguousarray(coef, dtype=np.float32)
-    radius = np.hypot(coef[..., 0], coef[..., 1]).ravel()
-    scale = max(float(np.median(radius)) * SOFT_SCALE, 1e-3)
-    obs = np.empty(coef.shape[:3], np.float64)
-    slot = np.empty(coef.shape[:3], np.int64)
-    aqim_soft_observe(coef, layout.dither, ty, tx, TILE_BLOCKS, scale, SOFT_RELATIVE,
-                      SOFT_CLIP, obs, slot)
-    obs, slot = obs.ravel(), slot.ravel()
+    if seen is None:
+        seen = observe(coef, keyed_layout(key).dither, ty, tx)
+    obs, slot, radius = seen.score, seen.slot, seen.radius
     sign = _pilot_signs(key)[slot]
     pilot = sign != 0
     n_slots = TILE_BLOCKS * TILE_BLOCKS * PAIRS.shape[0]
     if pilot.sum() < MIN_CLASS_PILOTS:
         return np.bincount(slot, obs, n_slots)
 
-    def weight(sel):
-        v = obs[sel] * sign[sel]
-        mu, var = float(v.mean()), float(v.var())
-        return max(mu, 0.0) / max(var + CALIBRATION_REG * mu * mu, 1e-12)
+    def weights(n, s1, s2):
+        # mu / (var + reg mu^2) of the signed pilot observations, from their count
+        # and first two sums (one pass per class instead of a mask each)
+        mu = s1 / np.maximum(n, 1)
+        var = np.maximum(s2 / np.maximum(n, 1) - mu * mu, 0.0)
+        return np.maximum(mu, 0.0) / np.maximum(var + CALIBRATION_REG * mu * mu, 1e-12)
 
-    overall = weight(pilot)
     edges = np.quantile(radius, np.linspace(0.0, 1.0, CALIBRATION_CLASSES + 1)[1:-1])
     cls = np.searchsorted(edges, radius)
-    w = np.full(CALIBRATION_CLASSES, overall)
-    for c in range(CALIBRATION_CLASSES):
-        sel = pilot & (cls == c)
-        if sel.sum() >= MIN_CLASS_PILOTS:
-            w[c] = weight(sel)
+    v = obs[pilot] * sign[pilot]
+    in_class = cls[pilot]
+    n = np.bincount(in_class, minlength=CALIBRATION_CLASSES).astype(np.float64)
+    s1 = np.bincount(in_class, v, CALIBRATION_CLASSES)
+    s2 = np.bincount(in_class, v * v, CALIBRATION_CLASSES)
+    overall = weights(n.sum(), s1.sum(), s2.sum())
+    w = np.where(n >= MIN_CLASS_PILOTS, weights(n, s1, s2), overall)
     if not np.any(w > 0):  # the pilot says nothing (no mark): the plain fold
         w[:] = 1.0
     return np.bincount(slot, obs * w[cls], n_slots)
@@ -346,6 +379,15 @@ def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
 EXTENDED_LIST_Z = 5.5
 
 
+#: A grid whose pilot z is under this is read but not decoded: the pilot and the
+#: code slots carry the mark alike, and no decodable copy shows so weak a pilot (the
+#: weakest of bar15's 4646 decoded copies read 3.62, 1 under 4.0, 5 under 4.5;
+#: session 19). An unmarked image's aligned grid and coarse plane read about N(0, 1),
+#: so their two decodings (4-9 ms of its detection) are skipped 99% of the time. The
+#: choice reads pilot slots only, which the code slots do not share: a grid that is
+#: decoded decodes a null image with the same probability as before, and one that is
+#: not counts nothing in the bound.
+DECODE_MIN_Z = 2.5
 #: Grid candidates from the synchronisation search that are decoded.
 SEARCH_DECODES = 3
 #: A coherent template match (:func:`provmark._template.phase_lock`) at least this
@@ -487,8 +529,8 @@ def read_grid(y: np.ndarray, key: bytes, oy: int = 0, ox: int = 0, ty: int = 0,
     number of blocks read, for the grid at pixel origin ``(oy, ox)`` and tile phase
     ``(ty, tx)`` (``maps``: see :func:`grid_pairs`)."""
     coef = grid_pairs(y, oy, ox, maps)
-    score, _ = soft_scores(coef, keyed_layout(key).dither, ty, tx)
-    return score, calibrated_scores(coef, key, ty, tx), coef.shape[0] * coef.shape[1]
+    seen = observe(coef, keyed_layout(key).dither, ty, tx)
+    return seen.folded(), calibrated_scores(None, key, seen=seen), coef.shape[0] * coef.shape[1]
 
 
 def _plausible_factors(est: AffineEstimate, shape: tuple[int, int]) -> list[tuple[int, bool]]:
@@ -688,8 +730,20 @@ class Attempt:
 
 
 def _attempt(plane, k, cand, pilot_hypotheses, geometry=None, maps=None) -> Attempt:
-    score, code_score, nblocks = read_grid(plane, k, cand.oy, cand.ox, cand.ty, cand.tx, maps)
-    return Attempt(plane, cand, evaluate(score, k, code_score), nblocks, pilot_hypotheses,
+    """Read the grid ``cand`` on ``plane`` and decode it, unless its pilot z is under
+    :data:`DECODE_MIN_Z` (then it is read, not decoded, and counts nothing in the
+    bound)."""
+    coef = grid_pairs(plane, cand.oy, cand.ox, maps)
+    seen = observe(coef, keyed_layout(k).dither, cand.ty, cand.tx)
+    score = seen.folded()
+    z = pilot_z(score, k)
+    if z < DECODE_MIN_Z:
+        evaluation = Evaluation(z, _codec.DecodeResult(
+            None, 0, 0, 0, f"pilot z {z:.1f}: under the {DECODE_MIN_Z} of any decodable mark"),
+            0.0, list_size=0)
+    else:
+        evaluation = evaluate(score, k, calibrated_scores(None, k, seen=seen))
+    return Attempt(plane, cand, evaluation, coef.shape[0] * coef.shape[1], pilot_hypotheses,
                    geometry)
 
 
@@ -1155,7 +1209,8 @@ class _Search:
         reason = res.reason if res.payload is None else (
             "decoded" if found else "decoded word not significant enough")
         report: SearchReport = {
-            "decode_attempts": len(self.attempts),
+            "decode_attempts": sum(a.evaluation.list_size > 0 for a in self.attempts),
+            "grids_read": len(self.attempts),
             "long_lists": sum(a.evaluation.list_size > _codec.LIST_SIZE for a in self.attempts),
             "aligned_sync_score": self.attempts[0].evaluation.z,
             "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in self.candidates],
@@ -1273,6 +1328,8 @@ class SearchReport(TypedDict):
     """``Detection.details``: how the search went (for ``--explain`` and analyses).
 
     decode_attempts : decodings tried (each counts in the false-alarm bound)
+    grids_read : grids read, decoded or not (a pilot z under :data:`DECODE_MIN_Z` is
+        not decoded)
     long_lists : how many of them also tried the longer list of the inner decoder
         (a pilot z of at least :data:`EXTENDED_LIST_Z`; each counts 4 times)
     aligned_sync_score : pilot z of the grid where an uncropped image has it
@@ -1290,6 +1347,7 @@ class SearchReport(TypedDict):
     """
 
     decode_attempts: int
+    grids_read: int
     long_lists: int
     aligned_sync_score: float
     candidates: list[tuple[float, int, int, int, int]]

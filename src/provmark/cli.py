@@ -543,7 +543,7 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import (COHERENT_Z, ROTATION_SWEEP_LOCK_Z, SCALE_PILOT_Z,
+    from ._detect import (COHERENT_Z, DECODE_MIN_Z, ROTATION_SWEEP_LOCK_Z, SCALE_PILOT_Z,
                           SCALE_SWEEP_LOCK_Z, UNCROPPED_PILOT_Z)
 
     d = det.details or {}
@@ -553,7 +553,8 @@ def _explain(det, say=print) -> None:
     sweep = d.get("scale_sweep")
     if not det.found:
         say(f"  searched: the aligned grid, then {det.hypotheses} grid/geometry hypotheses "
-              f"scored, {attempts} decoded; no word decoded with a false-alarm probability "
+              f"scored, {attempts} decoded (grids whose pilot z was under "
+              f"{DECODE_MIN_Z} are read, not decoded); no word decoded with a false-alarm probability "
               f"within bounds ({det.reason})")
         if cands:
             say(f"  grid search: the {len(cands)} best pixel-offset/tile-phase candidates "
@@ -578,7 +579,7 @@ def _explain(det, say=print) -> None:
         say("  best grid candidates (pilot z, pixel offset dy,dx, tile phase ty,tx):")
         for z, oy, ox, ty, tx in cands:
             say(f"    z={z:6.2f}  offset=({oy:2d},{ox:2d})  tile=({ty:2d},{tx:2d})")
-    elif attempts == 1:
+    elif d.get("grids_read", attempts) == 1:
         say("  the aligned grid decoded; no search was needed")
     if tpl:
         used = bool(tpl.get("used"))

@@ -100,16 +100,20 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
 
     Parameters (all preallocated, C-contiguous)
     ----------
-    llr, next_state, outputs : as :func:`viterbi_decode`
+    llr, next_state, outputs : as :func:`viterbi_decode`; every state must have
+        exactly two predecessors (any shift-register code's trellis has)
     out_paths : (L, n) int64, receives the decoded input bits of the ``L`` best
         paths ending in state 0, best first (the tail included)
     out_metrics : (L,) float64, their metrics; ``-inf`` where fewer than ``L`` paths
         exist (very short codes)
 
-    Rank 0 is the maximum-likelihood path of :func:`viterbi_decode`. Ties keep the
-    earlier candidate (lower predecessor state, then lower rank, then bit 0). Each
-    survivor stores only its predecessor (``state * L + rank``, int32): the input bit
-    is the one whose branch leads from that state to this one.
+    Rank 0 is the maximum-likelihood path of :func:`viterbi_decode`. A state's new
+    survivors are the merge of its two predecessors' sorted lists (each plus its
+    branch metric): ``L`` steps instead of inserting ``2L`` candidates, half the
+    time. Ties keep the earlier candidate (lower predecessor state, then lower rank),
+    as inserting them in that order would. Each survivor stores only its
+    predecessor (``state * L + rank``, int32): the input bit is the one whose branch
+    leads from that state to this one.
 
     Reference: N. Seshadri and C.-E. W. Sundberg, "List Viterbi decoding algorithms
     with applications", IEEE Trans. Communications 42(2/3/4), 1994.
@@ -117,6 +121,21 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
     n_list, n = out_paths.shape
     n_states = next_state.shape[0]
     neg = -np.inf
+    # Each state's two predecessors, the lower state first, and the bit from each.
+    pred = np.empty((n_states, 2), np.int64)
+    pred_bit = np.empty((n_states, 2), np.int64)
+    count = np.zeros(n_states, np.int64)
+    for s in range(n_states):
+        for b in range(2):
+            ns = next_state[s, b]
+            if count[ns] == 2:
+                raise ValueError("list_viterbi_decode: a state has more than two predecessors")
+            pred[ns, count[ns]] = s
+            pred_bit[ns, count[ns]] = b
+            count[ns] += 1
+    for s in range(n_states):
+        if count[s] != 2:
+            raise ValueError("list_viterbi_decode: a state has fewer than two predecessors")
     metric = np.full((n_states, n_list), neg)
     metric[0, 0] = 0.0
     new = np.empty((n_states, n_list))
@@ -126,30 +145,25 @@ def list_viterbi_decode(llr, next_state, outputs, out_paths, out_metrics):
     bm = np.empty(1 << rate)
     for t in range(n):
         _pattern_metrics(llr, rate * t, rate, bm)
-        new[:, :] = neg
-        for s in range(n_states):
-            for b in range(2):
-                branch = bm[pat[s, b]]
-                ns = next_state[s, b]
-                for r in range(n_list):
-                    m = metric[s, r]
-                    if m == neg:
-                        break  # ranks are sorted: the rest are empty too
-                    cand = m + branch
-                    if not cand > new[ns, n_list - 1]:
-                        continue
-                    # Insert into the sorted survivors of ns (strict '>': ties keep
-                    # the earlier candidate).
-                    p = n_list - 1
-                    while p > 0 and cand > new[ns, p - 1]:
-                        new[ns, p] = new[ns, p - 1]
-                        back[t, ns, p] = back[t, ns, p - 1]
-                        p -= 1
-                    new[ns, p] = cand
-                    back[t, ns, p] = s * n_list + r
-        for s in range(n_states):
-            for r in range(n_list):
-                metric[s, r] = new[s, r]
+        for ns in range(n_states):
+            s0 = pred[ns, 0]
+            s1 = pred[ns, 1]
+            branch0 = bm[pat[s0, pred_bit[ns, 0]]]
+            branch1 = bm[pat[s1, pred_bit[ns, 1]]]
+            i = 0
+            j = 0
+            for p in range(n_list):
+                a = metric[s0, i] + branch0 if i < n_list else neg
+                c = metric[s1, j] + branch1 if j < n_list else neg
+                if c > a:  # strict: a tie keeps the lower state's survivor first
+                    new[ns, p] = c
+                    back[t, ns, p] = s1 * n_list + j
+                    j += 1
+                else:
+                    new[ns, p] = a
+                    back[t, ns, p] = s0 * n_list + i
+                    i += 1
+        metric, new = new, metric
     for k in range(n_list):
         out_metrics[k] = metric[0, k]
         s = 0

@@ -126,6 +126,19 @@ def test_list_viterbi_matches_exhaustive_ranking(seed):
     assert best == pytest.approx(metrics[0])
 
 
+def test_list_viterbi_refuses_a_trellis_that_is_not_a_shift_register():
+    """The merge of two sorted survivor lists needs exactly two predecessors a state."""
+    from provmark.kernels import list_viterbi_decode
+
+    next_state, outputs = conv.trellis()
+    broken = next_state.copy()
+    other = int(np.flatnonzero(next_state[:, 0] != next_state[0, 0])[0])
+    broken[other, 0] = broken[0, 0]  # state 0's successor now has three predecessors
+    paths, metrics = np.empty((4, 16), np.int64), np.empty(4)
+    with pytest.raises(ValueError, match="predecessors"):
+        list_viterbi_decode(np.zeros(conv.RATE * 16), broken, outputs, paths, metrics)
+
+
 def test_list_decode_finds_the_runner_up():
     """A word whose metric is just below the best is in the list (what rescues a
     decision with a few wrong bits when the CRC rejects the best)."""

@@ -17,28 +17,33 @@ from ._jit import njit_fast, njit_inline, prange
 
 
 @njit_inline
-def _mean_at_peaks(spec, freqs, inv_y, inv_x, c, s):
-    """Mean of the half-spectrum ``spec`` at the template peaks predicted for
-    ``A = R(theta) diag(1 / inv_y, 1 / inv_x)`` (``c, s`` = cos, sin theta); negative
-    horizontal frequencies are read at their mirror."""
+def _value_at(spec, gy, gx):
+    """The half-spectrum ``spec`` at frequency ``(gy, gx)`` (cycles per pixel): the
+    nearest bin, a negative horizontal frequency read at its mirror."""
     h = spec.shape[0]
     wr = spec.shape[1]
-    w = (wr - 1) * 2
+    if gx < 0.0:
+        gy = -gy
+        gx = -gx
+    iy = int(round(gy * h))
+    if iy < 0 or iy >= h:  # rare: a modulo on every peak cost a quarter of the search
+        iy = iy % h
+    ix = int(round(gx * ((wr - 1) * 2)))
+    if ix > wr - 1:
+        ix = wr - 1
+    return spec[iy, ix]
+
+
+@njit_inline
+def _mean_at_peaks(spec, freqs, inv_y, inv_x, c, s):
+    """Mean of the half-spectrum ``spec`` at the template peaks predicted for
+    ``A = R(theta) diag(1 / inv_y, 1 / inv_x)`` (``c, s`` = cos, sin theta)."""
     nk = freqs.shape[0]
     acc = 0.0
     for k in range(nk):
         uy = freqs[k, 0] * inv_y
         ux = freqs[k, 1] * inv_x
-        gy = c * uy - s * ux
-        gx = s * uy + c * ux
-        if gx < 0.0:
-            gy = -gy
-            gx = -gx
-        iy = int(round(gy * h)) % h
-        ix = int(round(gx * w))
-        if ix > wr - 1:
-            ix = wr - 1
-        acc += spec[iy, ix]
+        acc += _value_at(spec, c * uy - s * ux, s * uy + c * ux)
     return acc / nk
 
 
@@ -51,20 +56,33 @@ def template_score_grid(spec, freqs, inv_s, band, cos_t, sin_t, out):
 
     ``spec`` is an rfft2 half-spectrum (H, W//2 + 1) float32; ``freqs`` (K, 2)
     float64 (fy, fx); negative horizontal frequencies are read at their mirror.
+    The vertical scale's share of each peak is computed once per ``(r, i)``.
     """
     nr = cos_t.shape[0]
     ni = inv_s.shape[0]
     nb = 2 * band + 1
+    nk = freqs.shape[0]
     for idx in prange(nr * ni):
         r = idx // ni
         i = idx % ni
+        c = cos_t[r]
+        s = sin_t[r]
+        cy = np.empty(nk)
+        sy = np.empty(nk)
+        for k in range(nk):
+            uy = freqs[k, 0] * inv_s[i]
+            cy[k] = c * uy
+            sy[k] = s * uy
         for b in range(nb):
             j = i + b - band
             if j < 0 or j >= ni:
                 out[r, i, b] = 0.0
-            else:
-                out[r, i, b] = _mean_at_peaks(spec, freqs, inv_s[i], inv_s[j],
-                                              cos_t[r], sin_t[r])
+                continue
+            acc = 0.0
+            for k in range(nk):
+                ux = freqs[k, 1] * inv_s[j]
+                acc += _value_at(spec, cy[k] - s * ux, sy[k] + c * ux)
+            out[r, i, b] = acc / nk
 
 
 @njit_fast(parallel=True)

@@ -188,10 +188,16 @@ def whitened_spectrum(y: np.ndarray, side: int | None = None, keep: list | None 
         values = scipy.fft.rfft2(hp[oy:oy + wh, ox:ox + ww] * win, workers=2)
         if keep is not None and (oy, ox) == central:
             keep.append((values, (wh, ww), (oy, ox)))
-        mag = np.abs(values)
-        white = mag / (cv2.blur(mag, (9, 9)) + 1e-6)
-        total = white if total is None else total + white
-    return (total / len(windows)).astype(np.float32)
+        white = np.abs(values)
+        local = cv2.blur(white, (9, 9))
+        local += np.float32(1e-6)
+        white /= local  # in place: these are 0.5-3 MB a window, and every pass counts
+        if total is None:
+            total = white
+        else:
+            total += white
+    total /= np.float32(len(windows))
+    return total
 
 
 #: The most windows averaged by :func:`whitened_spectrum` (a 1620x2880 copy, a

@@ -150,3 +150,26 @@ def test_the_floor_changes_no_outcome_on_attacked_copies(photo_factory, monkeypa
     assert [d.payload for d in floored] == [d.payload for d in unfloored]
     assert sum(d.payload == PAYLOAD for d in floored) >= 2  # some of them are read
     assert all(d.details["decode_attempts"] == d.details["grids_read"] for d in unfloored)
+
+
+def test_the_blind_search_decodes_its_best_candidate_only(photo_factory, monkeypatch):
+    """With every template stage off, a JPEG'd crop is read by the blind search's best
+    candidate alone; an unmarked image costs that search one decoding, not three."""
+    import cv2
+
+    from provmark import _detect
+
+    for stage in ("lock_on_copy", "resample_estimates", "coherent_estimates",
+                  "coherent_scales", "coherent_rotations", "coherent_uncropped",
+                  "pilot_scales", "self_reference"):
+        monkeypatch.setattr(_detect._Search, stage, lambda self: False)
+    img = photo_factory("coffee", 512, 512)
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(marked[37:437, 21:421]),
+                          [cv2.IMWRITE_JPEG_QUALITY, 60])
+    det = provmark.detect(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), key=KEY)
+    assert det.payload == PAYLOAD and det.offset == ((16 - 37) % 16, (16 - 21) % 16)
+    assert len(det.details["candidates"]) == _detect.SEARCH_DECODES
+    assert det.details["candidates"][0][1:3] == det.offset  # the best one decoded
+    plain = provmark.detect(img, key=KEY)
+    assert plain.payload is None and plain.details["decode_attempts"] == _detect.BLIND_DECODES

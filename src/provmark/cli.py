@@ -557,8 +557,8 @@ def _explain(det, say=print) -> None:
               f"{DECODE_MIN_Z} are read, not decoded); no word decoded with a false-alarm probability "
               f"within bounds ({det.reason})")
         if cands:
-            say(f"  grid search: the {len(cands)} best pixel-offset/tile-phase candidates "
-                  "were decoded, none gave a valid word")
+            say(f"  grid search: the best of its {len(cands)} pixel-offset/tile-phase "
+                  "candidates was decoded, without a valid word")
         if tpl:
             say(f"  template search: the spectral template was fitted (best score "
                   f"{tpl.get('score', 0.0):.2f}; a geometry is trusted from 1.8 and then the "

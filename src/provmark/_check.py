@@ -95,8 +95,9 @@ def check_embeddable(image, *, self_test: bool = False, key=None) -> Embeddabili
                        "40 dB PSNR floor (embed would raise EmbedError)")
         return Embeddability(False, tuple(reasons), tuple(warnings), tiles, flat, None)
     if scale < 0.999:
-        warnings.append(f"the PSNR floor scales the mark to {scale:.0%} of its strength: the "
-                        "image is busy for its size")
+        warnings.append(f"the PSNR floor leaves the mark {scale:.0%} of the change it asks for "
+                        "(in amplitude; the costliest changes are cut first): the image is "
+                        "busy for its size")
     survives = None
     if self_test:
         import cv2

@@ -161,3 +161,24 @@ def test_the_ssim_weight_moves_the_budget_to_busy_blocks(busy):
     assert spent(weighted)[flat].sum() < spent(plain)[flat].sum()
     assert spent(weighted)[busy_blocks].sum() > spent(plain)[busy_blocks].sum()
     assert float((cost * weighted * weighted).sum()) == pytest.approx(budget, rel=1e-3)
+
+
+def test_a_mark_refused_beside_the_full_template_keeps_part_of_its_gain(photo_factory,
+                                                                        psnr_db):
+    """A busy 288x288 photo cannot carry the QIM mark beside the template's full
+    small-image gain; the embedder then tries 0.7, 0.5 and 0.3 of that extra gain
+    before the base amplitudes (TEMPLATE_FALLBACK_KEEPS), and keeps the first that
+    reads back."""
+    from provmark._embed import TEMPLATE_FALLBACK_KEEPS, _mark_once, change_limit
+
+    rgb = photo_factory("astronaut", 288, 288)
+    key = KEY
+    limit = change_limit(rgb)
+    assert _mark_once(rgb, PAYLOAD, key, 1.0, 40.0, limit=limit).image is None
+    tried = [_mark_once(rgb, PAYLOAD, key, 1.0, 40.0, limit=limit, template_keep=k)
+             for k in TEMPLATE_FALLBACK_KEEPS]
+    first = next(m for m in tried if m.image is not None)
+    assert first.template_keep is not None and 0.0 < first.template_keep < 1.0
+    marked = mark_array(rgb, PAYLOAD, key)
+    assert marked.template_keep == first.template_keep
+    assert psnr_db(rgb, marked.image) >= 40.0

@@ -518,6 +518,20 @@ def test_check_embeddable_warns_on_flat_and_single_tile(image_factory):
     assert "flat" in text and "tile" in text
 
 
+def test_check_embeddable_warns_on_a_black_and_white_document(coffee_512):
+    """A page of black text on white: the mark may be written, but check says why it
+    is weak; a photo gets no such warning."""
+    import cv2
+
+    page = np.full((400, 520, 3), 255, np.uint8)
+    for row in range(8):
+        cv2.putText(page, "Change the value using the default increment", (10, 40 + 45 * row),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    res = provmark.check_embeddable(page)
+    assert any("black or white" in w for w in res.warnings), res.warnings
+    assert not any("black or white" in w for w in provmark.check_embeddable(coffee_512).warnings)
+
+
 # --------------------------------------------------------------------------- #
 # Bad input: each a documented behaviour with a clear error
 

@@ -732,15 +732,20 @@ def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
                   **gains)
 
 
-def _is_saturated(rgb: np.ndarray) -> bool:
-    """Whether enough pixels sit at black or white for clipping to matter (judged on
-    the luma of a sample of about 65,000 pixels)."""
+def saturated_share(rgb: np.ndarray) -> float:
+    """Share of the pixels within SATURATED_LEVELS of black or white, where a change
+    is clipped on one side (judged on the luma of a sample of about 65,000 pixels)."""
     import cv2
 
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 65_536)))
     grey = cv2.cvtColor(np.ascontiguousarray(rgb[::step, ::step]), cv2.COLOR_RGB2GRAY)
     lo, hi = SATURATED_LEVELS, 255 - SATURATED_LEVELS
-    return float(((grey <= lo) | (grey >= hi)).mean()) > SATURATED_SHARE
+    return float(((grey <= lo) | (grey >= hi)).mean())
+
+
+def _is_saturated(rgb: np.ndarray) -> bool:
+    """Whether enough pixels sit at black or white for clipping to matter."""
+    return saturated_share(rgb) > SATURATED_SHARE
 
 
 def refusal_detail(marked: Marked) -> str:

@@ -219,6 +219,7 @@ def test_exhaustive_method_reads_a_resized_small_source(monkeypatch):
     # (the uncropped sweep reads the template's phases without a lock)
     monkeypatch.setattr(provmark._detect._Search, "coherent_uncropped", lambda self: False)
     monkeypatch.setattr(provmark._detect._Search, "pilot_scales", lambda self: False)
+    monkeypatch.setattr(provmark._detect._Search, "pilot_rotations", lambda self: False)
     img = np.ascontiguousarray(cv2.resize(data.coffee(), (512, 512), interpolation=cv2.INTER_AREA))
     method = parse_method("provmark@1.0:exhaustive")
     bits = np.random.default_rng(5).integers(0, 2, method.payload_bits).astype(bool)

@@ -150,6 +150,7 @@ def test_detect_exhaustive_reads_a_resized_small_image(capsys, files, tmp_path, 
     # (the uncropped sweep reads the template's phases without a lock)
     monkeypatch.setattr(provmark._detect._Search, "coherent_uncropped", lambda self: False)
     monkeypatch.setattr(provmark._detect._Search, "pilot_scales", lambda self: False)
+    monkeypatch.setattr(provmark._detect._Search, "pilot_rotations", lambda self: False)
     code, _, _ = run(capsys, "detect", str(path))
     assert code == EXIT_NOT_FOUND
     code, stdout, _ = run(capsys, "detect", str(path), "--exhaustive", "--explain")

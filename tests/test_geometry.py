@@ -329,8 +329,9 @@ def test_exhaustive_sweep_finds_small_sources(marked_512, attack, params, monkey
     monkeypatch.setattr(provmark._detect, "LOCK_Z", float("inf"))
     # (the uncropped sweep reads the template's phases without a lock)
     monkeypatch.setattr(provmark._detect._Search, "coherent_uncropped", lambda self: False)
-    # (nor does the pilot's reading of the scale sweep's best scales)
+    # (nor do the pilot gates at the scale and rotation sweeps' best)
     monkeypatch.setattr(provmark._detect._Search, "pilot_scales", lambda self: False)
+    monkeypatch.setattr(provmark._detect._Search, "pilot_rotations", lambda self: False)
     _, marked, payload = marked_512
     copy = attacks.apply(attack, marked, rng=np.random.default_rng(0), **params)
     det = provmark.detect(copy, key="sweep", search="exhaustive")
@@ -552,6 +553,7 @@ def test_detect_reads_a_copy_whose_estimates_are_a_little_off(resized_small, mon
     monkeypatch.setattr(_detect._Search, "coherent_scales", lambda self: False)
     monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
     monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
+    monkeypatch.setattr(_detect._Search, "pilot_rotations", lambda self: False)
     assert provmark.detect(marked, key=KEY).payload is None
 
 
@@ -873,6 +875,53 @@ def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
     assert unmarked.hypotheses - without.hypotheses >= (
         _detect.SCALE_PILOT_TRIES * 16 * _detect.DITHER_BLOCKS**2)
     assert provmark.detect(shot, key=KEY).payload is None
+
+
+@pytest.mark.parametrize("angle", [2.0, -5.0])
+def test_the_pilot_reads_a_rotation_whose_template_does_not_lock(photo_factory, angle,
+                                                                  monkeypatch):
+    """A tilted and cropped copy of a marked 512x512 photo whose template locks nowhere
+    (every lock refused, as a small UI screenshot's weak template locks nowhere on the
+    corpus): the pilot, read at the coherent rotation sweep's best rotations, finds the
+    rotation and the search around it decodes. Without the stage the copy reads
+    nothing; the unmarked copy reads nothing with it, none of its gates reaches
+    ROTATION_PILOT_Z, and every grid phase its gates scored is counted."""
+    from provmark import _detect, attacks
+    from provmark.cli import _explain
+
+    img = photo_factory("coffee", 512, 512)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    tilted = attacks.rotate(marked, angle=angle, crop=True)
+    plain = attacks.rotate(img, angle=angle, crop=True)
+    monkeypatch.setattr(_detect, "LOCK_Z", float("inf"))
+    # (the uncropped sweep and the scale gates read phases without a lock)
+    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
+    monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
+    det = provmark.detect(tilted, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.false_alarm_probability <= 1e-9
+    report = det.details["template"]
+    assert report["swept"] == "pilot_rotations"
+    hit = max(report["pilot_rotations"], key=lambda h: h["pilot_z"])
+    assert hit["pilot_z"] >= _detect.ROTATION_PILOT_Z
+    assert hit["rotation"] == pytest.approx(angle, abs=0.4)
+    assert det.rotation == pytest.approx(angle, abs=0.2)
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any("coherent rotation sweep's best rotations" in line for line in said), said
+
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None and not unmarked.found
+    gates = unmarked.details["template"]["pilot_rotations"]
+    assert len(gates) == _detect.ROTATION_PILOT_TRIES
+    assert all(g["pilot_z"] < _detect.ROTATION_PILOT_Z for g in gates)
+    monkeypatch.setattr(_detect._Search, "pilot_rotations", lambda self: False)
+    without = provmark.detect(plain, key=KEY)
+    # each gate scores at least 16 pixel phases, each at every tile phase
+    assert unmarked.hypotheses - without.hypotheses >= (
+        _detect.ROTATION_PILOT_TRIES * 16 * _detect.DITHER_BLOCKS**2)
+    assert provmark.detect(tilted, key=KEY).payload is None
 
 
 def test_plane_and_copy_positions_map_both_ways():

@@ -481,6 +481,25 @@ SCALE_PILOT_SPAN = (-0.006, -0.004, -0.002, 0.0, 0.002, 0.004, 0.006)
 #: copies, median 4.1).
 ROTATION_SWEEP_LOCK_Z = 5.0
 ROTATION_SWEEP_LOCKS = 2
+#: The coherent rotation sweep's best few rotations, read by the pilot as the scale
+#: sweep's are (:meth:`_Search.pilot_rotations`, with the gate of :meth:`_pilot_gate`).
+#: Measured (session 20) on the tilted and cropped copies of small UI screenshots
+#: that bar15 lost (im-configure, gimp-scale-dialog: the exhaustive search read them
+#: at scale 1, so the geometry was what failed): their templates' coherent scores at
+#: the truth (3.7-5.0) sat among the sweep's noise, under ROTATION_SWEEP_LOCK_Z, but
+#: the truth was 1st to 3rd of the sweep's distinct rotations and the pilot there read
+#: 7.6-12.3 (weaker marks 5.55-5.81); elsewhere, and on the unmarked copies, at most
+#: 5.2. On 339 unmarked corpus copies up to 2.5 MP (native, rotated +1, -2 and +5
+#: degrees and cropped, resized x0.75, the screenshot chain) the stage's 1017 gates
+#: read at most 6.0, median 4.29, and 4 reached ROTATION_PILOT_Z: like a lock, a gate
+#: only decides where to look (about 1% of unmarked copies pay a search and 3
+#: decodings, every phase and decoding counted in the bound). Rotations within
+#: ROTATION_PILOT_SAME degrees of one tried are skipped; where a gate passes, the
+#: rotations ROTATION_PILOT_SPAN degrees from it are searched and the best decoded.
+ROTATION_PILOT_Z = 5.5
+ROTATION_PILOT_TRIES = 3
+ROTATION_PILOT_SAME = 0.1
+ROTATION_PILOT_SPAN = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3)
 #: The uncropped sweep (:meth:`_Search.coherent_uncropped`): its best hypotheses
 #: refined and read on their aligned grid, at most this many; those whose pilot z
 #: there reaches UNCROPPED_PILOT_Z are searched and decoded. Measured (session 17) on
@@ -1028,9 +1047,7 @@ class _Search:
         the copy resampled at each (every grid phase), and where it shows the mark, the
         scales around it searched near that grid and decoded: screenshots (resized,
         then cropped) whose template is too weak to lock (see :data:`SCALE_PILOT_Z`)."""
-        from ._sync import PhaseScores
-
-        report = self.template["pilot_scales"] = []
+        self.template["pilot_scales"] = []
         # A source under SCALE_PILOT_SOURCE a side cannot have carried the mark (a
         # tile, less a border crop).
         sources = (c for c in self._swept_best.get("coherent_scales", [])
@@ -1047,26 +1064,65 @@ class _Search:
             if any(abs(scale / t - 1.0) < SCALE_PILOT_SAME for t in tried):
                 continue
             tried.append(scale)
-            # bicubic: a bilinear gate lost a copy enlarged x1.16 (pilot z 16.2 -> 4.0)
-            gate = np.ascontiguousarray(warp_to_grid(self.y, a, SCALE_PILOT_WINDOW), np.float32)
-            cand = self.search_phases(gate, PhaseScores(), step=SCALE_PILOT_STEP)[0]
-            report.append({"scale": round(scale, 5), "pilot_z": round(cand.z, 2)})
-            if cand.z < SCALE_PILOT_Z:
-                continue
-            # The grid point nearest the gate's centre, in the copy: every plane below
-            # is centred on the copy too, so it falls near their centres, where a scale
-            # 0.6% off moves it least.
-            centre = (np.array(gate.shape, np.float64) - 1.0) / 2.0
-            phase = np.array([cand.oy, cand.ox], np.float64)
-            point = phase + BLOCK_PX * np.round((centre - phase) / BLOCK_PX)
-            copy_point = _plane_to_copy(self.y.shape, gate.shape, a, point)
-            geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
-            if self._decode_best_of(
-                    [geo.with_matrix(a * (1.0 + d)) for d in SCALE_PILOT_SPAN],
-                    lambda plane, g: _copy_to_plane(self.y.shape, plane.shape, g.matrix,
-                                                    copy_point)):
-                self.template.update(used=True, swept="pilot_scales")
+            if self._pilot_gate("pilot_scales", a, {"scale": round(scale, 5)},
+                                [a * (1.0 + d) for d in SCALE_PILOT_SPAN], SCALE_PILOT_Z):
                 return True
+        return False
+
+    def pilot_rotations(self) -> bool:
+        """The coherent rotation sweep's best few rotations read by the pilot on a
+        window of the copy resampled at each (every grid phase), and where it shows
+        the mark, the rotations around it searched near that grid and decoded: tilted
+        and cropped copies whose template is too weak to lock (see
+        :data:`ROTATION_PILOT_Z`)."""
+        from ._sync import hypothesis_matrix
+
+        swept = self._swept_best.get("coherent_rotations")
+        if not swept:  # the rotation sweep did not run
+            return False
+        self.template["pilot_rotations"] = []
+        tried: list[float] = []
+        for _, _, a in swept:
+            if len(tried) == ROTATION_PILOT_TRIES:
+                break
+            angle = math.degrees(math.atan2(a[1, 0], a[0, 0]))
+            if any(abs(angle - t) < ROTATION_PILOT_SAME for t in tried):
+                continue
+            tried.append(angle)
+            if self._pilot_gate("pilot_rotations", a, {"rotation": round(angle, 3)},
+                                [hypothesis_matrix(1.0, d) @ a for d in ROTATION_PILOT_SPAN],
+                                ROTATION_PILOT_Z):
+                return True
+        return False
+
+    def _pilot_gate(self, name: str, a: np.ndarray, about: dict, around: list,
+                    gate_z: float) -> bool:
+        """The pilot searched over every grid phase on a :data:`SCALE_PILOT_WINDOW`-px
+        window of the copy resampled by ``a`` (reported under ``name`` with ``about``);
+        where it reaches ``gate_z``, the geometries ``around`` searched near that grid
+        and the best decoded (:meth:`_decode_best_of`)."""
+        from ._sync import PhaseScores
+
+        # bicubic: a bilinear gate lost a copy enlarged x1.16 (pilot z 16.2 -> 4.0)
+        gate = np.ascontiguousarray(warp_to_grid(self.y, a, SCALE_PILOT_WINDOW), np.float32)
+        cand = self.search_phases(gate, PhaseScores(), step=SCALE_PILOT_STEP)[0]
+        self.template[name].append({**about, "pilot_z": round(cand.z, 2)})
+        if cand.z < gate_z:
+            return False
+        # The grid point nearest the gate's centre, in the copy: every plane below is
+        # centred on the copy too, so it falls near their centres, where a geometry a
+        # little off moves it least.
+        centre = (np.array(gate.shape, np.float64) - 1.0) / 2.0
+        phase = np.array([cand.oy, cand.ox], np.float64)
+        point = phase + BLOCK_PX * np.round((centre - phase) / BLOCK_PX)
+        copy_point = _plane_to_copy(self.y.shape, gate.shape, a, point)
+        geo = AffineEstimate(a, 0.0, 1.0, 1.0, 0.0, 0).with_matrix(a)
+        if self._decode_best_of(
+                [geo.with_matrix(m) for m in around],
+                lambda plane, g: _copy_to_plane(self.y.shape, plane.shape, g.matrix,
+                                                copy_point)):
+            self.template.update(used=True, swept=name)
+            return True
         return False
 
     def _lock_swept(self, name: str, sweeps, lock_z: float, locks: int) -> bool:
@@ -1309,7 +1365,9 @@ class TemplateReport(TypedDict, total=False):
     :meth:`_Search.coherent_rotations`), when they ran; ``coherent_uncropped``: the
     uncropped sweep's refined hypotheses (:meth:`_Search.coherent_uncropped`), each
     with its coherent ``z``, the ``pilot_z`` of its aligned grid and its scales;
-    ``swept``: which of the sweeps found the geometry decoded."""
+    ``pilot_scales``, ``pilot_rotations``: the scale or rotation of each gate read by
+    the pilot (:meth:`_Search.pilot_scales`, :meth:`_Search.pilot_rotations`) with its
+    ``pilot_z``; ``swept``: which of the sweeps found the geometry decoded."""
 
     locks: list[LockRecord]
     fine: list[list[float]]
@@ -1317,6 +1375,8 @@ class TemplateReport(TypedDict, total=False):
     coherent_scales: list[float]
     coherent_rotations: list[float]
     coherent_uncropped: list[dict[str, float]]
+    pilot_scales: list[dict[str, float]]
+    pilot_rotations: list[dict[str, float]]
     swept: str
     score: float
     scale_y: float
@@ -1523,7 +1583,8 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
-                  run.coherent_uncropped, run.pilot_scales, run.self_reference, run.blind]
+                  run.coherent_uncropped, run.pilot_scales, run.pilot_rotations,
+                  run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)
         for stage in stages:

@@ -830,6 +830,24 @@ def test_warp_from_origin_puts_the_source_origin_at_the_plane_origin():
     assert err < 0.25 * np.abs(_template.warp_to_grid(copy, off)[corner] - src[corner]).mean()
 
 
+def _check_pilot_gates(plain, marked_copy, stage, tries, gate_z, monkeypatch):
+    """The unmarked copy ``plain`` reads nothing, each of its ``tries`` gates of
+    ``stage`` stays under ``gate_z`` and every grid phase they scored is counted;
+    without the stage the marked copy reads nothing either."""
+    from provmark import _detect
+
+    unmarked = provmark.detect(plain, key=KEY)
+    assert unmarked.payload is None and not unmarked.found
+    gates = unmarked.details["template"][stage]
+    assert len(gates) == tries
+    assert all(g["pilot_z"] < gate_z for g in gates)
+    monkeypatch.setattr(_detect._Search, stage, lambda self: False)
+    without = provmark.detect(plain, key=KEY)
+    # each gate scores at least 16 pixel phases, each at every tile phase
+    assert unmarked.hypotheses - without.hypotheses >= tries * 16 * _detect.DITHER_BLOCKS**2
+    assert provmark.detect(marked_copy, key=KEY).payload is None
+
+
 @pytest.mark.parametrize("width, border", [(400, 16), (900, 40)])
 def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
         photo_factory, width, border, monkeypatch):
@@ -864,17 +882,8 @@ def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
     assert any("reading the pilot at the coherent sweep's best scales" in line
                for line in said), said
 
-    unmarked = provmark.detect(plain, key=KEY)
-    assert unmarked.payload is None and not unmarked.found
-    gates = unmarked.details["template"]["pilot_scales"]
-    assert len(gates) == _detect.SCALE_PILOT_TRIES
-    assert all(g["pilot_z"] < _detect.SCALE_PILOT_Z for g in gates)
-    monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
-    without = provmark.detect(plain, key=KEY)
-    # each gate scores at least 16 pixel phases, each at every tile phase
-    assert unmarked.hypotheses - without.hypotheses >= (
-        _detect.SCALE_PILOT_TRIES * 16 * _detect.DITHER_BLOCKS**2)
-    assert provmark.detect(shot, key=KEY).payload is None
+    _check_pilot_gates(plain, shot, "pilot_scales", _detect.SCALE_PILOT_TRIES,
+                       _detect.SCALE_PILOT_Z, monkeypatch)
 
 
 @pytest.mark.parametrize("angle", [2.0, -5.0])
@@ -911,17 +920,8 @@ def test_the_pilot_reads_a_rotation_whose_template_does_not_lock(photo_factory, 
     _explain(det, say=said.append)
     assert any("coherent rotation sweep's best rotations" in line for line in said), said
 
-    unmarked = provmark.detect(plain, key=KEY)
-    assert unmarked.payload is None and not unmarked.found
-    gates = unmarked.details["template"]["pilot_rotations"]
-    assert len(gates) == _detect.ROTATION_PILOT_TRIES
-    assert all(g["pilot_z"] < _detect.ROTATION_PILOT_Z for g in gates)
-    monkeypatch.setattr(_detect._Search, "pilot_rotations", lambda self: False)
-    without = provmark.detect(plain, key=KEY)
-    # each gate scores at least 16 pixel phases, each at every tile phase
-    assert unmarked.hypotheses - without.hypotheses >= (
-        _detect.ROTATION_PILOT_TRIES * 16 * _detect.DITHER_BLOCKS**2)
-    assert provmark.detect(tilted, key=KEY).payload is None
+    _check_pilot_gates(plain, tilted, "pilot_rotations", _detect.ROTATION_PILOT_TRIES,
+                       _detect.ROTATION_PILOT_Z, monkeypatch)
 
 
 def test_plane_and_copy_positions_map_both_ways():

@@ -46,8 +46,9 @@ class Embeddability:
 
 
 #: Share of black or white pixels above which ``check`` warns that the mark is weak:
-#: on a 1300x940 help page 94% white (gimp-slider-help in the corpus) the mark reads
-#: back, but 18 of its 68 bar15 copies read after JPEG, noise, blur or resizes.
+#: on a 1300x940 help page 97% black or white (gimp-slider-help in the corpus) the mark
+#: reads back, but only 18 of its 68 bar15 copies read (none after JPEG, WebP, blur,
+#: noise or crops).
 SATURATED_WARNING = 0.5
 
 

@@ -27,8 +27,16 @@ from .kernels import DCT8_64, carrier_maps, fold_phase_features, pilot_cross_spe
 
 _C64 = DCT8_64
 #: Threads of the pilot's batched 32x32 FFTs (scipy.fft's ``workers``), as the
-#: template's transforms use: the Numba kernels beside them use both cores too.
+#: template's transforms use: the Numba kernels beside them use both cores too. A
+#: batch of fewer than FFT_THREADED_FROM transforms runs on one thread: a second
+#: one's start-up costs more than it saves there (measured on 2 cores: 64
+#: transforms 0.36 ms on one thread, 0.64 on two; 1024, 8.2 and 5.6 ms).
 FFT_WORKERS = 2
+FFT_THREADED_FROM = 256
+
+
+def _fft_workers(transforms: int) -> int:
+    return FFT_WORKERS if transforms >= FFT_THREADED_FROM else 1
 #: Coarse pixel-phase step of the search. At +-2 px off the grid the pilot keeps
 #: about 60% of its score: enough on large images, not on small crops, which get a
 #: step of 2, and the smallest every phase (their blocks are few, so the finer
@@ -130,11 +138,12 @@ def folded_phase_scores(folded: np.ndarray, key: bytes) -> np.ndarray:
     # C(t) = Re sum_q F[q] conj(T[q + t]) for every cyclic shift t at once: the pairs'
     # cross-spectra are summed before the inverse transform (it is linear), whose real
     # part is taken two phases per transform (the kernel packs their Hermitian parts).
-    spec = scipy.fft.fft2(flat, axes=(-2, -1), workers=FFT_WORKERS)
+    spec = scipy.fft.fft2(flat, axes=(-2, -1), workers=_fft_workers(n * npairs))
     packed = np.empty(((n + 1) // 2, d, d), spec.dtype)
     energy = np.empty(n, np.float64)
     pilot_cross_spectra(spec, _pilot_template_pdd(key), packed, energy)
-    both = scipy.fft.ifft2(packed, axes=(-2, -1), workers=FFT_WORKERS, overwrite_x=True)
+    both = scipy.fft.ifft2(packed, axes=(-2, -1), workers=_fft_workers(packed.shape[0]),
+                           overwrite_x=True)
     corr = np.empty((n, d, d), np.float64)
     corr[0::2] = both.real
     corr[1::2] = both.imag[:n // 2]

@@ -97,10 +97,16 @@ def test_a_photo_without_clipping_is_written_as_before(photo_factory):
     np.testing.assert_array_equal(on.image, off.image)
 
 
-def test_the_ssim_floor_gives_up_compensation_before_strength(photo_factory, monkeypatch):
+@pytest.mark.parametrize("large", [False, True])
+def test_the_ssim_floor_gives_up_compensation_before_strength(photo_factory, monkeypatch,
+                                                             large):
     """Where the SSIM floor binds, the first mark tried is the same strength without
     the compensation's larger limit, then without compensation; strength and template
-    gain are lowered only after that."""
+    gain are lowered only after that. A compensated mark is checked whatever the
+    image's size (``large``: as if it were over SSIM_CHECK_PIXELS, which are not
+    checked otherwise)."""
+    if large:
+        monkeypatch.setattr(E, "SSIM_CHECK_PIXELS", 1000)
     calls = []
     real = E._mark_once
 

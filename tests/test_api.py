@@ -143,6 +143,22 @@ def test_ssim_matches_scikit_image(photo_factory):
         assert ssim(img, noisy) == pytest.approx(ref, abs=2e-5)
 
 
+def test_ssim_reference_keeps_no_planes_of_a_large_image(photo_factory, monkeypatch):
+    """Over SSIM_CHECK_PIXELS the reference keeps no window moments (48 bytes a
+    pixel) and scores in one pass, to the same value."""
+    from provmark import _embed as E
+
+    img = photo_factory("coffee", 384, 320)
+    noisy = np.clip(img + np.random.default_rng(4).normal(0, 4, img.shape), 0, 255
+                    ).astype(np.uint8)
+    kept = E.SSIMReference(img)
+    monkeypatch.setattr(E, "SSIM_CHECK_PIXELS", 1000)
+    large = E.SSIMReference(img)
+    assert kept._ux is not None and large._ux is None
+    assert large.score(noisy) == pytest.approx(kept.score(noisy), abs=1e-9)
+    assert large.score(noisy) == pytest.approx(E.ssim(img, noisy), abs=1e-12)
+
+
 @pytest.mark.parametrize("name", ["rocket", "chelsea", "hubble_deep_field"])
 def test_adaptive_strength_keeps_the_ssim_floor(photo_factory, psnr_db, name):
     """Small images get stronger margins only while SSIM stays >= 0.982 (PSNR >= 40

@@ -9,7 +9,7 @@ import pytest
 
 import provmark
 from provmark import _template
-from provmark._detect import read_luma
+from provmark._detect import PERIOD_MIN_PIXELS, read_luma
 from provmark._keys import normalize_key
 
 KEY = normalize_key(b"geometry-test-key")
@@ -459,11 +459,34 @@ def test_the_self_reference_stage_decodes_a_resized_flat_copy():
     best = next(a for a in run.attempts if a.decoded)
     assert best.evaluation.result.payload == payload
     assert abs(best.geometry.scale_y - 0.8) < 2e-3 and abs(best.geometry.rotation) < 0.1
-    # The stage is for large copies only: under PERIOD_MIN_PIXELS it does nothing.
-    small = cv2.resize(marked, (1500, 1000), interpolation=cv2.INTER_AREA)
+    # Under PERIOD_MIN_PIXELS (a 0.43 MP copy) the stage does nothing.
+    small = cv2.resize(marked, (800, 533), interpolation=cv2.INTER_AREA)
+    assert small.shape[0] * small.shape[1] < PERIOD_MIN_PIXELS
     run = _Search(read_luma(small), normalize_key(None))
     run.template = {"locks": []}
     assert not run.self_reference() and len(run.attempts) == 1
+
+
+@pytest.mark.slow
+def test_the_self_reference_stage_decodes_a_screenshot_of_a_flat_image():
+    """A mid-size copy (0.71 MP): the flat source reduced x0.45, its border cropped and
+    JPEG 80, as a screenshot of a large generated image is. The period's lattice
+    gives the coarse layer's grid, which decodes (ukui-city's screenshot, whose
+    template the embedder had given up, had no other sign of its geometry)."""
+    from provmark._detect import _Search
+
+    payload = provmark.Payload(7, 11, 1)
+    marked = provmark.embed(_flat_art(1600, 2400), payload)
+    small = cv2.resize(marked, (1080, 720), interpolation=cv2.INTER_AREA)[20:-20, 20:-20]
+    copy = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])[1],
+                        cv2.IMREAD_UNCHANGED)
+    assert PERIOD_MIN_PIXELS <= copy.shape[0] * copy.shape[1] < 2_100_000
+    run = _Search(read_luma(copy), normalize_key(None))
+    run.template = {"locks": []}
+    assert run.self_reference()
+    best = next(a for a in run.attempts if a.decoded)
+    assert best.evaluation.result.payload == payload
+    assert abs(best.geometry.scale_y - 0.9) < 3e-3  # the coarse layer's grid: 2 x 0.45
 
 
 @pytest.fixture(scope="module")

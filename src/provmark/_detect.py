@@ -413,10 +413,16 @@ LOCK_WINDOW = 1024
 #: Copies of at least this many pixels are also read by the geometry of the mark's own
 #: period (:meth:`_Search.self_reference`): the period's comb of spectral lines misleads
 #: the template's search on large flat copies that hold many periods (ukui-city,
-#: 3640x2400, and its x0.5 copy of 2.2 MP). A 1920x1080 copy (2.07 MP) stays under it:
-#: the autocorrelation costs 14 ms there, and the unmarked detection at that size is
-#: at 128-131 ms of its 150 ms bar.
-PERIOD_MIN_PIXELS = 2_100_000
+#: 3640x2400, and its x0.5 copy of 2.2 MP), and a flat source whose template was
+#: given up (ukui-city again: it disturbed the mark) has no other sign of its
+#: geometry. Its screenshot (x0.35 to 1200x764, 0.92 MP, border cropped, JPEG 80)
+#: showed the period's lattice (the coarse layer's at 2x2 tiles, the fine one's at 2
+#: tiles), and the coarse layer read there at pilot z 9, where no other stage found
+#: the scale (session 22; the limit was 2.1 MP). Under 0.5 MP (a 512x512 copy) the
+#: autocorrelation is not computed: such a copy of a flat source holds too few
+#: periods for a lattice, and the unmarked detection there is at its 80 ms bar. The
+#: autocorrelation costs about 5 ms on a 1200x764 copy and 7-12 on a 1920x1080 one.
+PERIOD_MIN_PIXELS = 500_000
 #: Period geometries also searched without a template lock (each a pilot search of
 #: the central window of the resampled copy, at most this many pixels a side): the
 #: first readings of the strongest lattice (one and two tiles).

@@ -43,6 +43,24 @@ def test_batched_phase_scores_agree_with_the_block_kernel():
         assert (ty, tx) == (ty1, tx1) and z == pytest.approx(z1, rel=1e-5)
 
 
+def test_best_tile_phases_equal_the_best_of_the_score_planes():
+    """The batched search takes each pixel phase's best tile phase on the packed
+    inverse transforms: the same index and the same z, bit for bit, as the best of
+    the full score planes (odd and even phase counts: the last plane's imaginary
+    half is empty)."""
+    from provmark._layout import PAIRS
+
+    rng = np.random.default_rng(8)
+    key = normalize_key(None)
+    for n in (1, 2, 7, 64):
+        shape = (n, PAIRS.shape[0], DITHER_BLOCKS, DITHER_BLOCKS)
+        folded = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+        planes = _sync.folded_phase_scores(folded, key).reshape(n, -1)
+        z, t = _sync.best_tile_phases(folded, key)
+        assert np.array_equal(t, planes.argmax(axis=1))
+        assert np.array_equal(z, planes[np.arange(n), t])
+
+
 def test_grid_pairs_read_from_the_maps_match_the_block_kernel():
     """detect() decodes candidates of a searched plane from its coefficient maps:
     the same pairs as the block kernel, every phase and size (a plane whose last

@@ -131,6 +131,41 @@ def folded_phase_scores(folded: np.ndarray, key: bytes) -> np.ndarray:
     then in single precision, which halves their time; the scores agree to about
     1e-5, far inside their own noise)."""
     *lead, npairs, d, _ = folded.shape
+    both, norm = _packed_correlations(folded, key)
+    n = norm.shape[0]
+    corr = np.empty((n, d, d), np.float64)
+    corr[0::2] = both.real
+    corr[1::2] = both.imag[:n // 2]
+    corr /= norm[:, None, None]
+    # corr[t] pairs F[q] with T[q + t]: the first block sits at tile phase t.
+    return corr.reshape(*lead, d, d)
+
+
+def best_tile_phases(folded: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The best tile phase of each of ``n`` pixel phases and its z: ``(z, t)``, (n,)
+    each, ``t`` the flat index into :func:`folded_phase_scores`' (D, D) and ``z``
+    equal to its value there, without building those planes (the best is taken on
+    the packed inverse transforms; dividing by a phase's positive norm keeps its
+    order, and float32 values stay distinct in float64)."""
+    both, norm = _packed_correlations(folded, key)
+    n = norm.shape[0]
+    flat = both.reshape(both.shape[0], -1)
+    t = np.empty(n, np.int64)
+    v = np.empty(n, np.float64)
+    t[0::2] = flat.real.argmax(axis=1)
+    v[0::2] = flat.real[np.arange(flat.shape[0]), t[0::2]]
+    if n > 1:
+        t[1::2] = flat.imag[:n // 2].argmax(axis=1)
+        v[1::2] = flat.imag[np.arange(n // 2), t[1::2]]
+    return v / norm, t
+
+
+def _packed_correlations(folded: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The pilot's correlation with folded features (..., P, D, D) at every cyclic
+    tile shift, two pixel phases a plane: ``(both, norm)``, ``both`` (ceil(n / 2), D,
+    D) holding phase ``2j`` in its real part and ``2j + 1`` in its imaginary part,
+    ``norm`` (n,) each phase's null deviation (the z-score's divisor)."""
+    *lead, npairs, d, _ = folded.shape
     if folded.dtype != np.complex64:
         folded = folded.astype(np.complex128, copy=False)
     flat = np.ascontiguousarray(folded).reshape(-1, npairs, d, d)
@@ -144,13 +179,8 @@ def folded_phase_scores(folded: np.ndarray, key: bytes) -> np.ndarray:
     pilot_cross_spectra(spec, _pilot_template_pdd(key), packed, energy)
     both = scipy.fft.ifft2(packed, axes=(-2, -1), workers=_fft_workers(packed.shape[0]),
                            overwrite_x=True)
-    corr = np.empty((n, d, d), np.float64)
-    corr[0::2] = both.real
-    corr[1::2] = both.imag[:n // 2]
     share = 0.5 * N_PILOT / (TILE_BLOCKS * TILE_BLOCKS * npairs)  # pilot share / 2
-    corr /= np.sqrt(np.maximum(energy * share, 1e-12))[:, None, None]
-    # corr[t] pairs F[q] with T[q + t]: the first block sits at tile phase t.
-    return corr.reshape(*lead, d, d)
+    return both, np.sqrt(np.maximum(energy * share, 1e-12))
 
 
 def _best_tile_phase(z: np.ndarray) -> tuple[float, int, int]:
@@ -192,9 +222,7 @@ def _phase_candidates_batch(maps: np.ndarray, key: bytes, phases: list[tuple[int
     # single precision: see folded_phase_scores
     folded = np.empty((len(phases), PAIRS.shape[0], DITHER_BLOCKS, DITHER_BLOCKS), np.complex64)
     fold_phase_features(maps, oys, oxs, nby, nbx, BLOCK_PX, SOFT_SCALE, SOFT_RELATIVE, folded)
-    z = folded_phase_scores(folded, key).reshape(len(phases), -1)
-    best = np.argmax(z, axis=1)
-    top = z[np.arange(len(phases)), best]
+    top, best = best_tile_phases(folded, key)
     d = DITHER_BLOCKS
     return [(float(zi), int(t) // d, int(t) % d) for zi, t in zip(top, best)]
 

@@ -1,7 +1,8 @@
 """The coarse layer (embedder revision 3): a second version-1 mark written on the
 image reduced by 2 under the fine mark of smooth images of at least 512 px a side,
-and read by the detector on the copy reduced by 2 (src/provmark/_embed.py
-``_with_coarse_layer``, src/provmark/_detect.py ``_Search.coarse_layer``)."""
+and read by the detector on the copy reduced by 2, alone and together with the fine
+mark (src/provmark/_embed.py ``_with_coarse_layer``, src/provmark/_detect.py
+``_Search.coarse_layer`` and ``_Search.both_layers``)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,53 @@ def test_an_image_under_the_coarse_size_gets_no_coarse_layer():
     marked = provmark.embed(img, PAYLOAD, key=KEY)
     assert read_coarse(marked, normalize_key(KEY)) is None
     assert provmark.detect(marked, key=KEY).payload == PAYLOAD
+
+
+def test_both_layers_are_read_as_one_where_neither_decodes_alone(tmp_path, capsys):
+    """A 512x768 flat artwork at JPEG 43: the fine grid and the coarse plane each
+    read a pilot, neither decodes; their observations folded together, each weighed
+    by its own pilot, do."""
+    from test_geometry import _flat_art
+
+    from provmark._detect import _Search
+
+    # The public key: which copies need the joint reading depends on the key and
+    # payload (it is a margin of a few tenths of pilot z, not a guarantee).
+    payload = Payload(7, 11, 1)
+    marked = provmark.embed(_flat_art(512, 768), payload)
+    copy = attacks.apply("jpeg", marked, quality=43)
+    det = provmark.detect(copy)
+    assert det.found and det.payload == payload and det.false_alarm_probability <= 1e-9
+    assert det.details["layer"] == "both" and det.scale == 1.0
+    assert det.details["grids_read"] == 3  # fine, coarse, both
+    run = _Search(read_luma(copy), normalize_key(None))
+    assert not run.coarse_layer() and not any(a.decoded for a in run.attempts)
+    assert min(a.evaluation.z for a in run.attempts) >= 2.5
+    before = run.hypotheses
+    assert run.both_layers() and run.hypotheses == before + 1
+    assert provmark.detect(copy, key="another key").payload is None
+    # --explain says so
+    from provmark.cli import EXIT_OK, main
+
+    path = tmp_path / "art.jpeg43.png"
+    Image.fromarray(copy).save(path)
+    assert main(["detect", str(path), "--explain"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "read on both layers at once" in out + err
+
+
+def test_both_layers_are_not_read_where_a_pilot_shows_nothing(sky_marked):
+    """An unmarked image's (or a wrong key's) pilots read about N(0, 1): the joint
+    reading is skipped unless each reaches DECODE_MIN_Z, and costs nothing then."""
+    from provmark._detect import _Search
+
+    img, _ = sky_marked
+    run = _Search(read_luma(img), normalize_key(KEY))
+    run.coarse_layer()
+    assert len(run.attempts) == 2 and max(a.evaluation.z for a in run.attempts) < 2.5
+    before = run.hypotheses
+    assert not run.both_layers()
+    assert len(run.attempts) == 2 and run.hypotheses == before
 
 
 def test_the_coarse_layer_respects_a_higher_psnr_floor():

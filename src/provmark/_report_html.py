@@ -497,11 +497,12 @@ def _watermark_rows(det) -> list[tuple[str, str]]:
         ("Sync score (pilot z)", f"{det.sync_score:.1f} (one grid position of an unmarked "
          "image reads about 0 \u00b1 1)"),
         ("Grid offset (y, x) px", _e(tuple(det.offset))),
-        ("Scale / rotation", f"{det.scale:g} / {det.rotation:g} deg " + (
-            "(read on the copy reduced by 2: the coarse layer of a copy at the original's "
-            "size, or the fine mark of a copy enlarged 2x)"
-            if (det.details or {}).get("layer") == "coarse"
-            else "(relative to the marked original)")),
+        ("Scale / rotation", f"{det.scale:g} / {det.rotation:g} deg " + {
+            "coarse": "(read on the copy reduced by 2: the coarse layer of a copy at the "
+                      "original's size, or the fine mark of a copy enlarged 2x)",
+            "both": "(relative to the marked original; read on the fine mark and the "
+                    "coarse layer at once, neither of which decoded alone)",
+        }.get((det.details or {}).get("layer"), "(relative to the marked original)")),
         ("Hypotheses searched", f"{det.hypotheses:,}"),
         ("RS symbols corrected / erased", f"{det.corrected_symbols} / {det.erasures}"),
         ("Bit reliability", f"{det.bit_reliability:.2f} (0 noise .. 1 clean)"),

@@ -633,8 +633,11 @@ def _explain(det, say=print) -> None:
               f"{sweep.get('best_scale', det.scale):g}, rotation "
               f"{sweep.get('best_rotation', det.rotation):g} deg")
     if d.get("layer") == "coarse":
-        say("  read on the copy reduced by 2: the coarse layer (smooth images of 512 px and "
-            "more carry one) or the fine mark of a copy enlarged 2x")
+        say("  read on the copy reduced by 2: the coarse layer (smooth images carry one) "
+            "or the fine mark of a copy enlarged 2x")
+    elif d.get("layer") == "both":
+        say("  read on both layers at once: the fine mark and the coarse layer on their "
+            "aligned grids, each weighed by its own pilot (neither decoded alone)")
     say(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "

@@ -124,6 +124,33 @@ def test_both_layers_are_read_as_one_where_neither_decodes_alone(tmp_path, capsy
     assert "read on both layers at once" in out + err
 
 
+def test_a_crops_coarse_grid_gives_its_fine_grid():
+    """both_near derives the fine grid of a crop from its coarse grid (both layers
+    start at the source's origin) and decodes the two together: on a clean crop at an
+    odd offset the derived grid is the true one, origin and tile phase."""
+    from test_geometry import _flat_art
+
+    from provmark._detect import _Search
+
+    payload = Payload(7, 11, 1)
+    marked = provmark.embed(_flat_art(512, 768), payload)
+    assert read_coarse(marked, normalize_key(None)) == payload
+    y0, x0 = 37, 53
+    crop = np.ascontiguousarray(marked[y0:y0 + 400, x0:x0 + 600])
+    run = _Search(read_luma(crop), normalize_key(None))
+    # The template's tile origin in the crop (its period is a multiple of 64):
+    # the coarse layer's 32-px blocks start there too.
+    oy, ox = (-y0) % 64, (-x0) % 64
+    assert run.coarse_near(oy, ox)  # a clean crop: the coarse plane decodes alone
+    before = run.hypotheses
+    assert run.both_near(run._coarse_planes[-1], oy % 2, ox % 2)
+    both = run.attempts[-1]
+    fy, fx = (-y0) % 16, (-x0) % 16
+    assert (both.cand.oy, both.cand.ox) == (fy, fx)
+    assert (both.cand.ty, both.cand.tx) == (((y0 + fy) // 16) % 32, ((x0 + fx) // 16) % 32)
+    assert both.evaluation.result.payload == payload and run.hypotheses > before
+
+
 def test_both_layers_are_not_read_where_a_pilot_shows_nothing(sky_marked):
     """An unmarked image's (or a wrong key's) pilots read about N(0, 1): the joint
     reading is skipped unless each reaches DECODE_MIN_Z, and costs nothing then."""

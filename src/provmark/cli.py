@@ -636,8 +636,8 @@ def _explain(det, say=print) -> None:
         say("  read on the copy reduced by 2: the coarse layer (smooth images carry one) "
             "or the fine mark of a copy enlarged 2x")
     elif d.get("layer") == "both":
-        say("  read on both layers at once: the fine mark and the coarse layer on their "
-            "aligned grids, each weighed by its own pilot (neither decoded alone)")
+        say("  read on both layers at once: the fine mark and the coarse layer of a smooth "
+            "image, each weighed by its own pilot (neither decoded alone)")
     say(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "

@@ -122,6 +122,17 @@ def test_both_layers_are_read_as_one_where_neither_decodes_alone(tmp_path, capsy
     assert main(["detect", str(path), "--explain"]) == EXIT_OK
     out, err = capsys.readouterr()
     assert "read on both layers at once" in out + err
+    # The forensic report draws no tamper map from it: region by region neither layer
+    # says anything (a map of the fine grid called nearly all of it "missing").
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(copy).save(buf, "PNG")
+    report = provmark.inspect(buf.getvalue(), tamper=True, search=True)
+    assert report.detection.payload == payload
+    assert not report.tamper_summary["available"]
+    assert "read together" in report.tamper_summary["reason"]
+    assert not any("missing" in p for p in report.problems)
 
 
 def test_a_crops_coarse_grid_gives_its_fine_grid():

@@ -115,6 +115,34 @@ def test_untouched_copy_has_little_missing(marked, jpeg_roundtrip, name, size):
     json.dumps(s)
 
 
+def test_a_class_never_expects_more_than_its_blocks_show():
+    """The calibration's reference is chosen for reading high: where a weak mark
+    leaves only a few significant windows, their mean overstated what intact blocks
+    show and the rest of a compressed copy was called missing (53-97% of some corpus
+    copies after JPEG 30 or WebP 50). A class's expectation is capped at its all-block
+    mean over (1 - MAX_MISSING_SHARE); a strong mark with a quarter missing is not."""
+    n = 40
+    usable = np.ones((n, n), bool)
+    cls = np.zeros((n, n), np.int64)
+    w = np.ones((n, n, 2))
+
+    def mu_of(u, sig):
+        z_ref = np.where(sig, 5.0, 0.0)
+        return _tamper._calibrate(u, w, usable, cls, z_ref)[0][0]
+
+    # Weak and uneven: one 9x9 patch reads 1.0, the rest 0.1.
+    patch = np.zeros((n, n), bool)
+    patch[10:19, 10:19] = True
+    u = np.where(patch[..., None], 1.0, 0.1) * np.ones((n, n, 2))
+    cap = u.mean() / (1.0 - _tamper.MAX_MISSING_SHARE)
+    assert mu_of(u, patch) == pytest.approx(cap) and cap < 0.5
+    # Strong, a quarter missing (u 0 there): the reference's 1.0 stands.
+    gone = np.zeros((n, n), bool)
+    gone[:20, :20] = True
+    u = np.where(gone[..., None], 0.0, 1.0) * np.ones((n, n, 2))
+    assert mu_of(u, ~gone) == pytest.approx(1.0)
+
+
 def test_saturated_black_is_inconclusive_not_present(marked):
     """The astronaut's black background carries no mark (the embedder writes none
     within a grey level of 0): inconclusive, never called present or missing."""

@@ -143,6 +143,39 @@ def test_a_class_never_expects_more_than_its_blocks_show():
     assert mu_of(u, ~gone) == pytest.approx(1.0)
 
 
+def test_missing_regions_on_a_weak_mark_come_with_a_caveat(marked, photo_factory, tmp_path):
+    """A clean copy's pasted quarter is reported plainly; the same regions on a copy
+    whose bit reliability is under WEAK_MARK_RELIABILITY say that compression may
+    explain them."""
+    import io
+
+    from PIL import Image
+
+    from provmark import _inspect
+
+    img = marked("coffee", 1024)
+    att = attacks.paste_patch(img, area=0.25, source=photo_factory("chelsea", 1024, 1024),
+                              position=(256, 256), rng=1)
+    buf = io.BytesIO()
+    Image.fromarray(att).save(buf, "PNG")
+    data = buf.getvalue()
+    strong = provmark.inspect(data, tamper=True)
+    assert strong.detection.bit_reliability >= _inspect.WEAK_MARK_RELIABILITY
+    assert not strong.tamper_summary["weak_mark"]
+    assert any("pasted over" in p and "compression" not in p for p in strong.problems)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_inspect, "WEAK_MARK_RELIABILITY", 1.01)  # every mark counts as weak
+        weak = provmark.inspect(data, tamper=True)
+    assert weak.tamper_summary["weak_mark"] and weak.tamper_summary["missing_region_count"]
+    assert any("strong compression" in p for p in weak.problems)
+    from provmark._report_html import write_html_report
+
+    html = write_html_report(weak, att, tmp_path / "weak.html").read_text().lower()
+    assert "possibly altered" in html and "partly altered" not in html
+    html = write_html_report(strong, att, tmp_path / "strong.html").read_text().lower()
+    assert "partly altered" in html and "possibly altered" not in html
+
+
 def test_saturated_black_is_inconclusive_not_present(marked):
     """The astronaut's black background carries no mark (the embedder writes none
     within a grey level of 0): inconclusive, never called present or missing."""

@@ -719,6 +719,14 @@ def render_html(report, image=None, *, name: str | None = None, data: bytes | No
                  f"area ({n} region{'s' if n != 1 else ''}, outlined below): that content "
                  f"was replaced after marking. {ts['inconclusive_fraction']:.1%} cannot be "
                  "judged.")
+        if ts.get("weak_mark"):
+            tword, tcls = "possibly altered", "warn"
+            tline = (f"The watermark is missing in {ts['missing_fraction']:.1%} of the "
+                     f"analysed area ({n} region{'s' if n != 1 else ''}, outlined below). "
+                     "The mark is weak in the whole copy, as after strong compression, "
+                     "which can leave areas without it as replacing them does: compare "
+                     f"with another copy. {ts['inconclusive_fraction']:.1%} cannot be "
+                     "judged.")
     elif ts.get("available"):
         tword, tcls = "no alteration found", "ok"
         tline = ("The watermark is present wherever it can be judged "

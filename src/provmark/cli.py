@@ -790,7 +790,9 @@ def _print_report(rep, say=print) -> None:
     if ts.get("available"):
         say(f"  tamper:    mark missing in {ts['missing_fraction']:.1%} of the image "
               f"({ts['missing_region_count']} region(s)), inconclusive "
-              f"{ts['inconclusive_fraction']:.1%}")
+              f"{ts['inconclusive_fraction']:.1%}"
+              + ("; the mark is weak in the whole copy: compression may explain it"
+                 if ts.get("weak_mark") and ts["missing_region_count"] else ""))
     else:
         say(f"  tamper:    no map ({ts.get('reason', 'not computed')})")
     for line in rep.problems:

@@ -200,6 +200,10 @@
     $("map-summary").textContent = t.available
       ? "Mark present in " + percent(t.present_fraction) + " of the analysed area, missing in "
         + percent(t.missing_fraction) + ", cannot be judged in " + percent(t.inconclusive_fraction) + "."
+        + (t.weak_mark && t.missing_fraction > 0
+          ? " The mark is weak in the whole copy, as after strong compression: that can leave"
+            + " areas without it too; compare with another copy."
+          : "")
       : "No map: " + t.reason + ".";
     const url = URL.createObjectURL(file);
     try {

@@ -636,6 +636,9 @@ def test_the_scale_sweep_reads_a_small_image_shown_as_a_screenshot(photo_factory
     assert det.scale == pytest.approx(scale, rel=0.004)
     assert det.details["template"]["coherent_scales"][0] >= _detect.SCALE_SWEEP_LOCK_Z
     monkeypatch.setattr(_template, "SCALE_SWEEP_RANGE", (0.4, 3.0))  # the former ceiling
+    # (the enlargement's interpolation lines read this copy too, since session 23)
+    assert provmark.detect(shot, key=KEY).details["template"]["swept"] == "enlargements"
+    monkeypatch.setattr(_detect._Search, "enlargements", lambda self: False)
     assert provmark.detect(shot, key=KEY).payload is None
 
 
@@ -871,6 +874,30 @@ def _check_pilot_gates(plain, marked_copy, stage, tries, gate_z, monkeypatch):
     assert provmark.detect(marked_copy, key=KEY).payload is None
 
 
+def _gated_detection(copy, payload, stage, gate_z, monkeypatch, explained, off=()):
+    """``copy`` read with every template lock refused and the stages ``off`` off
+    decodes ``payload`` through the pilot gates of ``stage``, one of which reached
+    ``gate_z``, and ``--explain`` says so (``explained`` in a line); returns the
+    detection and its best gate."""
+    from provmark import _detect
+    from provmark.cli import _explain
+
+    monkeypatch.setattr(_detect, "LOCK_Z", float("inf"))
+    for other in off:
+        monkeypatch.setattr(_detect._Search, other, lambda self: False)
+    det = provmark.detect(copy, key=KEY)
+    assert det.payload == payload and det.found
+    assert det.false_alarm_probability <= 1e-9
+    report = det.details["template"]
+    assert report["swept"] == stage
+    hit = max(report[stage], key=lambda h: h["pilot_z"])
+    assert hit["pilot_z"] >= gate_z
+    said: list[str] = []
+    _explain(det, say=said.append)
+    assert any(explained in line for line in said), said
+    return det, hit
+
+
 @pytest.mark.parametrize("width, border", [(400, 16), (900, 40)])
 def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
         photo_factory, width, border, monkeypatch):
@@ -882,31 +909,49 @@ def test_the_pilot_reads_a_screenshot_whose_template_does_not_lock(
     of its gates reaches SCALE_PILOT_Z, and every grid phase its gates scored is
     counted in the bound."""
     from provmark import _detect, attacks
-    from provmark.cli import _explain
 
     img = photo_factory("coffee", 512, 512)
     payload = provmark.Payload(4242, 123456789, 2)
     marked = provmark.embed(img, payload, key=KEY)
     shot = attacks.screenshot(marked, width=width, border=border, quality=90)
     plain = attacks.screenshot(img, width=width, border=border, quality=90)
-    monkeypatch.setattr(_detect, "LOCK_Z", float("inf"))
-    # (the uncropped sweep reads the template's phases without a lock)
-    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
-    det = provmark.detect(shot, key=KEY)
-    assert det.payload == payload and det.found
-    assert det.false_alarm_probability <= 1e-9
-    report = det.details["template"]
-    assert report["swept"] == "pilot_scales"
-    hit = max(report["pilot_scales"], key=lambda h: h["pilot_z"])
-    assert hit["pilot_z"] >= _detect.SCALE_PILOT_Z
+    # (the uncropped sweep reads the template's phases without a lock; an enlargement's
+    # interpolation lines may give the scale first)
+    _, hit = _gated_detection(shot, payload, "pilot_scales", _detect.SCALE_PILOT_Z,
+                              monkeypatch, "reading the pilot at the coherent sweep's best scales",
+                              off=("coherent_uncropped", "enlargements"))
     assert hit["scale"] == pytest.approx(width / 512, rel=0.01)
-    said: list[str] = []
-    _explain(det, say=said.append)
-    assert any("reading the pilot at the coherent sweep's best scales" in line
-               for line in said), said
 
     _check_pilot_gates(plain, shot, "pilot_scales", _detect.SCALE_PILOT_TRIES,
                        _detect.SCALE_PILOT_Z, monkeypatch)
+
+
+@pytest.mark.parametrize("name, width, height", [("coffee", 384, 352), ("chelsea", 420, 315)])
+def test_an_enlarged_screenshot_is_read_at_the_scale_its_interpolation_shows(
+        photo_factory, name, width, height, monkeypatch):
+    """A small marked photo enlarged x3.2-3.3 into a 1280-px screenshot (40 px of
+    border cropped, JPEG 80) whose template locks nowhere and whose scale the coherent
+    sweeps miss (as the corpus's 360-500 px screenshots' did): the interpolation's
+    lines give the scale within 0.1%, the pilot there shows the mark and the search
+    around it decodes. Without the stage the copy reads nothing; the unmarked
+    screenshot reads nothing with it, none of its gates reaches ENLARGEMENT_PILOT_Z,
+    and every grid phase they scored is counted."""
+    from provmark import _detect, attacks
+
+    img = photo_factory(name, width, height)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    shot = attacks.screenshot(marked, width=1280, border=40, quality=80)
+    plain = attacks.screenshot(img, width=1280, border=40, quality=80)
+    # (the uncropped sweep and the scale gates read phases without a lock)
+    det, hit = _gated_detection(shot, payload, "enlargements", _detect.ENLARGEMENT_PILOT_Z,
+                                monkeypatch, "interpolation",
+                                off=("coherent_uncropped", "pilot_scales"))
+    assert hit["scale_x"] == pytest.approx(1280 / width, rel=1e-3)
+    assert det.scale == pytest.approx(1280 / width, rel=0.01)
+
+    _check_pilot_gates(plain, shot, "enlargements", _detect.ENLARGEMENT_TRIES,
+                       _detect.ENLARGEMENT_PILOT_Z, monkeypatch)
 
 
 @pytest.mark.parametrize("angle", [2.0, -5.0])
@@ -919,29 +964,18 @@ def test_the_pilot_reads_a_rotation_whose_template_does_not_lock(photo_factory, 
     nothing; the unmarked copy reads nothing with it, none of its gates reaches
     ROTATION_PILOT_Z, and every grid phase its gates scored is counted."""
     from provmark import _detect, attacks
-    from provmark.cli import _explain
 
     img = photo_factory("coffee", 512, 512)
     payload = provmark.Payload(4242, 123456789, 2)
     marked = provmark.embed(img, payload, key=KEY)
     tilted = attacks.rotate(marked, angle=angle, crop=True)
     plain = attacks.rotate(img, angle=angle, crop=True)
-    monkeypatch.setattr(_detect, "LOCK_Z", float("inf"))
     # (the uncropped sweep and the scale gates read phases without a lock)
-    monkeypatch.setattr(_detect._Search, "coherent_uncropped", lambda self: False)
-    monkeypatch.setattr(_detect._Search, "pilot_scales", lambda self: False)
-    det = provmark.detect(tilted, key=KEY)
-    assert det.payload == payload and det.found
-    assert det.false_alarm_probability <= 1e-9
-    report = det.details["template"]
-    assert report["swept"] == "pilot_rotations"
-    hit = max(report["pilot_rotations"], key=lambda h: h["pilot_z"])
-    assert hit["pilot_z"] >= _detect.ROTATION_PILOT_Z
+    det, hit = _gated_detection(tilted, payload, "pilot_rotations", _detect.ROTATION_PILOT_Z,
+                                monkeypatch, "coherent rotation sweep's best rotations",
+                                off=("coherent_uncropped", "pilot_scales"))
     assert hit["rotation"] == pytest.approx(angle, abs=0.4)
     assert det.rotation == pytest.approx(angle, abs=0.2)
-    said: list[str] = []
-    _explain(det, say=said.append)
-    assert any("coherent rotation sweep's best rotations" in line for line in said), said
 
     _check_pilot_gates(plain, tilted, "pilot_rotations", _detect.ROTATION_PILOT_TRIES,
                        _detect.ROTATION_PILOT_Z, monkeypatch)

@@ -479,6 +479,18 @@ SCALE_PILOT_Z = 6.0
 SCALE_PILOT_SOURCE = 3 * TILE_PX // 4
 SCALE_PILOT_SAME = 0.002
 SCALE_PILOT_SPAN = (-0.006, -0.004, -0.002, 0.0, 0.002, 0.004, 0.006)
+#: The enlargements read off the copy's interpolation traces
+#: (:meth:`_Search.enlargements`, :mod:`provmark._resampling`). Measured (session 23)
+#: on the screenshot chain's lost copies of 360-500 px sources (enlarged x2.5-3.6): the
+#: lines gave the scale within 0.02%, the scale sweeps had missed it by 4% or more or
+#: the step-2 gate had missed an odd grid phase (z 4.2 -> 9.8 at every phase), and the
+#: pilot there read 7.9-11.2. At most ENLARGEMENT_TRIES scales (both readings of the
+#: strongest lines) are gated at every grid phase, each 20-40 ms on an unmarked copy
+#: that shows lines (an enlarged one; most photos show none and pay the 1-3 ms of the
+#: lines alone). Like a lock, a gate only decides where to look; every phase it scores
+#: is counted.
+ENLARGEMENT_TRIES = 2
+ENLARGEMENT_PILOT_Z = 6.0
 #: The coherent rotation sweep (:meth:`_Search.coherent_rotations`), locked alike.
 #: Measured (session 16) on the rotated copies (+-1, 2, 5 degrees, cropped) that the
 #: other stages lost: a UI screenshot, a fractal, a busy photo and a tree against the
@@ -1180,8 +1192,32 @@ class _Search:
                 return True
         return False
 
+    def enlargements(self) -> bool:
+        """The enlargements the copy's interpolation traces show
+        (:func:`provmark._resampling.enlargements`), each read by the pilot on a window
+        of the copy resampled by it (every grid phase), and where it shows the mark, the
+        scales around it searched near that grid and decoded: small images enlarged
+        into screenshots, whose template's peaks sank among the image's low
+        frequencies (see :data:`ENLARGEMENT_PILOT_Z`)."""
+        from ._resampling import enlargements
+
+        self.template["enlargements"] = []
+        tried = 0
+        for a in enlargements(self.y):
+            if tried == ENLARGEMENT_TRIES:
+                break
+            if min(grid_shape(self.y.shape, a)) < SCALE_PILOT_SOURCE:
+                continue
+            tried += 1
+            if self._pilot_gate("enlargements", a, {"scale_y": round(float(a[0, 0]), 5),
+                                                    "scale_x": round(float(a[1, 1]), 5)},
+                                [a * (1.0 + d) for d in SCALE_PILOT_SPAN], ENLARGEMENT_PILOT_Z,
+                                step=1):
+                return True
+        return False
+
     def _pilot_gate(self, name: str, a: np.ndarray, about: dict, around: list,
-                    gate_z: float) -> bool:
+                    gate_z: float, step: int = SCALE_PILOT_STEP) -> bool:
         """The pilot searched over every grid phase on a :data:`SCALE_PILOT_WINDOW`-px
         window of the copy resampled by ``a`` (reported under ``name`` with ``about``);
         where it reaches ``gate_z``, the geometries ``around`` searched near that grid
@@ -1190,7 +1226,7 @@ class _Search:
 
         # bicubic: a bilinear gate lost a copy enlarged x1.16 (pilot z 16.2 -> 4.0)
         gate = np.ascontiguousarray(warp_to_grid(self.y, a, SCALE_PILOT_WINDOW), np.float32)
-        cand = self.search_phases(gate, PhaseScores(), step=SCALE_PILOT_STEP)[0]
+        cand = self.search_phases(gate, PhaseScores(), step=step)[0]
         self.template[name].append({**about, "pilot_z": round(cand.z, 2)})
         if cand.z < gate_z:
             return False
@@ -1453,7 +1489,9 @@ class TemplateReport(TypedDict, total=False):
     with its coherent ``z``, the ``pilot_z`` of its aligned grid and its scales;
     ``pilot_scales``, ``pilot_rotations``: the scale or rotation of each gate read by
     the pilot (:meth:`_Search.pilot_scales`, :meth:`_Search.pilot_rotations`) with its
-    ``pilot_z``; ``swept``: which of the sweeps found the geometry decoded."""
+    ``pilot_z``; ``enlargements``: the ``scale_y`` and ``scale_x`` of each gate at an
+    enlargement the copy's interpolation lines show (:meth:`_Search.enlargements`),
+    with its ``pilot_z``; ``swept``: which of the sweeps found the geometry decoded."""
 
     locks: list[LockRecord]
     fine: list[list[float]]
@@ -1463,6 +1501,7 @@ class TemplateReport(TypedDict, total=False):
     coherent_uncropped: list[dict[str, float]]
     pilot_scales: list[dict[str, float]]
     pilot_rotations: list[dict[str, float]]
+    enlargements: list[dict[str, float]]
     swept: str
     score: float
     scale_y: float
@@ -1666,13 +1705,16 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # (a crop), then resampled by its affine
         # estimates (resizes, rotations, aspect changes), then the geometries the
         # coherent search finds around them, over isotropic scales, over rotations and
-        # over both scales of an uncropped copy (estimates all wrong), then the mark's
+        # over both scales of an uncropped copy (estimates all wrong), then the scales
+        # an enlargement's interpolation shows and the pilot at the sweeps' best scales
+        # and rotations (a template too weak to lock), then the mark's
         # own period (large flat copies), then
         # the blind grid search (a crop whose template did not survive), then, when
         # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.both_layers, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
-                  run.coherent_uncropped, run.pilot_scales, run.pilot_rotations,
+                  run.coherent_uncropped, run.enlargements, run.pilot_scales,
+                  run.pilot_rotations,
                   run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)

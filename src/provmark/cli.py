@@ -543,8 +543,9 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import (COHERENT_Z, DECODE_MIN_Z, ROTATION_PILOT_Z, ROTATION_SWEEP_LOCK_Z,
-                          SCALE_PILOT_Z, SCALE_SWEEP_LOCK_Z, UNCROPPED_PILOT_Z)
+    from ._detect import (COHERENT_Z, DECODE_MIN_Z, ENLARGEMENT_PILOT_Z, ROTATION_PILOT_Z,
+                          ROTATION_SWEEP_LOCK_Z, SCALE_PILOT_Z, SCALE_SWEEP_LOCK_Z,
+                          UNCROPPED_PILOT_Z)
 
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
@@ -611,6 +612,13 @@ def _explain(det, say=print) -> None:
                 f"scales (scale {hit['scale']:.4f}: pilot z {hit['pilot_z']:.2f} over every "
                 f"grid phase, searched from {SCALE_PILOT_Z}; the template was too weak to "
                 "lock), not at the estimate above; the chosen scale below is the one read")
+        elif used and swept == "enlargements":
+            hit = max(tpl["enlargements"], key=lambda h: h["pilot_z"])
+            say(f"  the scale was read off the copy's interpolation traces (an enlargement "
+                f"y {hit['scale_y']:.4f} x {hit['scale_x']:.4f}: pilot z {hit['pilot_z']:.2f} "
+                f"over every grid phase, searched from {ENLARGEMENT_PILOT_Z}; the template "
+                "was too weak to lock), not at the estimate above; the chosen scale below "
+                "is the one read")
         elif used and swept == "pilot_rotations":
             hit = max(tpl["pilot_rotations"], key=lambda h: h["pilot_z"])
             say(f"  the rotation was found by reading the pilot at the coherent rotation "

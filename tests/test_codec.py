@@ -478,3 +478,73 @@ def test_detection_asks_for_the_longer_list_only_when_the_pilot_shows_the_mark()
                  + _codec.false_alarm_per_channel_attempt(_codec.EXTENDED_LIST_SIZE))
                 * min(1.0, 1000 * _detect.pilot_p_value(strong.z)))
     assert run.false_alarm(run.attempts[1]) == pytest.approx(expected, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- #
+# Longer lists still (LONG_LIST_MAX), where the bound affords them
+
+def _search_with(hypotheses, attempts=()):
+    from provmark import _detect
+
+    run = _detect._Search.__new__(_detect._Search)
+    run.hypotheses, run.attempts, run._long_lists = hypotheses, list(attempts), 0
+    return run
+
+
+def test_a_long_list_is_as_long_as_the_bound_affords():
+    """words_for(z): the longest power-of-2 list whose attempt, were it to decode, keeps
+    its bound under LONG_LIST_SHARE of MAX_FALSE_ALARM (the words already tried
+    counted), at most LONG_LIST_MAX; nothing under LONG_LIST_Z, nothing once a search
+    has read so many hypotheses that the pilot's tail no longer pays for more than the
+    longer list, and at most LONG_LIST_ATTEMPTS long lists a search."""
+    from provmark import _detect
+
+    def bound(run, z, words):
+        spent = sum(_codec.false_alarm_per_channel_attempt(a.evaluation.list_size)
+                    for a in run.attempts)
+        tail = min(1.0, run.hypotheses * _detect.pilot_p_value(z))
+        return (spent + _codec.false_alarm_per_channel_attempt(words)) * tail
+
+    share = _detect.LONG_LIST_SHARE * _detect.MAX_FALSE_ALARM
+    assert _search_with(1).words_for(_detect.LONG_LIST_Z - 0.01) == 0
+    aligned = _search_with(1)  # the aligned grid: the first hypothesis read
+    assert aligned.words_for(5.25) == _detect.LONG_LIST_MAX
+    assert bound(aligned, 5.25, _detect.LONG_LIST_MAX) <= share
+    middling = _search_with(20_000)
+    words = middling.words_for(5.3)
+    assert _codec.EXTENDED_LIST_SIZE < words < _detect.LONG_LIST_MAX
+    assert words & (words - 1) == 0  # a power of 2
+    assert bound(middling, 5.3, words) <= share < bound(middling, 5.3, 2 * words)
+    assert _search_with(2_000_000).words_for(5.6) == 0  # a long search's noise reads so high
+    spent = _search_with(1)
+    for _ in range(_detect.LONG_LIST_ATTEMPTS):
+        assert spent.words_for(6.0) == _detect.LONG_LIST_MAX
+    assert spent.words_for(6.0) == 0
+
+
+def test_a_long_list_decodes_a_copy_the_shorter_ones_cannot(photo_factory):
+    """A 256x256 photo at JPEG 38 read at its aligned grid alone: the pilot reads
+    about 5.6, the lists of 4 and 16 find no codeword, the long list the bound affords
+    there finds the payload; the bound counts its words. Without long lists it reads
+    nothing."""
+    import cv2
+
+    import provmark
+    from provmark import _detect
+
+    key = b"geometry-test-key"
+    payload = Payload(4242, 123456789, 2)
+    marked = provmark.embed(photo_factory("astronaut", 256, 256), payload, key=key)
+    ok, buf = cv2.imencode(".jpg", marked, [cv2.IMWRITE_JPEG_QUALITY, 38])
+    copy = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    det = provmark.detect(copy, key=key, search=False)
+    assert det.found and det.payload == payload
+    assert det.details["long_lists"] == 1
+    assert det.sync_score >= _detect.LONG_LIST_Z
+    assert det.false_alarm_probability == pytest.approx(
+        _codec.false_alarm_per_channel_attempt(_detect.LONG_LIST_MAX)
+        * _detect.pilot_p_value(det.sync_score), rel=1e-9)
+    assert det.false_alarm_probability <= _detect.LONG_LIST_SHARE * _detect.MAX_FALSE_ALARM
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_detect, "LONG_LIST_Z", float("inf"))
+        assert provmark.detect(copy, key=key, search=False).payload is None

@@ -12,6 +12,7 @@ scales and rotations (:func:`_sweep`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -351,10 +352,12 @@ def pilot_z(score: np.ndarray, key: bytes) -> float:
     return float(((1.0 - 2.0 * layout.pilot_bits) * pilot).sum() / norm) if norm > 0 else 0.0
 
 
-def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
-             ) -> Evaluation:
+def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None,
+             words_for: Callable[[float], int] | None = None) -> Evaluation:
     """Pilot statistic of one folded score tile, and decoding of its code slots (of
-    ``code_score``, the calibrated fold, when given)."""
+    ``code_score``, the calibrated fold, when given). Where the short list finds no
+    codeword, ``words_for(z)`` (a search's :meth:`_Search.words_for`) may ask for a
+    longer one than :data:`EXTENDED_LIST_Z` would."""
     layout = keyed_layout(key)
     z = pilot_z(score, key)
     flat = score.reshape(-1) if code_score is None else code_score.reshape(-1)
@@ -366,6 +369,11 @@ def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
     if result.payload is None and z >= EXTENDED_LIST_Z:
         words = _codec.EXTENDED_LIST_SIZE
         result = _codec.decode_channel(soft / scale, key, list_size=words)
+    if result.payload is None and words_for is not None:
+        more = words_for(z)  # (the shorter lists' words are its first: counted once)
+        if more > words:
+            words = more
+            result = _codec.decode_channel(soft / scale, key, list_size=words)
     coded = soft / max(float(np.abs(soft).max()), 1e-12)
     return Evaluation(z, result, float(np.mean(np.abs(coded))), words)
 
@@ -377,6 +385,21 @@ def evaluate(score: np.ndarray, key: bytes, code_score: np.ndarray | None = None
 #: the words each attempt tried. An unmarked corpus copy's best pilot z is 5.8 at most
 #: in 10,000 detections (usually 4-5), so the longer list almost never runs there.
 EXTENDED_LIST_Z = 5.5
+#: Longer lists still (:meth:`_Search.words_for`): the bound of an attempt is its
+#: list's words times the pilot's tail over the hypotheses searched so far, so a grid
+#: read early (few hypotheses) with a strong pilot can afford many more words than 16
+#: and stay far under MAX_FALSE_ALARM. From LONG_LIST_Z, the list is as long as keeps
+#: that attempt's bound, were it to decode, under LONG_LIST_SHARE of MAX_FALSE_ALARM
+#: (at most LONG_LIST_MAX words, about 0.4 s; at most LONG_LIST_ATTEMPTS such lists a
+#: detection). Each word tried counts in the bound whether the attempt decodes or
+#: not, so a long list that fails makes later attempts' bounds larger: the share is
+#: kept small. An unmarked image's aligned grid reads z >= 5 about once in 3 million,
+#: and by the time a search has read many hypotheses, a pilot that high no longer
+#: affords a long list.
+LONG_LIST_Z = 5.0
+LONG_LIST_MAX = 1024
+LONG_LIST_SHARE = 0.1
+LONG_LIST_ATTEMPTS = 2
 
 
 #: A grid whose pilot z is under this is read but not decoded: the pilot and the
@@ -778,17 +801,18 @@ class Attempt:
         return self.evaluation.result.payload is not None
 
 
-def _attempt(plane, k, cand, pilot_hypotheses, geometry=None, maps=None) -> Attempt:
+def _attempt(plane, k, cand, pilot_hypotheses, geometry=None, maps=None,
+             words_for=None) -> Attempt:
     """Read the grid ``cand`` on ``plane`` and decode it, unless its pilot z is under
     :data:`DECODE_MIN_Z` (then it is read, not decoded, and counts nothing in the
-    bound)."""
+    bound); ``words_for``: see :func:`evaluate`."""
     coef = grid_pairs(plane, cand.oy, cand.ox, maps)
     seen = observe(coef, keyed_layout(k).dither, cand.ty, cand.tx)
-    return Attempt(plane, cand, _evaluate_seen([seen], k), coef.shape[0] * coef.shape[1],
-                   pilot_hypotheses, geometry)
+    return Attempt(plane, cand, _evaluate_seen([seen], k, words_for),
+                   coef.shape[0] * coef.shape[1], pilot_hypotheses, geometry)
 
 
-def _evaluate_seen(seen: list[Observations], k: bytes) -> Evaluation:
+def _evaluate_seen(seen: list[Observations], k: bytes, words_for=None) -> Evaluation:
     """The pilot z of the observations ``seen`` folded together (one grid's, or the
     same tile's on both layers), and their decoding unless that z is under
     :data:`DECODE_MIN_Z`; each grid's observations are calibrated by its own pilot
@@ -800,7 +824,8 @@ def _evaluate_seen(seen: list[Observations], k: bytes) -> Evaluation:
         return Evaluation(z, _codec.DecodeResult(
             None, 0, 0, 0, f"pilot z {z:.1f}: under the {DECODE_MIN_Z} of any decodable mark"),
             0.0, list_size=0)
-    return evaluate(score, k, sum(calibrated_scores(None, k, seen=s) for s in seen))
+    return evaluate(score, k, sum(calibrated_scores(None, k, seen=s) for s in seen),
+                    words_for)
 
 
 @dataclass(frozen=True)
@@ -829,7 +854,10 @@ class _Search:
 
         self.y, self.k = y, k
         self.hypotheses = 1
-        self.attempts = [_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1)]
+        self.attempts: list[Attempt] = []
+        self._long_lists = 0  # attempts given a list longer than EXTENDED_LIST_SIZE
+        self.attempts.append(_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1,
+                                      words_for=self.words_for))
         self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
         self.candidates: list[SyncCandidate] = []
         self.template: TemplateReport | None = None  # for Detection.details
@@ -848,6 +876,27 @@ class _Search:
     def decoded(self) -> bool:
         return any(a.decoded for a in self.attempts)
 
+    def words_for(self, z: float) -> int:
+        """The longest list (a power of 2, at most :data:`LONG_LIST_MAX` words) that an
+        attempt made now with pilot z ``z`` may try and still leave its bound, were it
+        to decode, under :data:`LONG_LIST_SHARE` of :data:`MAX_FALSE_ALARM`; 0 when that
+        is no longer than :data:`provmark._codec.EXTENDED_LIST_SIZE`, when ``z`` is
+        under :data:`LONG_LIST_Z`, or after :data:`LONG_LIST_ATTEMPTS` such lists."""
+        if z < LONG_LIST_Z or self._long_lists >= LONG_LIST_ATTEMPTS:
+            return 0
+        tail = min(1.0, self.hypotheses * pilot_p_value(z))
+        spent = sum(_codec.false_alarm_per_channel_attempt(a.evaluation.list_size)
+                    for a in self.attempts)
+        budget = LONG_LIST_SHARE * MAX_FALSE_ALARM / tail - spent
+        words = LONG_LIST_MAX
+        while words > _codec.EXTENDED_LIST_SIZE and \
+                _codec.false_alarm_per_channel_attempt(words) > budget:
+            words //= 2
+        if words <= _codec.EXTENDED_LIST_SIZE:
+            return 0
+        self._long_lists += 1
+        return words
+
     def count(self, n: int) -> None:
         """Add ``n`` grid hypotheses to the bound (every one scored, decoded or not)."""
         self.hypotheses += n
@@ -860,7 +909,8 @@ class _Search:
                  for a in self.attempts if a.plane is plane}
         new = [c for c in cands if (c.oy, c.ox, c.ty, c.tx) not in tried]
         for cand in new[:limit]:
-            self.attempts.append(_attempt(plane, self.k, cand, self.hypotheses, geometry, maps))
+            self.attempts.append(_attempt(plane, self.k, cand, self.hypotheses, geometry, maps,
+                                          self.words_for))
             if self.attempts[-1].decoded:
                 return True
         return False
@@ -918,7 +968,8 @@ class _Search:
         self.count(1)
         dither = keyed_layout(self.k).dither
         seen = [observe(grid_pairs(p), dither) for p in (self.y, coarse)]
-        attempt = Attempt(self.y, SyncCandidate(0.0, 0, 0, 0, 0), _evaluate_seen(seen, self.k),
+        attempt = Attempt(self.y, SyncCandidate(0.0, 0, 0, 0, 0),
+                          _evaluate_seen(seen, self.k, self.words_for),
                           sum(a.blocks for a in first), self.hypotheses)
         self.attempts.append(attempt)
         self._both.append(attempt)
@@ -986,7 +1037,8 @@ class _Search:
         _, fine, seen, blocks, a = best
         both = [seen, observe(grid_pairs(plane, a.cand.oy, a.cand.ox), dither, a.cand.ty,
                               a.cand.tx)]
-        attempt = Attempt(self.y, fine, _evaluate_seen(both, self.k), blocks, self.hypotheses)
+        attempt = Attempt(self.y, fine, _evaluate_seen(both, self.k, self.words_for), blocks,
+                          self.hypotheses)
         self.attempts.append(attempt)
         self._both.append(attempt)
         return attempt.decoded
@@ -1526,8 +1578,9 @@ class SearchReport(TypedDict):
     decode_attempts : decodings tried (each counts in the false-alarm bound)
     grids_read : grids read, decoded or not (a pilot z under :data:`DECODE_MIN_Z` is
         not decoded)
-    long_lists : how many of them also tried the longer list of the inner decoder
-        (a pilot z of at least :data:`EXTENDED_LIST_Z`; each counts 4 times)
+    long_lists : how many of them also tried a longer list of the inner decoder
+        (a pilot z of at least :data:`EXTENDED_LIST_Z`: 16 words, counted 4 times; or
+        one the bound affords, :meth:`_Search.words_for`: up to 1024)
     aligned_sync_score : pilot z of the grid where an uncropped image has it
     candidates : ``(z, oy, ox, ty, tx)`` of the blind grid search's best candidates
     tile_phase : tile phase ``(ty, tx)`` of the reported attempt
@@ -1640,7 +1693,8 @@ def detect(image, *, key: bytes | str | None = None, search: bool | str = True) 
     -----
     False-alarm probability: each decoding attempt succeeds on a null image with
     probability :func:`provmark._codec.false_alarm_per_channel_attempt` (about 5.8e-11;
-    2.3e-10 for an attempt whose pilot z of at least 5.5 asked for the longer list),
+    2.3e-10 for an attempt whose pilot z of at least 5.5 asked for the longer list, and
+    1.45e-11 a word for the longer lists the bound affords a strong pilot read early),
     independently of the pilot slots (which the code slots do not share). With
     attempts whose ``p_dec`` sum to ``P`` and a pilot score ``z`` that was the best of
     ``m`` grid hypotheses, the reported bound is ``P * min(1, m * exp(-z**2 / 2))``.

@@ -12,9 +12,9 @@ scales and rotations (:func:`_sweep`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypedDict

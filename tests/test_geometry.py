@@ -258,10 +258,12 @@ def test_polishing_moves_a_held_lock_to_the_truth(marked_1024):
     assert abs(polished.scale_y / 0.5 - 1) < 0.002 and abs(polished.scale_x / 0.5 - 1) < 0.002
 
 
-def test_the_fine_search_decodes_a_lock_the_pilot_misses(photo_factory):
+def test_the_fine_search_decodes_a_lock_the_pilot_misses(photo_factory, monkeypatch):
     """A 512x512 copy rotated 2 degrees, its geometry 0.4 degrees and 0.6% off: the
     template locks, the pilot at that geometry does not decode; the fine search
-    (polish, then the pilot around it) does, and counts what it searched."""
+    (polish, then the pilot around it) does, and counts what it searched. (Long lists
+    off: at that geometry the long list its early pilot affords decodes it too.)"""
+    from provmark import _detect
     from provmark import attacks as A
     from provmark._detect import FINE_DECODES, _lock_resampled, _Search
     from provmark._sync import hypothesis_matrix
@@ -270,6 +272,7 @@ def test_the_fine_search_decodes_a_lock_the_pilot_misses(photo_factory):
     copy = A.rotate(provmark.embed(photo_factory("coffee", 512, 512), payload, key=KEY), angle=2.0)
     y = read_luma(copy)
     geo = _template.AffineEstimate(hypothesis_matrix(0.994, 2.4), 0.0, 0.994, 0.994, 2.4, 1)
+    monkeypatch.setattr(_detect, "LONG_LIST_Z", float("inf"))
     plain = _Search(y, KEY)
     plain.template = {"locks": []}
     lock = _lock_resampled(y, KEY, geo, 1, plain.template)

@@ -77,10 +77,10 @@ TEST_WORKERS ?= 2
 test test-fast: export PYTHONDONTWRITEBYTECODE =
 
 test: install-test  ## the full test suite, slow tests included (< 10 min on 2 cores with the installs)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install-test  ## the inner loop (2-3 min on 2 cores): the suite without the tests marked slow
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 peers: $(VENV)/.installed-bench  ## install the peer baselines (CPU torch first; --no-deps, see pyproject)
 	$(PIPQ) $(TORCH_CPU)

@@ -8,7 +8,16 @@ that modifies a shared image fails loudly instead of corrupting the next test.
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import lru_cache
+
+# The repository's kernels/ directory is installed as provmark.kernels. `python -m
+# pytest` puts the working directory on sys.path, where kernels/ would pass for the top
+# level of Hugging Face's `kernels` distribution, which transformers (5.25 and later)
+# imports whenever it is installed: keep the repository's root off the path.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
 
 import cv2
 import numpy as np

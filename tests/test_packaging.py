@@ -71,3 +71,18 @@ def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it(pyproject):
     assert len(setuptools) == 1
     m = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", setuptools[0].replace(" ", ""))
     assert m and int(m.group(1)) >= 77, setuptools
+
+
+def test_the_repository_kernels_directory_does_not_pass_for_a_top_level_package():
+    """kernels/ is installed as provmark.kernels; found as a top-level ``kernels`` (the
+    repository's root on sys.path, as ``python -m pytest`` puts it) it would shadow
+    Hugging Face's ``kernels`` distribution, which transformers 5.25 imports when it is
+    installed (the diffusers integration then failed to import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("kernels")
+    assert spec is None or spec.origin is None or \
+        Path(spec.origin).resolve().parent != ROOT / "kernels"
+    import provmark.kernels
+
+    assert Path(provmark.kernels.__file__).resolve().parent.name == "kernels"

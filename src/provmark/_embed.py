@@ -825,7 +825,9 @@ def saturated_share(rgb: np.ndarray) -> float:
     import cv2
 
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 65_536)))
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb[::step, ::step]), cv2.COLOR_RGB2GRAY)
+    # Every step-th row whole, then every step-th column: the strided rows need no
+    # copy, where gathering the sample first cost 0.5 ms at 1920x1080.
+    grey = cv2.cvtColor(rgb[::step], cv2.COLOR_RGB2GRAY)[:, ::step]
     lo, hi = SATURATED_LEVELS, 255 - SATURATED_LEVELS
     return float(((grey <= lo) | (grey >= hi)).mean())
 

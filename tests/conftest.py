@@ -71,6 +71,40 @@ def make_noise(size: int = 256, seed: int = 0) -> np.ndarray:
     return _read_only(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
 
 
+def make_dialog(height: int = 360, width: int = 380, seed: int = 0) -> np.ndarray:
+    """A UI dialog as a screenshot shows one: a title bar, framed panels, rows of text,
+    buttons and a slider on a light grey window (long horizontal and vertical edges,
+    large flat areas), drawn with OpenCV."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width, 3), (236, 234, 231), np.uint8)
+    cv2.rectangle(img, (0, 0), (width - 1, 27), (62, 72, 92), -1)
+    cv2.putText(img, "Scale Image", (10, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (245, 245, 245), 1, cv2.LINE_AA)
+    y = 40
+    while y < height - 70:
+        panel = min(height - 70, y + int(rng.integers(60, 110)))
+        cv2.rectangle(img, (10, y), (width - 11, panel), (160, 158, 154), 1)
+        for row in range(y + 18, panel - 6, 20):
+            words = " ".join("".join(chr(int(c)) for c in rng.integers(97, 123, int(n)))
+                             for n in rng.integers(2, 8, 3))
+            cv2.putText(img, words.capitalize(), (20, row), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                        (30, 30, 30), 1, cv2.LINE_AA)
+            cv2.rectangle(img, (width - 120, row - 12), (width - 22, row + 3),
+                          (255, 255, 255), -1)
+            cv2.rectangle(img, (width - 120, row - 12), (width - 22, row + 3),
+                          (120, 120, 120), 1)
+        y = panel + 12
+    cv2.line(img, (20, height - 52), (width - 20, height - 52), (90, 90, 90), 2)
+    knob = int(rng.integers(40, width - 40))
+    cv2.rectangle(img, (knob - 5, height - 60), (knob + 5, height - 44), (70, 110, 170), -1)
+    for x0 in (width - 190, width - 100):
+        cv2.rectangle(img, (x0, height - 34), (x0 + 80, height - 10), (215, 213, 210), -1)
+        cv2.rectangle(img, (x0, height - 34), (x0 + 80, height - 10), (110, 110, 110), 1)
+        cv2.putText(img, "OK" if x0 > width - 150 else "Cancel", (x0 + 14, height - 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20), 1, cv2.LINE_AA)
+    return _read_only(img)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 images (inf when identical)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
@@ -114,8 +148,9 @@ def photo_factory():
 
 @pytest.fixture(scope="session")
 def image_factory():
-    """Makers of synthetic images: ``flat``, ``gradient`` and ``noise``."""
-    return {"flat": make_flat, "gradient": make_gradient, "noise": make_noise}
+    """Makers of synthetic images: ``flat``, ``gradient``, ``noise`` and ``dialog``."""
+    return {"flat": make_flat, "gradient": make_gradient, "noise": make_noise,
+            "dialog": make_dialog}
 
 
 @pytest.fixture(scope="session")

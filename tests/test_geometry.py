@@ -984,6 +984,36 @@ def test_the_pilot_reads_a_rotation_whose_template_does_not_lock(photo_factory, 
                        _detect.ROTATION_PILOT_Z, monkeypatch)
 
 
+@pytest.mark.parametrize("angle", [5.0, -2.0])
+def test_a_tilted_dialog_is_read_at_its_straight_edges_rotation(image_factory, angle,
+                                                                 monkeypatch):
+    """A tilted and cropped copy of a marked 380x360 dialog whose template locks
+    nowhere and whose rotation the template's sweeps do not give (as the corpus's small
+    UI screenshots and buildings tilted by 5 degrees): its straight edges give the
+    rotation, the pilot there shows the mark and the search around it decodes.
+    Without the stage the copy reads nothing; the unmarked copy reads nothing with it,
+    none of its gates reaches EDGE_ROTATION_PILOT_Z, and every grid phase they scored
+    is counted."""
+    from provmark import _detect, attacks
+
+    img = image_factory["dialog"](360, 380)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    tilted = attacks.rotate(marked, angle=angle, crop=True)
+    plain = attacks.rotate(img, angle=angle, crop=True)
+    # (the uncropped sweep and the scale and rotation sweeps' gates read phases
+    # without a lock)
+    off = ("coherent_uncropped", "pilot_scales", "pilot_rotations")
+    det, hit = _gated_detection(tilted, payload, "edge_rotation",
+                                _detect.EDGE_ROTATION_PILOT_Z, monkeypatch, "straight edges",
+                                off=off)
+    assert hit["rotation"] == pytest.approx(angle, abs=0.15)
+    assert det.rotation == pytest.approx(angle, abs=0.2)
+
+    _check_pilot_gates(plain, tilted, "edge_rotation", len(_detect.EDGE_ROTATION_GATES),
+                       _detect.EDGE_ROTATION_PILOT_Z, monkeypatch)
+
+
 def test_plane_and_copy_positions_map_both_ways():
     """The arithmetic that carries the pilot's grid from the gate's window to the
     search's planes: a point mapped to the copy and back lands where it started."""

@@ -546,6 +546,15 @@ ROTATION_PILOT_Z = 5.5
 ROTATION_PILOT_TRIES = 2
 ROTATION_PILOT_SAME = 0.1
 ROTATION_PILOT_SPAN = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3)
+#: The rotation of the copy's own straight edges (:meth:`_Search.edge_rotation`,
+#: :mod:`provmark._skew`), gated by the pilot at every grid phase as an enlargement's
+#: scale is, and where it passes, the rotations ROTATION_PILOT_SPAN degrees from it
+#: searched near that grid and the best decoded. Measured (session 24) on the tilted
+#: and cropped copies under 0.3 MP that bar15 lost (UI screenshots and a building,
+#: +-5 degrees): the template's sweeps had not listed the truth, the edges gave it
+#: within 0.1 degree, and the pilot's peak there is about 0.2 degree wide.
+EDGE_ROTATION_PILOT_Z = 6.0
+EDGE_ROTATION_GATES = (0.0, -0.1, 0.1)
 #: The uncropped sweep (:meth:`_Search.coherent_uncropped`): its best hypotheses
 #: refined and read on their aligned grid, at most this many; those whose pilot z
 #: there reaches UNCROPPED_PILOT_Z are searched and decoded. Measured (session 17) on
@@ -1270,6 +1279,29 @@ class _Search:
                 return True
         return False
 
+    def edge_rotation(self) -> bool:
+        """The rotation the copy's straight edges show (:func:`provmark._skew.edge_rotation`),
+        read by the pilot on a window of the copy turned back by it (every grid phase),
+        and where it shows the mark, the rotations around it searched near that grid
+        and decoded: tilted and cropped small screenshots and buildings whose template
+        is too weak for the rotation sweeps (see :data:`EDGE_ROTATION_PILOT_Z`)."""
+        from ._skew import edge_rotation
+        from ._sync import hypothesis_matrix
+
+        self.template["edge_rotation"] = []
+        found = edge_rotation(self.y)
+        if found is None:
+            return False
+        estimate, prominence = found
+        for angle in estimate + np.array(EDGE_ROTATION_GATES):
+            a = hypothesis_matrix(1.0, angle)
+            if self._pilot_gate("edge_rotation", a, {"rotation": round(angle, 3),
+                                                     "prominence": round(prominence, 1)},
+                                [hypothesis_matrix(1.0, d) @ a for d in ROTATION_PILOT_SPAN],
+                                EDGE_ROTATION_PILOT_Z, step=1):
+                return True
+        return False
+
     def _pilot_gate(self, name: str, a: np.ndarray, about: dict, around: list,
                     gate_z: float, step: int = SCALE_PILOT_STEP) -> bool:
         """The pilot searched over every grid phase on a :data:`SCALE_PILOT_WINDOW`-px
@@ -1545,7 +1577,10 @@ class TemplateReport(TypedDict, total=False):
     the pilot (:meth:`_Search.pilot_scales`, :meth:`_Search.pilot_rotations`) with its
     ``pilot_z``; ``enlargements``: the ``scale_y`` and ``scale_x`` of each gate at an
     enlargement the copy's interpolation lines show (:meth:`_Search.enlargements`),
-    with its ``pilot_z``; ``swept``: which of the sweeps found the geometry decoded."""
+    with its ``pilot_z``; ``edge_rotation``: the ``rotation`` of each gate at the tilt
+    the copy's straight edges show (:meth:`_Search.edge_rotation`), with the edges'
+    ``prominence`` and the gate's ``pilot_z``; ``swept``: which of the sweeps found the
+    geometry decoded."""
 
     locks: list[LockRecord]
     fine: list[list[float]]
@@ -1556,6 +1591,7 @@ class TemplateReport(TypedDict, total=False):
     pilot_scales: list[dict[str, float]]
     pilot_rotations: list[dict[str, float]]
     enlargements: list[dict[str, float]]
+    edge_rotation: list[dict[str, float]]
     swept: str
     score: float
     scale_y: float
@@ -1770,7 +1806,7 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         stages = [run.coarse_layer, run.both_layers, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
                   run.coherent_uncropped, run.enlargements, run.pilot_scales,
-                  run.pilot_rotations,
+                  run.pilot_rotations, run.edge_rotation,
                   run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)

@@ -543,9 +543,9 @@ def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import (COHERENT_Z, DECODE_MIN_Z, ENLARGEMENT_PILOT_Z, ROTATION_PILOT_Z,
-                          ROTATION_SWEEP_LOCK_Z, SCALE_PILOT_Z, SCALE_SWEEP_LOCK_Z,
-                          UNCROPPED_PILOT_Z)
+    from ._detect import (COHERENT_Z, DECODE_MIN_Z, EDGE_ROTATION_PILOT_Z,
+                          ENLARGEMENT_PILOT_Z, ROTATION_PILOT_Z, ROTATION_SWEEP_LOCK_Z,
+                          SCALE_PILOT_Z, SCALE_SWEEP_LOCK_Z, UNCROPPED_PILOT_Z)
 
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
@@ -626,6 +626,13 @@ def _explain(det, say=print) -> None:
                 f"{hit['pilot_z']:.2f} over every grid phase, searched from "
                 f"{ROTATION_PILOT_Z}; the template was too weak to lock), not at the estimate "
                 "above; the chosen rotation below is the one read")
+        elif used and swept == "edge_rotation":
+            hit = max(tpl["edge_rotation"], key=lambda h: h["pilot_z"])
+            say(f"  the rotation was read off the copy's straight edges ({hit['rotation']:.2f} "
+                f"deg, {hit['prominence']:.1f} deviations out: pilot z {hit['pilot_z']:.2f} "
+                f"over every grid phase, searched from {EDGE_ROTATION_PILOT_Z}; the template "
+                "was too weak to lock), not at the estimate above; the chosen rotation below "
+                "is the one read")
         elif used and tpl.get("coherent") and "coherent_scales" not in tpl:
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "

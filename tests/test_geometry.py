@@ -860,7 +860,8 @@ def test_warp_from_origin_puts_the_source_origin_at_the_plane_origin():
 
 
 def _check_pilot_gates(plain, marked_copy, stage, tries, gate_z, monkeypatch):
-    """The unmarked copy ``plain`` reads nothing, each of its ``tries`` gates of
+    """The unmarked copy ``plain`` reads nothing, each of its ``tries`` (a number, or a
+    range of them) gates of
     ``stage`` stays under ``gate_z`` and every grid phase they scored is counted;
     without the stage the marked copy reads nothing either."""
     from provmark import _detect
@@ -868,7 +869,8 @@ def _check_pilot_gates(plain, marked_copy, stage, tries, gate_z, monkeypatch):
     unmarked = provmark.detect(plain, key=KEY)
     assert unmarked.payload is None and not unmarked.found
     gates = unmarked.details["template"][stage]
-    assert len(gates) == tries
+    assert len(gates) in (tries if isinstance(tries, range) else (tries,))
+    tries = len(gates)
     assert all(g["pilot_z"] < gate_z for g in gates)
     monkeypatch.setattr(_detect._Search, stage, lambda self: False)
     without = provmark.detect(plain, key=KEY)
@@ -1010,7 +1012,9 @@ def test_a_tilted_dialog_is_read_at_its_straight_edges_rotation(image_factory, a
     assert hit["rotation"] == pytest.approx(angle, abs=0.15)
     assert det.rotation == pytest.approx(angle, abs=0.2)
 
-    _check_pilot_gates(plain, tilted, "edge_rotation", len(_detect.EDGE_ROTATION_GATES),
+    # (the gates beside the estimate run only where the first reads near the mark)
+    _check_pilot_gates(plain, tilted, "edge_rotation",
+                       range(1, len(_detect.EDGE_ROTATION_GATES) + 1),
                        _detect.EDGE_ROTATION_PILOT_Z, monkeypatch)
 
 

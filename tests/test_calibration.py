@@ -161,7 +161,8 @@ def test_the_blind_search_decodes_its_best_candidate_only(photo_factory, monkeyp
 
     for stage in ("lock_on_copy", "resample_estimates", "coherent_estimates",
                   "coherent_scales", "coherent_rotations", "coherent_uncropped",
-                  "enlargements", "pilot_scales", "pilot_rotations", "self_reference"):
+                  "enlargements", "pilot_scales", "pilot_rotations", "edge_rotation",
+                  "self_reference"):
         monkeypatch.setattr(_detect._Search, stage, lambda self: False)
     img = photo_factory("coffee", 512, 512)
     marked = provmark.embed(img, PAYLOAD, key=KEY)

@@ -1288,9 +1288,10 @@ class _Search:
     def edge_rotation(self) -> bool:
         """The rotation the copy's straight edges show (:func:`provmark._skew.edge_rotation`),
         read by the pilot on a window of the copy turned back by it (every grid phase),
-        and beside it where the pilot is near, and where it shows the mark, the rotations around it searched near that grid
-        and decoded: tilted and cropped small screenshots and buildings whose template
-        is too weak for the rotation sweeps (see :data:`EDGE_ROTATION_PILOT_Z`)."""
+        and beside it where the pilot is near; where it shows the mark, the rotations
+        around it searched near that grid and decoded: tilted and cropped small
+        screenshots and buildings whose template is too weak for the rotation sweeps
+        (see :data:`EDGE_ROTATION_PILOT_Z`)."""
         from ._skew import edge_rotation
         from ._sync import hypothesis_matrix
 

@@ -539,13 +539,30 @@ def _search_summary(det) -> dict:
     return search
 
 
+#: The pilot gates' stages, as ``--explain`` tells that one of them found the geometry:
+#: how (formatted with the best gate's record), what it found, and the gate's level.
+_GATE_FOUND = {
+    "pilot_scales": ("the scale was found by reading the pilot at the coherent sweep's "
+                     "best scales (scale {scale:.4f}", "scale", "SCALE_PILOT_Z"),
+    "enlargements": ("the scale was read off the copy's interpolation traces (an "
+                     "enlargement y {scale_y:.4f} x {scale_x:.4f}", "scale",
+                     "ENLARGEMENT_PILOT_Z"),
+    "pilot_rotations": ("the rotation was found by reading the pilot at the coherent "
+                        "rotation sweep's best rotations ({rotation:.2f} deg", "rotation",
+                        "ROTATION_PILOT_Z"),
+    "edge_rotation": ("the rotation was read off the copy's straight edges ({rotation:.2f} "
+                      "deg, {prominence:.1f} deviations out", "rotation",
+                      "EDGE_ROTATION_PILOT_Z"),
+}
+
+
 def _explain(det, say=print) -> None:
     """Print the synchronisation search. A geometry is said to be "used" only when
     the reported decoding used it; on "not found" this says what was searched,
     not where the best guesses were (they are not findings)."""
-    from ._detect import (COHERENT_Z, DECODE_MIN_Z, EDGE_ROTATION_PILOT_Z,
-                          ENLARGEMENT_PILOT_Z, ROTATION_PILOT_Z, ROTATION_SWEEP_LOCK_Z,
-                          SCALE_PILOT_Z, SCALE_SWEEP_LOCK_Z, UNCROPPED_PILOT_Z)
+    from . import _detect
+    from ._detect import (COHERENT_Z, DECODE_MIN_Z, ROTATION_SWEEP_LOCK_Z, SCALE_SWEEP_LOCK_Z,
+                          UNCROPPED_PILOT_Z)
 
     d = det.details or {}
     attempts = d.get("decode_attempts", 1)
@@ -606,33 +623,12 @@ def _explain(det, say=print) -> None:
                 f"{hit['pilot_z']:.2f} on the grid from the copy's corner, searched from "
                 f"{UNCROPPED_PILOT_Z}), not at the estimate above; the chosen scales below "
                 "are the ones read")
-        elif used and swept == "pilot_scales":
-            hit = max(tpl["pilot_scales"], key=lambda h: h["pilot_z"])
-            say(f"  the scale was found by reading the pilot at the coherent sweep's best "
-                f"scales (scale {hit['scale']:.4f}: pilot z {hit['pilot_z']:.2f} over every "
-                f"grid phase, searched from {SCALE_PILOT_Z}; the template was too weak to "
-                "lock), not at the estimate above; the chosen scale below is the one read")
-        elif used and swept == "enlargements":
-            hit = max(tpl["enlargements"], key=lambda h: h["pilot_z"])
-            say(f"  the scale was read off the copy's interpolation traces (an enlargement "
-                f"y {hit['scale_y']:.4f} x {hit['scale_x']:.4f}: pilot z {hit['pilot_z']:.2f} "
-                f"over every grid phase, searched from {ENLARGEMENT_PILOT_Z}; the template "
-                "was too weak to lock), not at the estimate above; the chosen scale below "
-                "is the one read")
-        elif used and swept == "pilot_rotations":
-            hit = max(tpl["pilot_rotations"], key=lambda h: h["pilot_z"])
-            say(f"  the rotation was found by reading the pilot at the coherent rotation "
-                f"sweep's best rotations ({hit['rotation']:.2f} deg: pilot z "
-                f"{hit['pilot_z']:.2f} over every grid phase, searched from "
-                f"{ROTATION_PILOT_Z}; the template was too weak to lock), not at the estimate "
-                "above; the chosen rotation below is the one read")
-        elif used and swept == "edge_rotation":
-            hit = max(tpl["edge_rotation"], key=lambda h: h["pilot_z"])
-            say(f"  the rotation was read off the copy's straight edges ({hit['rotation']:.2f} "
-                f"deg, {hit['prominence']:.1f} deviations out: pilot z {hit['pilot_z']:.2f} "
-                f"over every grid phase, searched from {EDGE_ROTATION_PILOT_Z}; the template "
-                "was too weak to lock), not at the estimate above; the chosen rotation below "
-                "is the one read")
+        elif used and swept in _GATE_FOUND:
+            found, what, gate = _GATE_FOUND[swept]
+            hit = max(tpl[swept], key=lambda h: h["pilot_z"])
+            say(f"  {found.format(**hit)}: pilot z {hit['pilot_z']:.2f} over every grid "
+                f"phase, searched from {getattr(_detect, gate)}; the template was too weak to lock), not at "
+                f"the estimate above; the chosen {what} below is the one read")
         elif used and tpl.get("coherent") and "coherent_scales" not in tpl:
             say(f"  the geometry was found by the coherent search around the template's "
                 f"first estimates (best coherent score {tpl['coherent'][0]:.2f}, locked from "

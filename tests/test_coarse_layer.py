@@ -23,6 +23,18 @@ PAYLOAD = Payload(provider=7, content_id=42, label=1)
 KEY = "coarse-layer test key"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_extension():
+    """These tests are about the coarse layer: the extension carriers (docs/format.md
+    5.8), which such small smooth images also get, would read some of their copies
+    first (tests/test_extension.py)."""
+    from provmark import _embed
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_embed, "EXTENSION_MAX_PIXELS", 0)
+        yield
+
+
 def smooth_sky(height: int, width: int, grain: float = 6.0, seed: int = 0) -> np.ndarray:
     """A blue vertical gradient with a faint, slightly blurred grain: smooth enough
     that the fine mark stays far above the PSNR floor (about 50 dB) and does not

@@ -85,6 +85,21 @@ def test_coefficient_pairs_table():
     assert pairs == [tuple(int(x) for x in p) for p in _layout.PAIRS]
 
 
+def test_extension_pairs_table_and_constants():
+    """Section 5.8: the extension pairs and the embedder's and reader's constants."""
+    from provmark import _detect, _embed
+
+    pairs = [tuple(int(x) for x in re.findall(r"\d+", c1 + c2))
+             for _, c1, c2 in _rows("pair | coefficient 1 `(u1, v1)` | coefficient 2 `(u2, v2)`")]
+    assert pairs == [tuple(int(x) for x in p) for p in _layout.EXTENSION_PAIRS]
+    for name, value in (("EXTENSION_MAX_PIXELS", _embed.EXTENSION_MAX_PIXELS),
+                        ("EXTENSION_HEADROOM", _embed.EXTENSION_HEADROOM),
+                        ("EXTENSION_CAP_SHARE", _embed.EXTENSION_CAP_SHARE),
+                        ("EXTENSION_STRENGTHS", _embed.EXTENSION_STRENGTHS),
+                        ("EXTENSION_MIN_Z", _detect.EXTENSION_MIN_Z)):
+        assert f"`{name} = {value}`" in FLAT, name
+
+
 def test_inner_code_and_reed_solomon_parameters():
     conv = dict((k, v) for k, v in _rows("parameter | value"))
     assert f"K = {_convolutional.CONSTRAINT}" in conv["constraint length"]

@@ -77,6 +77,16 @@ def test_golden_layout_of_the_public_key():
     assert float(lay.dither[3, 5, 1]) == 1.0655095056564832
 
 
+def test_golden_extension_dither_of_the_public_key():
+    """docs/format.md 5.8: the extension carriers' dither, domain ``layout-extension``."""
+    from provmark._layout import extension_dither
+
+    d = extension_dither(PUBLIC_KEY)
+    assert d.shape == (32, 32, 2)
+    assert float(d[0, 0, 0]) == 1.5192533276956928
+    assert float(d[3, 5, 1]) == 0.9723659492200856
+
+
 def test_golden_template_of_the_public_key():
     tpl = keyed_template(PUBLIC_KEY)
     assert tpl.lattice.tolist() == [[-8, 1], [-10, 4], [-9, 6], [-9, 7], [-6, 8], [-4, 9],

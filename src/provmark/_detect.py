@@ -12,6 +12,7 @@ scales and rotations (:func:`_sweep`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -24,7 +25,8 @@ import numpy as np
 from . import _codec
 from ._image import as_rgb_array
 from ._keys import key_fingerprint, normalize_key
-from ._layout import BLOCK_PX, DITHER_BLOCKS, PAIRS, TILE_BLOCKS, TILE_PX, keyed_layout
+from ._layout import (BLOCK_PX, DITHER_BLOCKS, EXTENSION_PAIRS, PAIRS, TILE_BLOCKS, TILE_PX,
+                      extension_dither, keyed_layout)
 from ._payload import Payload
 from ._template import (MAX_FACTOR, AffineEstimate, CoherentSpectrum, coherent_grid,
                         coherent_search, grid_shape, phase_lock, refine_affine,
@@ -332,6 +334,18 @@ def grid_pairs(y: np.ndarray, oy: int = 0, ox: int = 0,
     return coef
 
 
+def extension_observations(y: np.ndarray, cand: SyncCandidate, key: bytes) -> Observations:
+    """The extension carriers' observations (:data:`provmark._layout.EXTENSION_PAIRS`)
+    on the grid ``cand`` of the plane ``y``, with the detector's noise model
+    (:func:`observe`) and their own dither."""
+    nby = (y.shape[0] - cand.oy) // BLOCK_PX
+    nbx = (y.shape[1] - cand.ox) // BLOCK_PX
+    coef = np.empty((nby, nbx, EXTENSION_PAIRS.shape[0], 2), np.float32)
+    luma_pair_coeffs(np.ascontiguousarray(y, dtype=np.float32), cand.oy, cand.ox,
+                     EXTENSION_PAIRS, _C64, coef)
+    return observe(coef, extension_dither(key), cand.ty, cand.tx)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Pilot statistic and decoding of one folded score tile (:func:`evaluate`)."""
@@ -413,6 +427,12 @@ LONG_LIST_ATTEMPTS = 2
 #: decoded decodes a null image with the same probability as before, and one that is
 #: not counts nothing in the bound.
 DECODE_MIN_Z = 2.5
+#: A grid whose carriers did not decode is decoded again with the extension carriers
+#: (:meth:`_Search._add`) where their own pilot reaches this: an unmarked image's or
+#: a mark without them reads about N(0, 1) there, so 2% of such grids pay a second
+#: decoding (counted in the bound). The smooth images' compressed copies that needed
+#: them read 2.3-6.9 (benchmarks/RESULTS.md, session 25).
+EXTENSION_MIN_Z = 2.0
 #: Grid candidates from the synchronisation search that are decoded.
 SEARCH_DECODES = 3
 #: ... except the blind search's (:meth:`_Search.blind`), where only the best is: the
@@ -812,6 +832,7 @@ class Attempt:
     #: made: the pilot's multiple-testing count (:meth:`_Search.false_alarm`).
     pilot_hypotheses: int
     geometry: AffineEstimate | None = None  # set when ``plane`` is resampled
+    seen: Observations | None = None  # the carriers' observations (one grid's)
 
     @property
     def decoded(self) -> bool:
@@ -826,7 +847,7 @@ def _attempt(plane, k, cand, pilot_hypotheses, geometry=None, maps=None,
     coef = grid_pairs(plane, cand.oy, cand.ox, maps)
     seen = observe(coef, keyed_layout(k).dither, cand.ty, cand.tx)
     return Attempt(plane, cand, _evaluate_seen([seen], k, words_for),
-                   coef.shape[0] * coef.shape[1], pilot_hypotheses, geometry)
+                   coef.shape[0] * coef.shape[1], pilot_hypotheses, geometry, seen)
 
 
 def _evaluate_seen(seen: list[Observations], k: bytes, words_for=None) -> Evaluation:
@@ -873,8 +894,9 @@ class _Search:
         self.hypotheses = 1
         self.attempts: list[Attempt] = []
         self._long_lists = 0  # attempts given a list longer than EXTENDED_LIST_SIZE
-        self.attempts.append(_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1,
-                                      words_for=self.words_for))
+        self._extended: list[Attempt] = []  # the attempts that read the extension too
+        self.extension: list[dict] = []  # each extension read: its pilot z (details)
+        self._add(_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1, words_for=self.words_for))
         self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
         self.candidates: list[SyncCandidate] = []
         self.template: TemplateReport | None = None  # for Detection.details
@@ -926,11 +948,34 @@ class _Search:
                  for a in self.attempts if a.plane is plane}
         new = [c for c in cands if (c.oy, c.ox, c.ty, c.tx) not in tried]
         for cand in new[:limit]:
-            self.attempts.append(_attempt(plane, self.k, cand, self.hypotheses, geometry, maps,
-                                          self.words_for))
-            if self.attempts[-1].decoded:
+            if self._add(_attempt(plane, self.k, cand, self.hypotheses, geometry, maps,
+                                  self.words_for)):
                 return True
         return False
+
+    def _add(self, attempt: Attempt) -> bool:
+        """Record a grid's reading; where the carriers alone did not decode, read the
+        extension carriers on the same grid, and where their own pilot shows them
+        (z >= :data:`EXTENSION_MIN_Z`), decode the two folded together, each
+        calibrated by its own pilot (as :meth:`both_layers`). Every extension read
+        counts one hypothesis, every such decoding its words. Returns whether a
+        payload was decoded."""
+        # The observations are dropped once read (tens of MB a grid at 50 MP).
+        self.attempts.append(dataclasses.replace(attempt, seen=None))
+        if attempt.decoded or attempt.seen is None:
+            return attempt.decoded
+        ext = extension_observations(attempt.plane, attempt.cand, self.k)
+        z = pilot_z(ext.folded(), self.k)
+        self.count(1)
+        self.extension.append({"z": round(z, 2)})
+        if z < EXTENSION_MIN_Z:
+            return False
+        both = Attempt(attempt.plane, attempt.cand,
+                       _evaluate_seen([attempt.seen, ext], self.k, self.words_for),
+                       attempt.blocks, self.hypotheses, attempt.geometry)
+        self.attempts.append(both)
+        self._extended.append(both)
+        return both.decoded
 
     def search_phases(self, plane, scored, **kw) -> list[SyncCandidate]:
         """The pilot's best grid candidates on ``plane`` (:func:`provmark._sync.search`),
@@ -1500,7 +1545,9 @@ class _Search:
             "candidates": [(c.z, c.oy, c.ox, c.ty, c.tx) for c in self.candidates],
             "tile_phase": (cand.ty, cand.tx), "template": self.template,
             "scale_sweep": self.sweep,
-            "layer": ("both" if any(best is a for a in self._both) else
+            "extension": self.extension,
+            "layer": ("extended" if any(best is a for a in self._extended) else
+                      "both" if any(best is a for a in self._both) else
                       "coarse" if any(best.plane is p for p in self._coarse_planes) else "fine")}
         detection = Detection(
             found=found, payload=res.payload if found else None,
@@ -1642,7 +1689,11 @@ class SearchReport(TypedDict):
         reduced by 2, docs/format.md 5.6; ``scale`` is then 2 for an unresized copy),
         ``"both"`` when it read the fine mark and the coarse layer together (an
         uncropped copy's aligned grids, or a crop's, the fine grid derived from the
-        coarse one; neither decoded alone; ``scale`` 1), else ``"fine"``
+        coarse one; neither decoded alone; ``scale`` 1), ``"extended"`` when it read
+        the carriers and the extension carriers together (docs/format.md 5.8), else
+        ``"fine"``
+    extension : each extension read (a grid whose carriers did not decode): its
+        pilot ``z``
     """
 
     decode_attempts: int
@@ -1653,6 +1704,7 @@ class SearchReport(TypedDict):
     tile_phase: tuple[int, int]
     template: TemplateReport | None
     scale_sweep: SweepReport | None
+    extension: list[dict]
     layer: str
 
 

@@ -8,6 +8,7 @@ floor -> the luma change is added to R, G and B alike -> round and clip to uint8
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -418,6 +419,7 @@ class Marked:
     template_gain: float = 1.0  # template amplitude multiplier (< 1: lowered for SSIM)
     strength: float = 1.0  # the strength it was written with
     clip_gain: float | None = None  # change-limit gain of the clipping compensation (None: none)
+    extension: float = 0.0  # strength of the extension carriers (0: none written)
 
 
 #: Adaptive strength: images with fewer tile repetitions than this (under about
@@ -517,12 +519,75 @@ def mark_array(rgb: np.ndarray, payload: Payload, key: bytes, strength: float = 
     :data:`ADAPT_BELOW_TILES`, and the SSIM floor, :data:`MIN_SSIM`), or refuse when
     it would not read back; on a smooth image large enough, with a coarse layer
     (:func:`_with_coarse_layer`)."""
-    fine = _mark_fine(rgb, payload, key, strength, min_psnr, adapt)
-    if fine.image is None or min(rgb.shape[:2]) < COARSE_MIN_SIDE:
-        return fine
-    if _psnr(rgb, fine.image) < min_psnr + COARSE_HEADROOM:
-        return fine  # textured: the fine mark survives compression, the budget is spent
-    return _with_coarse_layer(rgb, fine, payload, key, strength, min_psnr) or fine
+    marked = _mark_fine(rgb, payload, key, strength, min_psnr, adapt)
+    if (marked.image is not None and min(rgb.shape[:2]) >= COARSE_MIN_SIDE
+            and _psnr(rgb, marked.image) >= min_psnr + COARSE_HEADROOM):
+        # smooth: add the coarse layer (a textured image's fine mark survives
+        # compression, and its budget is spent)
+        marked = _with_coarse_layer(rgb, marked, payload, key, strength, min_psnr) or marked
+    if (marked.image is None or not adapt
+            or rgb.shape[0] * rgb.shape[1] > EXTENSION_MAX_PIXELS):
+        return marked
+    return _with_extension(rgb, marked, payload, key, strength, min_psnr)
+
+
+#: Extension carriers (embedder revision 6; :data:`provmark._layout.EXTENSION_PAIRS`,
+#: docs/format.md 5.8). On a smooth image the carriers' flat-area floor falls in the
+#: dead zone of WebP 50 and JPEG 30, and only its few textured blocks carry the
+#: mark; there the extension pairs repeat every slot's symbol, lower in frequency,
+#: where texture masks them. They get no floor (a flat block is left as it is), the
+#: carriers' margins and texture-dependent cap but EXTENSION_CAP_SHARE of their base
+#: cap: at the full base cap the extension turned the gradient of blocks along a
+#: soft edge (lomiri-fossa's folds) into visible 16-px steps at 2x, at half it did
+#: not, and read nearly as well (scratch runs on 5 smooth images, session 25). Their
+#: change is added within what the per-pixel visibility bound (:func:`change_limit`)
+#: left. Written on images up to
+#: EXTENSION_MAX_PIXELS (the SSIM is checked there anyway: :data:`SSIM_CHECK_PIXELS`)
+#: whose mark is at least EXTENSION_HEADROOM dB above the PSNR floor, at the first
+#: of EXTENSION_STRENGTHS that keeps the PSNR floor and :data:`MIN_SSIM` and leaves
+#: the mark reading back on its carriers alone. Measured on bar15 (session 25,
+#: benchmarks/RESULTS.md).
+EXTENSION_MAX_PIXELS = 1_000_000
+EXTENSION_HEADROOM = 1.0
+EXTENSION_STRENGTHS = (1.0, 0.6)
+EXTENSION_CAP_SHARE = 0.5
+
+
+def _with_extension(rgb: np.ndarray, marked: Marked, payload: Payload, key: bytes,
+                    strength: float, min_psnr: float) -> Marked:
+    """``marked`` with the extension carriers added (see :data:`EXTENSION_STRENGTHS`),
+    or ``marked`` itself where they do not fit."""
+    from ._layout import EXTENSION_PAIRS, extension_dither
+
+    image = marked.image
+    if _psnr(rgb, image) < min_psnr + EXTENSION_HEADROOM:
+        return marked
+    nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
+    # What the visibility bound leaves of every LL cell (2x2 pixels) after the mark.
+    used = np.abs(np.subtract(image[:nby * BLOCK_PX, :nbx * BLOCK_PX],
+                              rgb[:nby * BLOCK_PX, :nbx * BLOCK_PX], dtype=np.int16)).max(axis=2)
+    used = used.reshape(nby * 8, 2, nbx * 8, 2).max(axis=(1, 3))
+    room = np.maximum(change_limit(rgb) - used, 0.0).astype(np.float32)
+    tile_bits = tile_symbols(payload, key)
+    code_bits = _codec.encode(payload, key)
+    dither = extension_dither(key)
+    no_template = np.zeros((8, 8), np.float32)
+    reference = SSIMReference(rgb)
+    for factor in EXTENSION_STRENGTHS:
+        p = DEFAULT_STRENGTH.scaled(strength * factor)
+        delta = np.empty((nby, nbx, EXTENSION_PAIRS.shape[0], 2), np.float32)
+        coef = np.empty_like(delta)
+        aqim_embed_deltas(image, EXTENSION_PAIRS, tile_bits, dither,
+                          np.ones(tile_bits.shape), _C64, 0.0, 0.0, 0.0, p.margin,
+                          p.min_angle, p.cap_base * EXTENSION_CAP_SHARE, p.cap_texture,
+                          delta, coef)
+        out = np.empty_like(image)
+        apply_block_deltas(image, EXTENSION_PAIRS, delta, _C64, 1.0, room, no_template,
+                           np.zeros((nby, nbx), np.float32), out)
+        if (_psnr(rgb, out) >= min_psnr and reference.score(out) >= MIN_SSIM
+                and _read_back(out, code_bits, key, tile_bits)[0] == 0):
+            return dataclasses.replace(marked, image=out, extension=strength * factor)
+    return marked
 
 
 #: The coarse layer (embedder revision 3). On smooth images the fine mark's flat-area
@@ -866,9 +931,11 @@ def embed(image, payload: Payload, *, key: bytes | str | None = None,
         the mark as long as the SSIM to the original stays at least 0.982: first
         the floor of blocks with some texture (2x), then the margins and caps
         paid by textured blocks (up to 2x); the floor of flat blocks is never
-        raised. Small images have little redundancy. Costs SSIM checks and up to
-        three extra embedding passes on those images only. ``False`` uses
-        ``strength`` as given.
+        raised. Small images have little redundancy. Then, on images up to 1 MP
+        with room under the PSNR and SSIM floors, every symbol is written a
+        second time on the extension carriers (docs/format.md 5.8). Costs SSIM
+        checks and a few extra embedding passes on those images only. ``False``
+        uses ``strength`` as given, without the extension.
 
     Notes
     -----

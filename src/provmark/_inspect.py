@@ -320,12 +320,16 @@ def inspect(image, *, key: bytes | str | None = None, tamper: bool = True,
             "should carry")
     elif not tamper:
         tsum = _tamper.unavailable_summary("not requested")
-    elif det.details.get("layer") == "both":
-        # Neither layer decoded alone: region by region each is weaker still, and a
+    elif det.details.get("layer") in ("both", "extended"):
+        # Neither reading decoded alone: region by region each is weaker still, and a
         # map of the fine grid called 94-99% of such compressed copies "missing".
         tsum = _tamper.unavailable_summary(
             "the mark decoded only with its fine and coarse layers read together: "
-            "neither is strong enough region by region to map where it is missing")
+            "neither is strong enough region by region to map where it is missing"
+            if det.details.get("layer") == "both" else
+            "the mark decoded only with its carriers and extension carriers read "
+            "together: neither is strong enough region by region to map where it is "
+            "missing")
     else:
         tmap = _tamper.tamper_map(rgb, loc, det.payload, key=k)
         tsum = tmap.to_dict()

@@ -14,6 +14,12 @@ symbol slots. A keyed permutation assigns them to:
 
 Every slot also gets a keyed dither (the angle-QIM lattice offset), which varies
 over a 2x2-tile super-period (:data:`DITHER_BLOCKS`).
+
+Extension carriers (embedder revision 6, docs/format.md 5.8): a second set of
+coefficient pairs per block, :data:`EXTENSION_PAIRS`, may repeat every slot's
+symbol (pair ``p`` of the extension carries pair ``p``'s symbol) under a dither of
+its own (:func:`extension_dither`). A reader of the carriers alone reads the mark
+as before; a reader of both folds the two (:mod:`provmark._detect`).
 """
 
 from __future__ import annotations
@@ -78,3 +84,27 @@ def keyed_layout(key: bytes) -> KeyedLayout:
     for arr in (code_slots, pilot_slots, pilot_bits, dither):
         arr.setflags(write=False)
     return KeyedLayout(code_slots, pilot_slots, pilot_bits, dither)
+
+
+#: The extension carriers' pairs, one per base pair: ``(1, 1) / (2, 2)`` and
+#: ``(0, 1) / (1, 0)``, the LL-band DCT coefficients below :data:`LOW` that the
+#: carriers leave free. They are lower in frequency than the carriers: of a smooth
+#: image's textured blocks, WebP 50 and JPEG 30 keep more of them (measured on 8
+#: smooth corpus images under 0.6 MP: their pilot read z 2-7 where the carriers'
+#: read 0-5; benchmarks/RESULTS.md, session 25).
+EXTENSION_PAIRS = np.array([[1, 1, 2, 2], [0, 1, 1, 0]], dtype=np.int64)
+EXTENSION_PAIRS.setflags(write=False)
+assert EXTENSION_PAIRS.shape == PAIRS.shape and EXTENSION_PAIRS.max() < _LOW
+assert not set(map(tuple, EXTENSION_PAIRS.reshape(-1, 2))) & set(map(tuple, PAIRS.reshape(-1, 2)))
+
+
+@lru_cache(maxsize=64)
+def extension_dither(key: bytes) -> np.ndarray:
+    """The extension carriers' keyed dither, (D, D, P) float64 in
+    ``[0, ANGLE_PERIOD)``: a stream of its own, so that its errors are independent
+    of the carriers'."""
+    dither = KeyStream(key, "layout-extension").uniform(
+        0.0, ANGLE_PERIOD, DITHER_BLOCKS * DITHER_BLOCKS * PAIRS_PER_BLOCK
+    ).reshape(DITHER_BLOCKS, DITHER_BLOCKS, PAIRS_PER_BLOCK)
+    dither.setflags(write=False)
+    return dither

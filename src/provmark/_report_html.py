@@ -502,6 +502,8 @@ def _watermark_rows(det) -> list[tuple[str, str]]:
                       "original's size, or the fine mark of a copy enlarged 2x)",
             "both": "(relative to the marked original; read on the fine mark and the "
                     "coarse layer at once, neither of which decoded alone)",
+            "extended": "(relative to the marked original; read on the carriers and the "
+                        "extension carriers at once: the carriers alone did not decode)",
         }.get((det.details or {}).get("layer"), "(relative to the marked original)")),
         ("Hypotheses searched", f"{det.hypotheses:,}"),
         ("RS symbols corrected / erased", f"{det.corrected_symbols} / {det.erasures}"),

@@ -649,6 +649,15 @@ def _explain(det, say=print) -> None:
     elif d.get("layer") == "both":
         say("  read on both layers at once: the fine mark and the coarse layer of a smooth "
             "image, each weighed by its own pilot (neither decoded alone)")
+    elif d.get("layer") == "extended":
+        say("  read with the extension carriers (small smooth images carry them): the "
+            "carriers and the extension, each weighed by its own pilot (the carriers "
+            "alone did not decode)")
+    ext = d.get("extension") or []
+    if ext:
+        say(f"  extension carriers read on {len(ext)} grid(s) whose carriers did not "
+            f"decode; best pilot z {max(e['z'] for e in ext):.2f} (decoded together "
+            f"from 2.0; each read counted)")
     say(f"  chosen: offset={det.offset} tile={d.get('tile_phase')} scale={det.scale:g} "
           f"rotation={det.rotation:g} deg; blocks read {det.blocks_used}; "
           f"bit reliability {det.bit_reliability:.2f}; "

@@ -142,3 +142,29 @@ def test_explain_and_the_forensic_report_say_the_extension_was_read(marked, tmp_
     assert report.detection.payload == PAYLOAD
     assert not report.tamper_summary["available"]
     assert "extension carriers read together" in report.tamper_summary["reason"]
+
+
+def test_both_layers_fold_the_coarse_layer_with_the_extension_where_the_fine_pilot_is_weak(
+        monkeypatch):
+    """A smooth 512x768 sky (coarse layer and extension) at WebP 40: the fine pilot
+    reads under 2.5, the coarse layer's and the extension's show; both_layers folds
+    those two (one counted decoding)."""
+    from test_coarse_layer import KEY as COARSE_KEY, PAYLOAD as COARSE_PAYLOAD, smooth_sky
+
+    k = normalize_key(COARSE_KEY)
+    marked = _embed.mark_array(smooth_sky(512, 768), COARSE_PAYLOAD, k)
+    assert marked.extension > 0
+    copy = attacks.apply("webp", marked.image, quality=40)
+    run = _detect._Search(_detect.read_luma(copy), k)
+    assert not run.decoded and run.attempts[0].evaluation.z < _detect.DECODE_MIN_Z
+    assert _detect.pilot_z(run._aligned_extension.folded(), k) >= _detect.EXTENSION_MIN_Z
+    assert not run.coarse_layer()
+    folded = []
+    real = _detect._evaluate_seen
+    monkeypatch.setattr(_detect, "_evaluate_seen",
+                        lambda seen, *a, **kw: (folded.append(list(seen)), real(seen, *a, **kw))[1])
+    before = run.hypotheses
+    run.both_layers()
+    assert run.hypotheses == before + 1
+    assert len(folded) == 1 and len(folded[0]) == 2
+    assert folded[0][1] is run._aligned_extension  # the coarse layer's, then the extension's

@@ -895,6 +895,7 @@ class _Search:
         self.attempts: list[Attempt] = []
         self._long_lists = 0  # attempts given a list longer than EXTENDED_LIST_SIZE
         self._extended: list[Attempt] = []  # the attempts that read the extension too
+        self._aligned_extension: Observations | None = None  # its read on the aligned grid
         self.extension: list[dict] = []  # each extension read: its pilot z (details)
         self._add(_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1, words_for=self.words_for))
         self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
@@ -965,6 +966,8 @@ class _Search:
         if attempt.decoded or attempt.seen is None:
             return attempt.decoded
         ext = extension_observations(attempt.plane, attempt.cand, self.k)
+        if len(self.attempts) == 1:  # the aligned grid (also read by both_layers)
+            self._aligned_extension = ext
         z = pilot_z(ext.folded(), self.k)
         self.count(1)
         self.extension.append({"z": round(z, 2)})
@@ -1010,26 +1013,36 @@ class _Search:
                                    geometry)
 
     def both_layers(self) -> bool:
-        """The fine and coarse layers' aligned grids read as one: where each pilot
-        shows the mark (z >= :data:`DECODE_MIN_Z`) and neither decoded alone, their
-        observations are folded together, each calibrated by its own pilot (the
-        coarse layer carries the same code bits in the same slots). A compressed
-        smooth image can leave both too weak alone: on bar15 (session 22) it read both
-        JPEG 30 copies of a 775x516 photo of a drop on a leaf (fine pilot z 3.1-4.9,
-        coarse 5.8-6.0, together 5.1-6.3), none lost. Each layer is calibrated on its
-        own pilot: weights fitted on the two together would let the weaker layer's
-        noise in at the stronger one's weight."""
+        """The fine and coarse layers' aligned grids read as one: where the coarse
+        pilot shows the mark (z >= :data:`DECODE_MIN_Z`), and so does the fine pilot
+        or the extension carriers' on the aligned grid (z >= :data:`EXTENSION_MIN_Z`),
+        and nothing decoded alone, their observations are folded together, each
+        calibrated by its own pilot (the coarse layer and the extension carry the
+        same code bits in the same slots). A compressed smooth image can leave each
+        too weak alone: on bar15 (session 22) it read both JPEG 30 copies of a 775x516
+        photo of a drop on a leaf (fine pilot z 3.1-4.9, coarse 5.8-6.0, together
+        5.1-6.3), none lost; in session 25 its WebP 50 copy, where the fine pilot read
+        1.0, the coarse 6.7 and the extension 4.4, read on the coarse layer and the
+        extension together (6.1). Each reading is calibrated on its own pilot:
+        weights fitted on them together would let the weaker one's noise in at the
+        stronger one's weight."""
         from ._sync import SyncCandidate
 
         if not self._coarse_planes:
             return False
         coarse = self._coarse_planes[0]
         first = [next(a for a in self.attempts if a.plane is p) for p in (self.y, coarse)]
-        if min(a.evaluation.z for a in first) < DECODE_MIN_Z:
+        fine_shows, coarse_shows = (a.evaluation.z >= DECODE_MIN_Z for a in first)
+        ext = self._aligned_extension
+        if ext is not None and pilot_z(ext.folded(), self.k) < EXTENSION_MIN_Z:
+            ext = None
+        if not coarse_shows or not (fine_shows or ext is not None):
             return False
         self.count(1)
         dither = keyed_layout(self.k).dither
-        seen = [observe(grid_pairs(p), dither) for p in (self.y, coarse)]
+        seen = [observe(grid_pairs(p), dither)
+                for p, shows in ((self.y, fine_shows), (coarse, True)) if shows]
+        seen += [ext] if ext is not None else []
         attempt = Attempt(self.y, SyncCandidate(0.0, 0, 0, 0, 0),
                           _evaluate_seen(seen, self.k, self.words_for),
                           sum(a.blocks for a in first), self.hypotheses)

@@ -564,9 +564,12 @@ def _with_extension(rgb: np.ndarray, marked: Marked, payload: Payload, key: byte
         return marked
     nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
     # What the visibility bound leaves of every LL cell (2x2 pixels) after the mark.
-    used = np.abs(np.subtract(image[:nby * BLOCK_PX, :nbx * BLOCK_PX],
-                              rgb[:nby * BLOCK_PX, :nbx * BLOCK_PX], dtype=np.int16)).max(axis=2)
-    used = used.reshape(nby * 8, 2, nbx * 8, 2).max(axis=(1, 3))
+    # (elementwise maxima of strided views: NumPy's axis reductions took 9 ms at 0.3 MP)
+    diff = np.abs(np.subtract(image[:nby * BLOCK_PX, :nbx * BLOCK_PX],
+                              rgb[:nby * BLOCK_PX, :nbx * BLOCK_PX], dtype=np.int16))
+    diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])
+    used = np.maximum(np.maximum(diff[0::2, 0::2], diff[0::2, 1::2]),
+                      np.maximum(diff[1::2, 0::2], diff[1::2, 1::2]))
     room = np.maximum(change_limit(rgb) - used, 0.0).astype(np.float32)
     tile_bits = tile_symbols(payload, key)
     code_bits = _codec.encode(payload, key)

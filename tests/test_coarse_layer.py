@@ -252,3 +252,84 @@ def test_check_embeddable_says_whether_the_coarse_layer_is_written(image_factory
     assert noise.ok and not noise.coarse_layer
     small = provmark.check_embeddable(smooth_sky(384, 600))
     assert small.ok and not small.coarse_layer
+
+
+def flat_planes(height: int, width: int) -> np.ndarray:
+    """Flat-colour artwork (as ukui-city, the corpus' 3640x2400 wallpaper): a dark sky
+    with a faint horizontal gradient over two flat areas split by straight edges."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    sky = np.stack([10 + 12 * xx / width, 30 + 10 * xx / width, 80 + 15 * xx / width], -1)
+    left = np.array([5, 80, 110], np.float32)
+    right = np.array([215, 240, 225], np.float32)
+    split = 0.58 * width
+    ridge = 0.35 * height + (xx - split) * np.where(xx < split, -0.2, 0.25)
+    img = np.where((yy > ridge)[..., None],
+                   np.where((xx < split)[..., None], left, right), sky)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def planes_crop_jpeg():
+    """A 1280x850 crop at an odd offset of the marked flat artwork, JPEG 50: its fine
+    mark is gone (aligned pilot under 1), its coarse layer is not."""
+    img = flat_planes(1200, 1800)
+    marked = provmark.embed(img, PAYLOAD, key=KEY)
+    assert read_coarse(marked, normalize_key(KEY)) == PAYLOAD
+    crop = np.ascontiguousarray(marked[37:37 + 850, 53:53 + 1280])
+    unmarked = np.ascontiguousarray(img[37:37 + 850, 53:53 + 1280])
+    return (attacks.apply("jpeg", crop, quality=50),
+            attacks.apply("jpeg", unmarked, quality=50))
+
+
+@pytest.mark.slow
+def test_the_blind_coarse_search_reads_a_crop_of_a_flat_image(planes_crop_jpeg,
+                                                                monkeypatch):
+    """The blind search of the copy reduced by 2 finds the coarse layer's grid by
+    itself; detect reaches it on a crop whose template does not lock (ukui-city has
+    none: the embedder gave it up), here by turning that stage off."""
+    from provmark._detect import BLIND_COARSE_FLAT_SHARE, _Search, flat_share
+    from provmark._sync import search as sync_search
+
+    copy, _ = planes_crop_jpeg
+    y = read_luma(copy)
+    assert flat_share(y) >= BLIND_COARSE_FLAT_SHARE
+    run = _Search(y, normalize_key(KEY))
+    assert run.attempts[0].evaluation.z < 2.0  # the fine mark on its aligned grid
+    before = run.hypotheses
+    assert run.blind_coarse()
+    best = next(a for a in run.attempts if a.decoded)
+    assert best.evaluation.result.payload == PAYLOAD and best.geometry.scale_y == 2.0
+    # every phase searched is counted (the first parity's at least)
+    phases = sync_search(coarse_plane(y), normalize_key(KEY), top=1)[1]
+    assert run.hypotheses - before >= phases
+    det, _ = run.outcome(y.shape)
+    assert det.found and det.false_alarm_probability <= 1e-9
+    monkeypatch.setattr(_Search, "lock_on_copy",
+                        lambda self: setattr(self, "template", {"locks": []}) or False)
+    det = provmark.detect(copy, key=KEY)
+    assert det.payload == PAYLOAD and det.details["layer"] == "coarse" and det.scale == 2.0
+    assert det.hypotheses > phases  # the stages before it, and its own
+
+
+@pytest.mark.slow
+def test_the_blind_coarse_search_counts_every_parity_and_finds_nothing_unmarked(
+        planes_crop_jpeg, image_factory):
+    """The unmarked copy and a wrong key: four parities searched and counted, nothing
+    decoded. A textured copy is not searched at all (nothing counted)."""
+    from provmark._detect import _Search
+    from provmark._sync import search as sync_search
+
+    copy, unmarked = planes_crop_jpeg
+    for image, key in ((unmarked, KEY), (copy, "another key")):
+        y = read_luma(image)
+        run = _Search(y, normalize_key(key))
+        before = run.hypotheses
+        assert not run.blind_coarse()
+        assert not any(a.decoded for a in run.attempts)
+        phases = sum(sync_search(coarse_plane(y[sy:, sx:]), normalize_key(key), top=1)[1]
+                     for sy, sx in ((0, 0), (0, 1), (1, 0), (1, 1)))
+        assert run.hypotheses - before >= phases
+    noise = image_factory["noise"](512, seed=3)
+    run = _Search(read_luma(noise), normalize_key(KEY))
+    before = run.hypotheses
+    assert not run.blind_coarse() and run.hypotheses == before

@@ -433,6 +433,24 @@ DECODE_MIN_Z = 2.5
 #: decoding (counted in the bound). The smooth images' compressed copies that needed
 #: them read 2.3-6.9 (benchmarks/RESULTS.md, session 25).
 EXTENSION_MIN_Z = 2.0
+#: The blind search of the coarse plane (:meth:`_Search.blind_coarse`) runs on copies
+#: where at least this share of the aligned grid's blocks is flat (every carrier
+#: pair's radius under :data:`FLAT_RADIUS`): the smooth images that carry a coarse
+#: layer.
+BLIND_COARSE_FLAT_SHARE = 0.75
+FLAT_RADIUS = 8.0
+
+
+def flat_share(y: np.ndarray) -> float:
+    """Share of the aligned grid's blocks whose carrier pairs all have a radius under
+    :data:`FLAT_RADIUS` (the grid the detection read first: cached)."""
+    coef = grid_pairs(y)
+    if coef.size == 0:
+        return 0.0
+    r2 = np.square(coef).sum(axis=3).max(axis=2)
+    return float(np.mean(r2 < FLAT_RADIUS**2))
+
+
 #: Grid candidates from the synchronisation search that are decoded.
 SEARCH_DECODES = 3
 #: ... except the blind search's (:meth:`_Search.blind`), where only the best is: the
@@ -1529,6 +1547,34 @@ class _Search:
         return self.try_candidates(self.y, self.candidates, None, self.on_copy.maps,
                                    limit=BLIND_DECODES)
 
+    def blind_coarse(self) -> bool:
+        """Blind grid search on the copy reduced by 2: a crop of a smooth image whose
+        template did not survive, or which has none, where the fine mark is gone and
+        the coarse layer may not be; on copies that look like a smooth image's
+        (:data:`BLIND_COARSE_FLAT_SHARE`). The reduction's 2x2 cells start at the
+        crop's offset modulo 2 or not, which a compressed copy's borderline pilot feels
+        (ukui-city's crops under the combined attack: the best grid decoded at one
+        parity of four), so the four are searched, the best candidate of each decoded,
+        then each read with the fine grid it gives (:meth:`both_near`). It runs before
+        the mark's period is searched (:meth:`self_reference`), whose long lists on
+        such a copy would otherwise take the bound's room."""
+        from ._sync import PhaseScores
+
+        if (min(self.y.shape) < 2 * COARSE_READ_SIDE
+                or flat_share(self.y) < BLIND_COARSE_FLAT_SHARE):
+            return False
+        geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
+        parities = ((0, 0), (0, 1), (1, 0), (1, 1))
+        for sy, sx in parities:
+            plane = coarse_plane(self.y[sy:, sx:])
+            self._coarse_planes.append(plane)
+            scored = PhaseScores()
+            cands = self.search_phases(plane, scored)
+            if self.try_candidates(plane, cands, geometry, scored.maps, limit=BLIND_DECODES):
+                return True
+        return any(self.both_near(plane, sy, sx)
+                   for plane, (sy, sx) in zip(self._coarse_planes[-4:], parities))
+
     def false_alarm(self, best: Attempt) -> float:
         """The reported bound ``sum(p_dec) * min(1, m * exp(-z**2 / 2))``: the
         attempts, each decoding a null image with probability ``p_dec`` (its list's
@@ -1874,14 +1920,15 @@ def locate(image, *, key: bytes | str | None = None, search: bool | str = True
         # coherent search finds around them, over isotropic scales, over rotations and
         # over both scales of an uncropped copy (estimates all wrong), then the scales
         # an enlargement's interpolation shows and the pilot at the sweeps' best scales
-        # and rotations (a template too weak to lock), then the mark's
-        # own period (large flat copies), then
+        # and rotations (a template too weak to lock), then the coarse layer
+        # searched blind (a smooth copy's crop whose template did not lock), then the
+        # mark's own period (large flat copies), then
         # the blind grid search (a crop whose template did not survive), then, when
         # asked, the exhaustive sweep.
         stages = [run.coarse_layer, run.both_layers, run.lock_on_copy, run.resample_estimates,
                   run.coherent_estimates, run.coherent_scales, run.coherent_rotations,
                   run.coherent_uncropped, run.enlargements, run.pilot_scales,
-                  run.pilot_rotations, run.edge_rotation,
+                  run.pilot_rotations, run.edge_rotation, run.blind_coarse,
                   run.self_reference, run.blind]
         if search == "exhaustive":
             stages.append(run.sweep_scales)

@@ -1554,8 +1554,10 @@ class _Search:
         (:data:`BLIND_COARSE_FLAT_SHARE`). The reduction's 2x2 cells start at the
         crop's offset modulo 2 or not, which a compressed copy's borderline pilot feels
         (ukui-city's crops under the combined attack: the best grid decoded at one
-        parity of four), so the four are searched, the best candidate of each decoded,
-        then each read with the fine grid it gives (:meth:`both_near`). It runs before
+        parity of four), so the four are read: the first searched at every pixel
+        phase, the other three near its best (half a reduced pixel away), the best
+        candidate of each decoded, then each read with the fine grid it gives
+        (:meth:`both_near`). It runs before
         the mark's period is searched (:meth:`self_reference`), whose long lists on
         such a copy would otherwise take the bound's room."""
         from ._sync import PhaseScores
@@ -1565,11 +1567,14 @@ class _Search:
             return False
         geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
         parities = ((0, 0), (0, 1), (1, 0), (1, 1))
+        best = None  # the first parity's best pixel phase; the others are searched near it
         for sy, sx in parities:
             plane = coarse_plane(self.y[sy:, sx:])
             self._coarse_planes.append(plane)
             scored = PhaseScores()
-            cands = self.search_phases(plane, scored)
+            cands = self.search_phases(plane, scored, near=best)
+            if best is None and cands:
+                best = (cands[0].oy, cands[0].ox)
             if self.try_candidates(plane, cands, geometry, scored.maps, limit=BLIND_DECODES):
                 return True
         return any(self.both_near(plane, sy, sx)

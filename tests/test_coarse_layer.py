@@ -283,7 +283,8 @@ def planes_crop_jpeg():
 
 @pytest.mark.slow
 def test_the_blind_coarse_search_reads_a_crop_of_a_flat_image(planes_crop_jpeg,
-                                                                monkeypatch):
+                                                                monkeypatch, tmp_path,
+                                                                capsys):
     """The blind search of the copy reduced by 2 finds the coarse layer's grid by
     itself; detect reaches it on a crop whose template does not lock (ukui-city has
     none: the embedder gave it up), here by turning that stage off."""
@@ -309,6 +310,18 @@ def test_the_blind_coarse_search_reads_a_crop_of_a_flat_image(planes_crop_jpeg,
     det = provmark.detect(copy, key=KEY)
     assert det.payload == PAYLOAD and det.details["layer"] == "coarse" and det.scale == 2.0
     assert det.hypotheses > phases  # the stages before it, and its own
+    assert det.details["blind_coarse"]["flat_share"] >= BLIND_COARSE_FLAT_SHARE
+    assert 1 <= det.details["blind_coarse"]["parities"] <= 4
+    assert provmark.detect(copy, key=KEY, search=False).details["blind_coarse"] is None
+    # --explain says so
+    from provmark.cli import EXIT_OK, main
+
+    path, key_file = tmp_path / "planes.png", tmp_path / "key"
+    Image.fromarray(copy).save(path)
+    key_file.write_text(KEY)
+    assert main(["detect", str(path), "--key-file", str(key_file), "--explain"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "coarse layer searched blind" in out + err
 
 
 @pytest.mark.slow
@@ -336,3 +349,4 @@ def test_the_blind_coarse_search_counts_every_parity_and_finds_nothing_unmarked(
     run = _Search(read_luma(noise), normalize_key(KEY))
     before = run.hypotheses
     assert not run.blind_coarse() and run.hypotheses == before
+    assert run.coarse_search is None  # reported as not run

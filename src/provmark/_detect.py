@@ -915,6 +915,7 @@ class _Search:
         self._extended: list[Attempt] = []  # the attempts that read the extension too
         self._aligned_extension: Observations | None = None  # its read on the aligned grid
         self.extension: list[dict] = []  # each extension read: its pilot z (details)
+        self.coarse_search: dict | None = None  # the blind coarse search (details)
         self._add(_attempt(y, k, SyncCandidate(0.0, 0, 0, 0, 0), 1, words_for=self.words_for))
         self.on_copy = PhaseScores()  # the pixel phases scored on the copy as it is
         self.candidates: list[SyncCandidate] = []
@@ -1562,13 +1563,17 @@ class _Search:
         such a copy would otherwise take the bound's room."""
         from ._sync import PhaseScores
 
-        if (min(self.y.shape) < 2 * COARSE_READ_SIDE
-                or flat_share(self.y) < BLIND_COARSE_FLAT_SHARE):
+        if min(self.y.shape) < 2 * COARSE_READ_SIDE:
             return False
+        flat = flat_share(self.y)
+        if flat < BLIND_COARSE_FLAT_SHARE:
+            return False
+        self.coarse_search = {"flat_share": round(flat, 3), "parities": 0}
         geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
         parities = ((0, 0), (0, 1), (1, 0), (1, 1))
         best = None  # the first parity's best pixel phase; the others are searched near it
         for sy, sx in parities:
+            self.coarse_search["parities"] += 1
             plane = coarse_plane(self.y[sy:, sx:])
             self._coarse_planes.append(plane)
             scored = PhaseScores()
@@ -1610,6 +1615,7 @@ class _Search:
             "tile_phase": (cand.ty, cand.tx), "template": self.template,
             "scale_sweep": self.sweep,
             "extension": self.extension,
+            "blind_coarse": self.coarse_search,
             "layer": ("extended" if any(best is a for a in self._extended) else
                       "both" if any(best is a for a in self._both) else
                       "coarse" if any(best.plane is p for p in self._coarse_planes) else "fine")}
@@ -1758,6 +1764,8 @@ class SearchReport(TypedDict):
         ``"fine"``
     extension : each extension read (a grid whose carriers did not decode): its
         pilot ``z``
+    blind_coarse : the blind search of the coarse layer (:meth:`_Search.blind_coarse`):
+        the copy's ``flat_share`` and the ``parities`` searched; None unless it ran
     """
 
     decode_attempts: int
@@ -1770,6 +1778,7 @@ class SearchReport(TypedDict):
     scale_sweep: SweepReport | None
     extension: list[dict]
     layer: str
+    blind_coarse: dict | None
 
 
 def _sweep_grid(shape: tuple[int, int]):

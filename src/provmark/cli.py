@@ -653,6 +653,11 @@ def _explain(det, say=print) -> None:
         say("  read with the extension carriers (small smooth images carry them): the "
             "carriers and the extension, each weighed by its own pilot (the carriers "
             "alone did not decode)")
+    blind = d.get("blind_coarse")
+    if blind:
+        say(f"  coarse layer searched blind on the copy reduced by 2 ({blind['flat_share']:.0%} "
+            f"of its blocks flat, like a smooth image's): {blind['parities']} pixel "
+            f"parit{'y' if blind['parities'] == 1 else 'ies'} searched, every phase counted")
     ext = d.get("extension") or []
     if ext:
         say(f"  extension carriers read on {len(ext)} grid(s) whose carriers did not "

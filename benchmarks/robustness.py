@@ -18,18 +18,26 @@ Usage::
     python benchmarks/robustness.py --corpus .corpus --set bar15 --out bench-output/bar15.md
     python benchmarks/robustness.py --corpus .corpus --set bar15 --limit 1 --jobs 1 \
         --attacks 'JPEG q50' 'rotate +1' --peers invisible-watermark/dwtDct
+
+A corpus run with ``--out X.md`` appends every finished image (and every peer on an
+image) to ``X.journal.jsonl`` as it ends. Run the same command again after an
+interruption and it goes on where it stopped: the journal is read back when its
+settings and provmark's source are the same, and refused with a message otherwise.
+The journal is removed once the tables are written.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import shlex
 import statistics
 import sys
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
@@ -547,65 +555,176 @@ def corpus_main(args, parser) -> int:
         parser.error(f"--attacks matches no attack of --set {args.attack_set}")
     search = {"search": "exhaustive"} if args.search == "exhaustive" else {}
     root = Path(args.corpus)
-    jobs = [(r, root / r["file"], args.payloads, args.seed, args.attack_set, search, args.attacks)
-            for r in images]
+    peer_names, peer_note = [], ""
+    if args.peers is not None:
+        peer_names, peer_note = _usable_peers(args.peers)
+        if peer_note:
+            print(peer_note, file=sys.stderr)
+    journal = Journal.open(Path(args.out).with_suffix(".journal.jsonl") if args.out else None,
+                           _run_settings(args), parser)
     # Largest first, so the long jobs do not start last.
-    jobs.sort(key=lambda j: -j[0]["megapixels"])
+    images_by_size = sorted(images, key=lambda r: -r["megapixels"])
+    jobs = {("provmark", r["id"]): (run_corpus_case, (
+        r, root / r["file"], args.payloads, args.seed, args.attack_set, search, args.attacks))
+        for r in images_by_size}
+    # One job per peer and image: a peer is slow on large images, and a journal entry
+    # then loses at most one peer's image when the run is stopped.
+    jobs.update({(name, r["id"]): (run_corpus_peer_case, (
+        r, root / r["file"], args.payloads, args.seed, args.attack_set, args.attacks, [name]))
+        for r in images_by_size for name in peer_names})
     t0 = time.time()
-    rows, refusals = [], []
+    rows, refusals, peer_rows = [], [], []
+
+    def take(key, result):
+        if key[0] == "provmark":
+            rows.extend(result[0])
+            refusals.extend(result[1])
+        else:
+            peer_rows.extend(result[0])
+
+    resumed = 0
+    for key in list(jobs):
+        if key in journal.done:
+            take(key, journal.done[key])
+            del jobs[key]
+            resumed += 1
+    if resumed:
+        print(f"resuming from {journal.path}: {resumed} of {resumed + len(jobs)} jobs done",
+              file=sys.stderr)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for done, (part, ref) in enumerate(pool.map(run_corpus_case, jobs), start=1):
-            rows.extend(part)
-            refusals.extend(ref)
-            print(f"\r{done}/{len(jobs)} images", end="", file=sys.stderr, flush=True)
+        futures = {pool.submit(fn, job): key for key, (fn, job) in jobs.items()}
+        for done, fut in enumerate(as_completed(futures), start=1):
+            key = futures[fut]
+            result = fut.result()
+            result = result if key[0] == "provmark" else (result,)
+            journal.append(key, result)
+            take(key, result)
+            print(f"\r{done}/{len(futures)} jobs ({key[0]}: {key[1]})".ljust(79), end="",
+                  file=sys.stderr, flush=True)
     print(file=sys.stderr)
     elapsed = time.time() - t0
-    peer_rows, peer_note = [], ""
-    if args.peers is not None:
-        wanted = [n for a in args.peers for n in a.split(",") if n]
-        everything = _load_peers_all()
-        usable = {k: v for k, v in everything.items() if not isinstance(v, str)}
-        names = wanted or list(usable)
-        missing = [n for n in names if n not in usable]
-        if missing:
-            peer_note = "Peers skipped: " + "; ".join(
-                f"{n}: {everything.get(n, 'unknown peer; known: ' + ', '.join(everything))}"
-                for n in missing) + "\n"
-            print(peer_note, file=sys.stderr)
-        names = [n for n in names if n in usable]
-        if names:
-            pjobs = [(r, root / r["file"], args.payloads, args.seed, args.attack_set,
-                      args.attacks, names)
-                     for r in images]
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                for done, part in enumerate(pool.map(run_corpus_peer_case, pjobs), start=1):
-                    peer_rows.extend(part)
-                    print(f"\r{done}/{len(pjobs)} peer images", end="", file=sys.stderr,
-                          flush=True)
-            print(file=sys.stderr)
+    # The tables do not depend on the order the jobs ended in.
+    order = {r["id"]: n for n, r in enumerate(images)}
+    rows.sort(key=lambda r: order[r["image"]])
+    peer_rows.sort(key=lambda r: (order[r["image"]], peer_names.index(r["method"])))
     argv = shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     counts = ", ".join(f"{b}: {sum(i['band'] == b for i in images)}" for b in bands)
     header = (f"Command: python benchmarks/robustness.py {argv}\n"
               f"Corpus {args.corpus}: {len(images)} images at native size ({counts}); "
               f"{args.payloads} payloads each; set {args.attack_set}, {len(attack_set)} attacks; "
-              f"{sum(r['method'] == 'provmark' for r in rows)} provmark detections in "
-              f"{elapsed:.0f} s with {args.jobs} jobs (total {time.time() - t0:.0f} s)\n"
+              f"{sum(r['method'] == 'provmark' for r in rows)} provmark detections; "
+              f"{elapsed:.0f} s with {args.jobs} jobs"
+              + (f" after resuming {resumed} jobs from its journal" if resumed else "")
+              + (f"; peers {', '.join(peer_names)}" if peer_names else "") + "\n"
               + peer_note)
     text = header + "\n" + summarise_corpus(rows, refusals, bands, attack_set, images, peer_rows)
     print(text)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+        _write_atomically(out, text + "\n")
         json_path = Path(args.json) if args.json else out.with_suffix(".json")
-        json_path.write_text(json.dumps({"header": header, "rows": rows, "refusals": refusals,
-                                         "peer_rows": peer_rows,
-                                         "images": [i["id"] for i in images]}, indent=None))
+        _write_atomically(json_path, json.dumps(
+            {"header": header, "rows": rows, "refusals": refusals, "peer_rows": peer_rows,
+             "images": [i["id"] for i in images]}, indent=None))
+        journal.remove()
         print(f"wrote {out} and {json_path}", file=sys.stderr)
     elif args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "refusals": refusals,
                                                "peer_rows": peer_rows}))
     return 0
+
+
+def _usable_peers(requested):
+    """(names, note): the requested peers that are installed, and why any others are not."""
+    wanted = [n for a in requested for n in a.split(",") if n]
+    everything = _load_peers_all()
+    usable = {k: v for k, v in everything.items() if not isinstance(v, str)}
+    names = wanted or list(usable)
+    missing = [n for n in names if n not in usable]
+    note = ""
+    if missing:
+        note = "Peers skipped: " + "; ".join(
+            f"{n}: {everything.get(n, 'unknown peer; known: ' + ', '.join(everything))}"
+            for n in missing) + "\n"
+    return [n for n in names if n in usable], note
+
+
+def _source_fingerprint() -> str:
+    """A hash of the code the rows depend on (provmark, its attacks, this script, the peers'
+    adapters): rows made by other code are not resumed."""
+    h = hashlib.sha256()
+    here = Path(__file__)
+    files = sorted(Path(provmark.__file__).parent.rglob("*.py"))
+    for f in files + [here, here.with_name("peers.py")]:
+        h.update(str(f.relative_to(f.parents[1])).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _run_settings(args) -> dict:
+    """What the rows of a corpus run depend on, besides the image (the journal's key)."""
+    return {"set": args.attack_set, "payloads": args.payloads, "seed": args.seed,
+            "search": args.search, "attacks": args.attacks, "corpus": str(Path(args.corpus)),
+            "source": _source_fingerprint()}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Journal:
+    """Append-only record of a corpus run's finished jobs, one JSON line each.
+
+    The first line holds the run's settings; a journal is resumed only by a run with the
+    same settings. A line cut short by a stop mid-write is ignored (that job runs again).
+    """
+
+    def __init__(self, path: Path | None, done: dict):
+        self.path, self.done = path, done
+
+    @classmethod
+    def open(cls, path: Path | None, settings: dict, parser) -> "Journal":
+        if path is None:
+            return cls(None, {})
+        done = {}
+        if path.exists():
+            lines = path.read_text().splitlines()
+            try:
+                first = json.loads(lines[0]) if lines else {}
+            except json.JSONDecodeError:
+                first = {}
+            if first.get("settings") != settings:
+                differ = sorted(k for k in settings
+                                if first.get("settings", {}).get(k) != settings[k])
+                parser.error(f"{path} is the journal of a run with other settings "
+                             f"({', '.join(differ) or 'unreadable'} differ); run the same "
+                             f"command to resume it, or delete it (or choose another --out) "
+                             f"to start afresh")
+            for line in lines[1:]:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                done[tuple(entry["key"])] = entry["result"]
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"settings": settings}) + "\n")
+        return cls(path, done)
+
+    def append(self, key, result) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"key": list(key), "result": result}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def _load_peers_all():

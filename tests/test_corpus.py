@@ -347,3 +347,58 @@ def test_corpus_summary_splits_small_copies_and_counts_wrong_payloads():
     assert "| crop 25% area | <0.3 | 1 | 0 | 0 |" in text  # ... but reported best effort
     assert "**WRONG PAYLOADS RETURNED: 1**" in text
     assert "- flat (0.3-0.6, payload 0): too flat" in text
+
+
+def _tiny_corpus(root: Path) -> None:
+    """Two textured images in a manifest, as benchmarks/corpus.py writes one."""
+    (root / "images").mkdir(parents=True)
+    with open(root / "manifest.jsonl", "w") as fh:
+        for n, (h, w) in enumerate(((260, 300), (280, 270))):
+            name = f"images/t{n}.png"
+            cv2.imwrite(str(root / name), np.ascontiguousarray(_texture(h, w, n)[..., ::-1]))
+            fh.write(json.dumps({"id": f"t{n}", "band": "<0.3", "kind": "photo",
+                                 "file": name, "megapixels": h * w / 1e6}) + "\n")
+
+
+def test_an_interrupted_corpus_run_resumes_from_its_journal(tmp_path, monkeypatch, capsys):
+    rb = _load_robustness()
+    _tiny_corpus(tmp_path / "c")
+    out = tmp_path / "run" / "table.md"
+    argv = ["--corpus", str(tmp_path / "c"), "--payloads", "1", "--jobs", "1",
+            "--attacks", "JPEG q50", "--out", str(out)]
+    journal = out.with_suffix(".journal.jsonl")
+    # Keep the journal of a finished run, to cut it as a stop would have.
+    monkeypatch.setattr(rb.Journal, "remove", lambda self: None)
+    assert rb.main(argv) == 0
+    full = json.loads(out.with_suffix(".json").read_text())
+    lines = journal.read_text().splitlines()
+    assert json.loads(lines[0])["settings"]["seed"] == 0
+    assert sorted(json.loads(ln)["key"] for ln in lines[1:]) == [["provmark", "t0"],
+                                                                 ["provmark", "t1"]]
+    assert {r["image"] for r in full["rows"]} == {"t0", "t1"}
+    assert all(r["ok"] for r in full["rows"])
+    # A stop after the first job, in the middle of writing the second.
+    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    out.unlink()
+    assert rb.main(argv) == 0
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert "after resuming 1 jobs from its journal" in again["header"]
+    def results(rows):
+        return [{k: v for k, v in r.items() if k != "detect_s"} for r in rows]
+
+    assert results(again["rows"]) == results(full["rows"])
+    # Another seed makes other copies: that journal is refused, not mixed in.
+    with pytest.raises(SystemExit):
+        rb.main(argv + ["--seed", "1"])
+    assert "seed differ" in capsys.readouterr().err
+
+
+def test_a_finished_corpus_run_removes_its_journal(tmp_path):
+    rb = _load_robustness()
+    _tiny_corpus(tmp_path / "c")
+    out = tmp_path / "t.md"
+    assert rb.main(["--corpus", str(tmp_path / "c"), "--payloads", "1", "--jobs", "1",
+                    "--attacks", "none", "--out", str(out)]) == 0
+    assert out.exists() and out.with_suffix(".json").exists()
+    assert not out.with_suffix(".journal.jsonl").exists()
+    assert not list(tmp_path.glob("*.tmp"))

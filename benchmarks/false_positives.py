@@ -41,6 +41,10 @@ read a reduced copy ("reduced only" in the tables). Each image still gets its
 even share of the draws; ``>2`` MP sources are 18 of the 73 images. The 10,000
 detections took 2,400 CPU seconds (about 20-25 minutes on two idle cores).
 
+With ``--out X.md`` a corpus run appends every finished job to ``X.journal.jsonl``;
+the same command run again after a stop goes on where it stopped (see
+``benchmarks/_journal.py``), and the journal is removed once the tables are written.
+
 Usage::
 
     python benchmarks/false_positives.py            # 12,000 detections
@@ -56,7 +60,7 @@ import argparse
 import sys
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
 import numpy as np
@@ -148,18 +152,24 @@ CASES = ("native", "reduced only", "crop", "resize", "rotate", "jpeg", "webp",
 _IMAGE_CACHE: dict = {}
 
 
-def _load_corpus_module():
+def _sibling(stem: str):
+    """The module ``benchmarks/<stem>.py``, loaded by path (this script is run as a file
+    and loaded by path in the tests, so ``benchmarks`` is not always importable)."""
     import importlib.util
     from pathlib import Path
 
-    name = "provmark_bench_corpus"
+    name = f"provmark_bench_{stem.lstrip('_')}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load_corpus_module():
+    return _sibling("corpus")
 
 
 def _read_rgb(path) -> np.ndarray:
@@ -385,14 +395,32 @@ def corpus_main(args, parser) -> int:
     jobs = [(images[p], root / images[p]["file"], p, js[k:k + chunk], args.seed)
             for p, js in draws.items() for k in range(0, len(js), chunk)]
     jobs.sort(key=lambda job: -job[0]["megapixels"])  # long jobs first
+    journal_mod = _sibling("_journal")
+    settings = {"n": n, "seed": args.seed, "corpus": str(root),
+                "source": journal_mod.source_fingerprint(
+                    corpus_worker, corpus_case, _draw_attack, _apply, _reduce, _read_rgb,
+                    _random_key)}
+    journal = journal_mod.Journal.open(Path(args.out).with_suffix(".journal.jsonl")
+                                       if args.out else None, settings, parser)
     t0 = time.time()
     rows = []
+    keyed = {(job[0]["id"], job[3][0]): job for job in jobs}
+    resumed = [key for key in keyed if key in journal.done]
+    for key in resumed:
+        rows.extend(journal.done[key])
+        del keyed[key]
+    if resumed:
+        print(f"resuming from {journal.path}: {len(resumed)} of {len(jobs)} jobs done",
+              file=sys.stderr)
     tty = sys.stderr.isatty()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for k, part in enumerate(pool.map(corpus_worker, jobs), 1):
+        futures = {pool.submit(corpus_worker, job): key for key, job in keyed.items()}
+        for k, fut in enumerate(as_completed(futures), 1):
+            part = fut.result()
+            journal.append(futures[fut], part)
             rows.extend(part)
-            if tty or k % 10 == 0 or k == len(jobs):
-                print(f"{chr(13) if tty else ''}{k}/{len(jobs)} jobs, {len(rows)} detections, "
+            if tty or k % 10 == 0 or k == len(futures):
+                print(f"{chr(13) if tty else ''}{k}/{len(futures)} jobs, {len(rows)} detections, "
                       f"{sum(r['found'] for r in rows)} found, {time.time() - t0:.0f} s",
                       end="" if tty else "\n", file=sys.stderr, flush=True)
     if tty:
@@ -406,14 +434,18 @@ def corpus_main(args, parser) -> int:
     header = (f"Command: python benchmarks/false_positives.py {argv}\n"
               f"Corpus {args.corpus}: {len(used)} of {len(images)} images ({counts}); "
               f"{len(rows)} detections (default provmark.detect, search=True) in {elapsed:.0f} s "
-              f"with {args.jobs} jobs; seed {args.seed}; copies capped at {CAP_MP:g} MP\n")
+              f"with {args.jobs} jobs"
+              + (f" after resuming {len(resumed)} jobs from its journal" if resumed else "")
+              + f"; seed {args.seed}; copies capped at {CAP_MP:g} MP\n")
     text = header + "\n" + summarise_corpus(rows, bands, images)
     print(text)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
-        out.with_suffix(".json").write_text(json.dumps({"header": header, "rows": rows}))
+        journal_mod.write_atomically(out, text + "\n")
+        journal_mod.write_atomically(out.with_suffix(".json"),
+                                     json.dumps({"header": header, "rows": rows}))
+        journal.remove()
         print(f"wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
     return 1 if any(r["found"] or r["payload"] for r in rows) else 0
 

@@ -29,9 +29,7 @@ The journal is removed once the tables are written.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -298,17 +296,23 @@ def summarise(rows, sizes, attack_set=ATTACK_SET):
 MIN_SIDE = 256
 
 
-def _load_corpus_module():
+def _sibling(stem: str):
+    """The module ``benchmarks/<stem>.py``, loaded by path (this script is run as a file
+    and loaded by path in the tests, so ``benchmarks`` is not always importable)."""
     import importlib.util
 
-    name = "provmark_bench_corpus"
+    name = f"provmark_bench_{stem.lstrip('_')}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("corpus.py"))
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load_corpus_module():
+    return _sibling("corpus")
 
 
 def _stable(text: str) -> int:
@@ -560,8 +564,9 @@ def corpus_main(args, parser) -> int:
         peer_names, peer_note = _usable_peers(args.peers)
         if peer_note:
             print(peer_note, file=sys.stderr)
-    journal = Journal.open(Path(args.out).with_suffix(".journal.jsonl") if args.out else None,
-                           _run_settings(args), parser)
+    journal = _sibling("_journal").Journal.open(
+        Path(args.out).with_suffix(".journal.jsonl") if args.out else None,
+        _run_settings(args), parser)
     # Largest first, so the long jobs do not start last.
     images_by_size = sorted(images, key=lambda r: -r["megapixels"])
     jobs = {("provmark", r["id"]): (run_corpus_case, (
@@ -622,9 +627,10 @@ def corpus_main(args, parser) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(out, text + "\n")
+        write_atomically = _sibling("_journal").write_atomically
+        write_atomically(out, text + "\n")
         json_path = Path(args.json) if args.json else out.with_suffix(".json")
-        _write_atomically(json_path, json.dumps(
+        write_atomically(json_path, json.dumps(
             {"header": header, "rows": rows, "refusals": refusals, "peer_rows": peer_rows,
              "images": [i["id"] for i in images]}, indent=None))
         journal.remove()
@@ -650,81 +656,12 @@ def _usable_peers(requested):
     return [n for n in names if n in usable], note
 
 
-def _source_fingerprint() -> str:
-    """A hash of the code the rows depend on (provmark, its attacks, this script, the peers'
-    adapters): rows made by other code are not resumed."""
-    h = hashlib.sha256()
-    here = Path(__file__)
-    files = sorted(Path(provmark.__file__).parent.rglob("*.py"))
-    for f in files + [here, here.with_name("peers.py")]:
-        h.update(str(f.relative_to(f.parents[1])).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _run_settings(args) -> dict:
     """What the rows of a corpus run depend on, besides the image (the journal's key)."""
     return {"set": args.attack_set, "payloads": args.payloads, "seed": args.seed,
             "search": args.search, "attacks": args.attacks, "corpus": str(Path(args.corpus)),
-            "source": _source_fingerprint()}
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-class Journal:
-    """Append-only record of a corpus run's finished jobs, one JSON line each.
-
-    The first line holds the run's settings; a journal is resumed only by a run with the
-    same settings. A line cut short by a stop mid-write is ignored (that job runs again).
-    """
-
-    def __init__(self, path: Path | None, done: dict):
-        self.path, self.done = path, done
-
-    @classmethod
-    def open(cls, path: Path | None, settings: dict, parser) -> "Journal":
-        if path is None:
-            return cls(None, {})
-        done = {}
-        if path.exists():
-            lines = path.read_text().splitlines()
-            try:
-                first = json.loads(lines[0]) if lines else {}
-            except json.JSONDecodeError:
-                first = {}
-            if first.get("settings") != settings:
-                differ = sorted(k for k in settings
-                                if first.get("settings", {}).get(k) != settings[k])
-                parser.error(f"{path} is the journal of a run with other settings "
-                             f"({', '.join(differ) or 'unreadable'} differ); run the same "
-                             f"command to resume it, or delete it (or choose another --out) "
-                             f"to start afresh")
-            for line in lines[1:]:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                done[tuple(entry["key"])] = entry["result"]
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"settings": settings}) + "\n")
-        return cls(path, done)
-
-    def append(self, key, result) -> None:
-        if self.path is None:
-            return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps({"key": list(key), "result": result}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def remove(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            "source": _sibling("_journal").source_fingerprint(
+                run_corpus_case, run_corpus_peer_case, _attack_rng, _read_rgb, psnr, ssim)}
 
 
 def _load_peers_all():

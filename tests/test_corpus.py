@@ -368,7 +368,7 @@ def test_an_interrupted_corpus_run_resumes_from_its_journal(tmp_path, monkeypatc
             "--attacks", "JPEG q50", "--out", str(out)]
     journal = out.with_suffix(".journal.jsonl")
     # Keep the journal of a finished run, to cut it as a stop would have.
-    monkeypatch.setattr(rb.Journal, "remove", lambda self: None)
+    monkeypatch.setattr(rb._sibling("_journal").Journal, "remove", lambda self: None)
     assert rb.main(argv) == 0
     full = json.loads(out.with_suffix(".json").read_text())
     lines = journal.read_text().splitlines()
@@ -402,3 +402,35 @@ def test_a_finished_corpus_run_removes_its_journal(tmp_path):
     assert out.exists() and out.with_suffix(".json").exists()
     assert not out.with_suffix(".journal.jsonl").exists()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_interrupted_false_positive_run_resumes_from_its_journal(tmp_path, monkeypatch,
+                                                                    capsys):
+    name = "provmark_bench_false_positives"
+    spec = importlib.util.spec_from_file_location(
+        name, _CORPUS_PATH.with_name("false_positives.py"))
+    fp = importlib.util.module_from_spec(spec)
+    sys.modules[name] = fp
+    spec.loader.exec_module(fp)
+    _tiny_corpus(tmp_path / "c")
+    out = tmp_path / "fp.md"
+    journal = out.with_suffix(".journal.jsonl")
+    # 2 images x 4 draws: a job each.
+    argv = ["--corpus", str(tmp_path / "c"), "--n", "8", "--jobs", "1", "--out", str(out)]
+    monkeypatch.setattr(fp._sibling("_journal").Journal, "remove", lambda self: None)
+    assert fp.main(argv) == 0
+    full = json.loads(out.with_suffix(".json").read_text())
+    lines = journal.read_text().splitlines()
+    assert len(full["rows"]) == 8 and len(lines) == 1 + 2
+    journal.write_text("\n".join(lines[:2]) + "\n")
+    assert fp.main(argv) == 0
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert "after resuming 1 jobs from its journal" in again["header"]
+
+    def results(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert results(again["rows"]) == results(full["rows"])
+    with pytest.raises(SystemExit):
+        fp.main(argv[:-2] + ["--n", "9", "--out", str(out)])
+    assert "n differ" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import provmark
@@ -31,6 +32,21 @@ def source_fingerprint(*functions) -> str:
     for fn in functions:
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
+
+
+def finished(jobs: dict, workers: int):
+    """``(key, result)`` of every job ``key: (function, argument)`` as it finishes: in
+    ``workers`` processes, or in this process, in order, with ``workers == 1`` (no fork:
+    a process that has run Numba's parallel kernels cannot fork safely, and a test
+    does; it is also the way to debug a job)."""
+    if workers == 1:
+        for key, (fn, arg) in jobs.items():
+            yield key, fn(arg)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(fn, arg): key for key, (fn, arg) in jobs.items()}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -60,7 +60,7 @@ import argparse
 import sys
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
@@ -413,16 +413,14 @@ def corpus_main(args, parser) -> int:
         print(f"resuming from {journal.path}: {len(resumed)} of {len(jobs)} jobs done",
               file=sys.stderr)
     tty = sys.stderr.isatty()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(corpus_worker, job): key for key, job in keyed.items()}
-        for k, fut in enumerate(as_completed(futures), 1):
-            part = fut.result()
-            journal.append(futures[fut], part)
-            rows.extend(part)
-            if tty or k % 10 == 0 or k == len(futures):
-                print(f"{chr(13) if tty else ''}{k}/{len(futures)} jobs, {len(rows)} detections, "
-                      f"{sum(r['found'] for r in rows)} found, {time.time() - t0:.0f} s",
-                      end="" if tty else "\n", file=sys.stderr, flush=True)
+    todo = {key: (corpus_worker, job) for key, job in keyed.items()}
+    for k, (key, part) in enumerate(journal_mod.finished(todo, args.jobs), 1):
+        journal.append(key, part)
+        rows.extend(part)
+        if tty or k % 10 == 0 or k == len(todo):
+            print(f"{chr(13) if tty else ''}{k}/{len(todo)} jobs, {len(rows)} detections, "
+                  f"{sum(r['found'] for r in rows)} found, {time.time() - t0:.0f} s",
+                  end="" if tty else "\n", file=sys.stderr, flush=True)
     if tty:
         print(file=sys.stderr)
     rows.sort(key=lambda r: (r["image"], r["draw"]))

@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -596,16 +596,12 @@ def corpus_main(args, parser) -> int:
     if resumed:
         print(f"resuming from {journal.path}: {resumed} of {resumed + len(jobs)} jobs done",
               file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(fn, job): key for key, (fn, job) in jobs.items()}
-        for done, fut in enumerate(as_completed(futures), start=1):
-            key = futures[fut]
-            result = fut.result()
-            result = result if key[0] == "provmark" else (result,)
-            journal.append(key, result)
-            take(key, result)
-            print(f"\r{done}/{len(futures)} jobs ({key[0]}: {key[1]})".ljust(79), end="",
-                  file=sys.stderr, flush=True)
+    for done, (key, result) in enumerate(_sibling("_journal").finished(jobs, args.jobs), 1):
+        result = result if key[0] == "provmark" else (result,)
+        journal.append(key, result)
+        take(key, result)
+        print(f"\r{done}/{len(jobs)} jobs ({key[0]}: {key[1]})".ljust(79), end="",
+              file=sys.stderr, flush=True)
     print(file=sys.stderr)
     elapsed = time.time() - t0
     # The tables do not depend on the order the jobs ended in.

@@ -159,6 +159,33 @@ def test_ssim_reference_keeps_no_planes_of_a_large_image(photo_factory, monkeypa
     assert large.score(noisy) == pytest.approx(E.ssim(img, noisy), abs=1e-12)
 
 
+def test_an_embed_computes_the_originals_ssim_moments_once(photo_factory, monkeypatch):
+    """The adaptive strength, the SSIM floor, the extension and every closed loop
+    share one computation of the original's SSIM window moments; the same embed
+    without the sharing (each asks for its own) writes the same pixels."""
+    from provmark import _embed as E
+
+    img = photo_factory("rocket", 427, 640)
+    calls = []
+    real = E.SSIMReference.__init__
+
+    def counting(self, reference):
+        calls.append(reference)
+        real(self, reference)
+
+    monkeypatch.setattr(E.SSIMReference, "__init__", counting)
+    payload = Payload(4242, 123456789, 1)
+    shared = provmark.embed(img, payload)
+    of_original = [r for r in calls if r.shape == img.shape and np.array_equal(r, img)]
+    assert len(of_original) == 1
+    assert E._ORIGINAL.get() is None  # nothing is kept after the call
+    calls.clear()
+    monkeypatch.setattr(E._OriginalMoments, "_of", staticmethod(lambda rgb: None))
+    alone = provmark.embed(img, payload)
+    assert len(calls) > 1  # the rocket asks for the moments more than once
+    assert np.array_equal(shared, alone)
+
+
 @pytest.mark.parametrize("name", ["rocket", "chelsea", "hubble_deep_field"])
 def test_adaptive_strength_keeps_the_ssim_floor(photo_factory, psnr_db, name, monkeypatch):
     """Small images get stronger margins only while SSIM stays >= 0.982, then the

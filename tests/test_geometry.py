@@ -102,6 +102,36 @@ def test_one_spectral_line_on_a_template_bin_does_not_lock(photo_factory, monkey
     assert _template.phase_lock(striped, KEY, 1)[0] > 3 * _detect.LOCK_Z
 
 
+def test_lock_breadth_reads_the_templates_bins_together(photo_factory):
+    """A template raises all of its bins: the median bin of a lock of z Z reads near
+    Z / 4 (16 bins). At the best shift of an unmarked plane it reads near 0."""
+    plane = read_luma(photo_factory("coffee", 512, 512)).astype(np.float32)
+    tile = _template.keyed_template(KEY, 1).tile
+    yy, xx = np.mgrid[0:512, 0:512]
+    marked = np.ascontiguousarray(plane + 1.5 * tile[yy % 64, xx % 64], dtype=np.float32)
+    z, oy, ox = _template.phase_lock(marked, KEY, 1)
+    breadth = _template.lock_breadth(marked, KEY, 1, (oy, ox))
+    assert z > 10 and 0.5 * z / 4 < breadth < 1.5 * z / 4, (z, breadth)
+    _, oy, ox = _template.phase_lock(plane, KEY, 1)
+    assert abs(_template.lock_breadth(plane, KEY, 1, (oy, ox))) < 1.0
+    assert _template.lock_breadth(plane[:60], KEY, 1, (0, 0)) == 0.0  # no whole period
+
+
+def test_a_quantised_gradients_lock_is_not_searched_finely(image_factory):
+    """A uint8 gradient's grey-level steps lock the template on a few bins (z 7-10
+    here); such locks are not searched finely (each cost about 0.3 s), and are
+    reported with their median bin."""
+    from provmark import _detect
+
+    det = provmark.detect(image_factory["gradient"](272, 0.5), search=True)
+    template = det.details["template"]
+    assert not det.found
+    assert max(lock["z"] for lock in template["locks"]) >= _detect.LOCK_Z
+    assert template["fine_skipped"]
+    assert max(template["fine_skipped"]) < _detect.FINE_MIN_BREADTH
+    assert "fine" not in template
+
+
 @pytest.fixture(scope="module")
 def marked_1024(photo_factory):
     img = photo_factory("coffee", 1024, 1024)
@@ -277,9 +307,10 @@ def test_the_fine_search_decodes_a_lock_the_pilot_misses(photo_factory, monkeypa
     plain.template = {"locks": []}
     lock = _lock_resampled(y, KEY, geo, 1, plain.template)
     assert lock.held and not plain.near(lock.plane, lock.origin, geo)
+    assert _template.lock_breadth(lock.plane, KEY, 1, lock.origin) >= _detect.FINE_MIN_BREADTH
     fine = _Search(y, KEY)
     fine.template = {"locks": []}
-    assert fine.fine_search(geo, 1)
+    assert fine.fine_search(lock, 1)
     assert fine.attempts[-1].evaluation.result.payload == payload
     assert fine.hypotheses > plain.hypotheses  # 25 geometries' phases counted
     assert len(fine.template["fine"][0]) == FINE_DECODES

@@ -578,6 +578,42 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     without a template; the best of the ``P**2`` shifts of an unmarked plane stays
     under about 5).
     """
+    terms = _lock_terms(plane, key, factor)
+    if terms is None:
+        return None
+    p, ky, kx, weighted, noise = terms
+    corr_spec = np.zeros((p, p), np.complex128)
+    corr_spec[ky, kx] = weighted
+    corr = scipy.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
+    sd = np.sqrt(0.5 * float((1.0 / noise).sum()))
+    # X_k carries exp(i (phase_k - 2 pi k o / p)) for a tile whose origin sits at plane
+    # pixel o, so corr[t] peaks at t = o.
+    return corr / sd
+
+
+def lock_breadth(plane: np.ndarray, key: bytes, factor: int, origin: tuple[int, int]) -> float:
+    """The median over the template's bins of each bin's own z in the lock at tile
+    ``origin`` (plane pixels): how broadly the lock :func:`phase_lock_map` reads there
+    is supported. A template raises all of its bins together (a lock of z ``Z`` puts
+    each near ``Z / 4``); a quantised gradient's staircase, a lattice of grey-level
+    steps in one direction, raises the two to four bins its harmonics fall on, and can
+    lock at z 6-10 with the median bin at about 0. Returns 0 when the plane holds no
+    whole period."""
+    terms = _lock_terms(plane, key, factor)
+    if terms is None:
+        return 0.0
+    p, ky, kx, weighted, noise = terms
+    shift = np.exp(2j * np.pi * (ky * origin[0] + kx * origin[1]) / p)
+    # each term's real part has variance 1 / (2 noise) without a template
+    per_bin = (weighted * shift).real * np.sqrt(2.0 * noise)
+    return float(np.median(per_bin))
+
+
+def _lock_terms(plane: np.ndarray, key: bytes, factor: int):
+    """The matched filter's terms of :func:`phase_lock_map`: ``(period, ky, kx,
+    weighted, noise)`` with each template bin's folded value, capped, times the
+    conjugate keyed phase, over its noise power ``noise``; None when the plane holds
+    no whole period."""
     tpl = keyed_template(key, factor)
     p = tpl.period
     h, w = plane.shape
@@ -608,14 +644,7 @@ def phase_lock_map(plane: np.ndarray, key: bytes, factor: int) -> np.ndarray | N
     snr = np.abs(x) / np.sqrt(noise)
     cap = max(LOCK_BIN_CAP, LOCK_BIN_SPREAD * float(np.median(snr)))
     x = x * np.minimum(1.0, cap / np.maximum(snr, 1e-12))
-    want = np.exp(1j * tpl.phase)
-    corr_spec = np.zeros((p, p), np.complex128)
-    corr_spec[ky, kx] = x * np.conj(want) / noise
-    corr = scipy.fft.ifft2(corr_spec).real * p * p  # sum_k Re(X_k conj(w_k) e^{2 pi i k t / p}) / n_k
-    sd = np.sqrt(0.5 * float((1.0 / noise).sum()))
-    # X_k carries exp(i (phase_k - 2 pi k o / p)) for a tile whose origin sits at plane
-    # pixel o, so corr[t] peaks at t = o.
-    return corr / sd
+    return p, ky, kx, x * np.conj(np.exp(1j * tpl.phase)) / noise, noise
 
 
 #: The coherent search around an affine estimate (:func:`coherent_search`): relative

@@ -117,19 +117,28 @@ def test_lock_breadth_reads_the_templates_bins_together(photo_factory):
     assert _template.lock_breadth(plane[:60], KEY, 1, (0, 0)) == 0.0  # no whole period
 
 
-def test_a_quantised_gradients_lock_is_not_searched_finely(image_factory):
+def test_a_quantised_gradients_lock_is_not_searched_finely(image_factory, tmp_path, capsys):
     """A uint8 gradient's grey-level steps lock the template on a few bins (z 7-10
     here); such locks are not searched finely (each cost about 0.3 s), and are
-    reported with their median bin."""
-    from provmark import _detect
+    reported with their median bin, by ``details`` and by ``--explain``."""
+    from PIL import Image
 
-    det = provmark.detect(image_factory["gradient"](272, 0.5), search=True)
+    from provmark import _detect
+    from provmark.cli import EXIT_NOT_FOUND, main
+
+    gradient = image_factory["gradient"](272, 0.5)
+    det = provmark.detect(gradient, search=True)
     template = det.details["template"]
     assert not det.found
     assert max(lock["z"] for lock in template["locks"]) >= _detect.LOCK_Z
     assert template["fine_skipped"]
     assert max(template["fine_skipped"]) < _detect.FINE_MIN_BREADTH
     assert "fine" not in template
+    path = tmp_path / "gradient.png"
+    Image.fromarray(gradient).save(path)
+    assert main(["detect", str(path), "--explain"]) == EXIT_NOT_FOUND
+    out, err = capsys.readouterr()
+    assert f"{len(template['fine_skipped'])} template lock(s) held on a few of its bins" in out
 
 
 @pytest.fixture(scope="module")

@@ -581,6 +581,13 @@ def _explain(det, say=print) -> None:
             say(f"  template search: the spectral template was fitted (best score "
                   f"{tpl.get('score', 0.0):.2f}; a geometry is trusted from 1.8 and then the "
                   "copy is also searched resampled to it); no geometry was used")
+            skipped = tpl.get("fine_skipped") or []
+            if skipped:
+                say(f"  {len(skipped)} template lock(s) held on a few of its bins only "
+                    f"(median bin z {max(skipped):.2f} at most; searched finely from "
+                    f"{_detect.FINE_MIN_BREADTH}): not searched finely. A template raises "
+                    "all its bins; an image's own steps or lines (a quantised gradient) "
+                    "a few")
         else:
             say("  template search: not run (the aligned grid was decoded, or search was off)")
         if sweep:

@@ -757,8 +757,8 @@ FINE_LOCKS = 2
 #: about 0.3 s without ever decoding (a 300-px unmarked gradient took 0.3-1.2 s to
 #: detect, photos 0.1 s). Measured (session 28) on the fine searches of corpus copies
 #: resized, rotated, cropped and screenshotted: those that decoded had a median bin
-#: of 1.01-2.10; those of 120 unmarked synthetic images 0.00-0.97 (gradients, 47 of
-#: 49 under 0.75), and 1.03-1.53 on noise. Like a lock, it only decides where to look.
+#: of 1.01-2.10; those of 120 unmarked synthetic images 0.00-0.97 on gradients (50 of
+#: 52 under 0.75), 0.90-1.53 on noise. Like a lock, it only decides where to look.
 FINE_MIN_BREADTH = 0.75
 
 

@@ -117,28 +117,36 @@ def test_lock_breadth_reads_the_templates_bins_together(photo_factory):
     assert _template.lock_breadth(plane[:60], KEY, 1, (0, 0)) == 0.0  # no whole period
 
 
-def test_a_quantised_gradients_lock_is_not_searched_finely(image_factory, tmp_path, capsys):
-    """A uint8 gradient's grey-level steps lock the template on a few bins (z 7-10
-    here); such locks are not searched finely (each cost about 0.3 s), and are
-    reported with their median bin, by ``details`` and by ``--explain``."""
+@pytest.mark.parametrize("size, angle", [(272, 0.5), (272, 1.2)])
+def test_a_quantised_gradients_lock_is_not_searched(image_factory, tmp_path, capsys, size,
+                                                    angle):
+    """A uint8 gradient's grey-level steps lock the template on a few bins (z 6-10
+    here): such locks are not searched (median bin under LOCK_MIN_BREADTH) or not
+    searched finely (under FINE_MIN_BREADTH; each fine search cost about 0.3 s), and
+    are reported with their median bin, by ``details`` and by ``--explain``."""
     from PIL import Image
 
     from provmark import _detect
     from provmark.cli import EXIT_NOT_FOUND, main
 
-    gradient = image_factory["gradient"](272, 0.5)
+    gradient = image_factory["gradient"](size, angle)
     det = provmark.detect(gradient, search=True)
     template = det.details["template"]
     assert not det.found
-    assert max(lock["z"] for lock in template["locks"]) >= _detect.LOCK_Z
-    assert template["fine_skipped"]
-    assert max(template["fine_skipped"]) < _detect.FINE_MIN_BREADTH
-    assert "fine" not in template
+    locked = [lock for lock in template["locks"] if lock["z"] >= _detect.LOCK_Z]
+    assert locked and all(lock["breadth"] < _detect.FINE_MIN_BREADTH for lock in locked)
+    narrow = [lock for lock in locked if lock["breadth"] < _detect.LOCK_MIN_BREADTH]
+    skipped = template.get("fine_skipped", [])
+    assert narrow and "fine" not in template
+    assert all(_detect.LOCK_MIN_BREADTH <= b < _detect.FINE_MIN_BREADTH for b in skipped)
+    assert bool(skipped) == (angle == 1.2)  # the second has locks of both kinds
     path = tmp_path / "gradient.png"
     Image.fromarray(gradient).save(path)
     assert main(["detect", str(path), "--explain"]) == EXIT_NOT_FOUND
     out, err = capsys.readouterr()
-    assert f"{len(template['fine_skipped'])} template lock(s) held on a few of its bins" in out
+    assert (f"{len(narrow) + len(skipped)} template lock(s) from z {_detect.LOCK_Z} on a few "
+            f"of its bins only") in out
+    assert f"{len(narrow)} not searched (under" in out
 
 
 @pytest.fixture(scope="module")

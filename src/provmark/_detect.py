@@ -760,6 +760,14 @@ FINE_LOCKS = 2
 #: of 1.01-2.10; those of 120 unmarked synthetic images 0.00-0.97 on gradients (50 of
 #: 52 under 0.75), 0.90-1.53 on noise. Like a lock, it only decides where to look.
 FINE_MIN_BREADTH = 0.75
+#: A lock on a resampled copy holds only where its median template bin reads at least
+#: this z as well: narrower locks are neither refined nor searched (:class:`_Lock`).
+#: An unmarked 512x512 gradient's locks at estimates reading it as a 0.16-0.43
+#: downscale (planes of up to 3000 px a side) cost 0.4-0.6 s there. Of the 632 locks
+#: whose search decoded corpus copies under 0.6 MP (resized, rotated, cropped,
+#: screenshotted; session 28), the narrowest read 0.54; about half of the gradients'
+#: locks read under 0.3. Like a lock, it only decides where to look.
+LOCK_MIN_BREADTH = 0.3
 
 
 def _window_lock_z(y, k, a, factor, window) -> float:
@@ -841,10 +849,15 @@ def _lock_resampled(y, k, geo, factor, report) -> _Lock:
             return _Lock(None, (0, 0), geo, z)
     plane = np.ascontiguousarray(warp_to_grid(y, geo.matrix), dtype=np.float32)
     z, oy, ox = phase_lock(plane, k, factor)
-    report["locks"].append({"factor": factor, "resampled": True, "z": round(z, 2),
-                            "scale_y": round(geo.scale_y, 5), "scale_x": round(geo.scale_x, 5),
-                            "rotation": round(geo.rotation, 3)})
-    return _Lock(plane, (oy, ox), geo, z)
+    record = {"factor": factor, "resampled": True, "z": round(z, 2),
+              "scale_y": round(geo.scale_y, 5), "scale_x": round(geo.scale_x, 5),
+              "rotation": round(geo.rotation, 3)}
+    breadth = 0.0
+    if z >= LOCK_Z:
+        breadth = lock_breadth(plane, k, factor, (oy, ox))
+        record["breadth"] = round(breadth, 2)
+    report["locks"].append(record)
+    return _Lock(plane, (oy, ox), geo, z, breadth)
 
 
 @dataclass(frozen=True)
@@ -896,16 +909,21 @@ def _evaluate_seen(seen: list[Observations], k: bytes, words_for=None) -> Evalua
 @dataclass(frozen=True)
 class _Lock:
     """A template lock on a copy resampled by ``geometry``: ``plane`` (None when the
-    copy was not resampled whole), the grid ``origin`` in it, and the lock's z."""
+    copy was not resampled whole), the grid ``origin`` in it, the lock's z and its
+    ``breadth``, the median template bin's z there
+    (:func:`provmark._template.lock_breadth`; 0 under :data:`LOCK_Z`)."""
 
     plane: np.ndarray | None
     origin: tuple[int, int]
     geometry: AffineEstimate
     z: float
+    breadth: float = 0.0
 
     @property
     def held(self) -> bool:
-        return self.plane is not None and self.z >= LOCK_Z
+        """Locked at :data:`LOCK_Z` or more on the template's bins broadly (at least
+        :data:`LOCK_MIN_BREADTH`): a quantised gradient's steps lock on a few."""
+        return self.plane is not None and self.z >= LOCK_Z and self.breadth >= LOCK_MIN_BREADTH
 
 
 class _Search:
@@ -1465,9 +1483,8 @@ class _Search:
         (its ``breadth`` is reported under ``fine_skipped``)."""
         from ._sync import hypothesis_matrix
 
-        breadth = lock_breadth(lock.plane, self.k, factor, lock.origin)
-        if breadth < FINE_MIN_BREADTH:
-            self.template.setdefault("fine_skipped", []).append(round(breadth, 2))
+        if lock.breadth < FINE_MIN_BREADTH:
+            self.template.setdefault("fine_skipped", []).append(round(lock.breadth, 2))
             return False
         polished = _polish_lock(self.y, self.k, lock.geometry, factor)
         return self._decode_best_of(
@@ -1501,7 +1518,7 @@ class _Search:
         detection, or any when ``climb``), a lock is refined."""
         y, k, report = self.y, self.k, self.template
         lock = _lock_resampled(y, k, geo, f, report)
-        if not lock.held and lock.z >= NEAR_LOCK_Z and (climb or not self._climbed):
+        if NEAR_LOCK_Z <= lock.z < LOCK_Z and (climb or not self._climbed):
             self._climbed = True
             climbed = _climb_to_lock(y, k, geo, f)
             if climbed is not None:
@@ -1693,11 +1710,14 @@ class _Search:
 class LockRecord(TypedDict, total=False):
     """One template lock: its lattice ``factor``, whether the copy was
     ``resampled`` (by the estimate ``scale_y``, ``scale_x``, ``rotation``) or only
-    a central ``window`` of it, and the lock's ``z``."""
+    a central ``window`` of it, and the lock's ``z``; from :data:`LOCK_Z` on, its
+    ``breadth`` (the median template bin's z, :func:`provmark._template.lock_breadth`:
+    it holds from :data:`LOCK_MIN_BREADTH`)."""
 
     factor: int
     resampled: bool
     z: float
+    breadth: float
     window: int
     scale_y: float
     scale_x: float

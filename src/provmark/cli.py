@@ -581,13 +581,16 @@ def _explain(det, say=print) -> None:
             say(f"  template search: the spectral template was fitted (best score "
                   f"{tpl.get('score', 0.0):.2f}; a geometry is trusted from 1.8 and then the "
                   "copy is also searched resampled to it); no geometry was used")
+            narrow = [lock["breadth"] for lock in tpl.get("locks", [])
+                      if lock.get("breadth", _detect.LOCK_MIN_BREADTH) < _detect.LOCK_MIN_BREADTH]
             skipped = tpl.get("fine_skipped") or []
-            if skipped:
-                say(f"  {len(skipped)} template lock(s) held on a few of its bins only "
-                    f"(median bin z {max(skipped):.2f} at most; searched finely from "
-                    f"{_detect.FINE_MIN_BREADTH}): not searched finely. A template raises "
-                    "all its bins; an image's own steps or lines (a quantised gradient) "
-                    "a few")
+            if narrow or skipped:
+                say(f"  {len(narrow) + len(skipped)} template lock(s) from z "
+                    f"{_detect.LOCK_Z} on a few of its bins only (median bin z "
+                    f"{max(narrow + skipped):.2f} at most): {len(narrow)} not searched "
+                    f"(under {_detect.LOCK_MIN_BREADTH}), {len(skipped)} not searched "
+                    f"finely (under {_detect.FINE_MIN_BREADTH}). A template raises all "
+                    "its bins; an image's own steps or lines (a quantised gradient) a few")
         else:
             say("  template search: not run (the aligned grid was decoded, or search was off)")
         if sweep:

@@ -460,46 +460,45 @@ def aqim_soft_observe(coef, dither, ty, tx, tsz, scale, rel, clip, out_score, ou
 
 
 @njit_exact(parallel=True)
-def add_enlarged_change(base, change, factor, out):
-    """Add a change made at a reduced resolution (the coarse layer) to an image.
+def add_enlarged_change(base, change, out):
+    """Add a change made at half resolution (the coarse layer) to an image.
 
     ``out = clip(floor(base + up(change) + 0.5), 0, 255)`` on the top-left
-    ``factor h x factor w`` pixels, ``base`` copied elsewhere. ``up`` enlarges the
-    change by the integer ``factor`` bilinearly with pixel centres aligned and edges
-    replicated, as OpenCV's ``INTER_LINEAR`` does: output row ``yy`` sits at source
-    row ``s = (yy + 1/2) / factor - 1/2`` and takes rows ``floor(s)`` and
-    ``floor(s) + 1`` (clamped to the change) with weights ``1 - frac(s)`` and
-    ``frac(s)`` (columns alike); by 2, row ``2i`` takes rows ``i - 1`` and ``i``
-    with 1/4 and 3/4. ``base``, ``out`` (H, W, C) uint8; ``change`` (h, w, C) int16,
-    ``factor h <= H``, ``factor w <= W``. For a factor of 2 or 4 the weights are
-    multiples of 1/8, so an integer change is enlarged exactly and the one rounding
-    is that of ``floor(v + 0.5)``. The reference is
-    ``tests/naive.py::add_enlarged_change`` (``cv2.resize``); no (H, W, C) float
-    plane is written (600 MB at 50 MP).
+    ``2h x 2w`` pixels, ``base`` copied elsewhere. ``up`` enlarges the change by 2
+    bilinearly with pixel centres aligned and edges replicated, as OpenCV's
+    ``INTER_LINEAR`` does: output row ``2i`` takes rows ``i - 1`` and ``i`` with
+    weights 1/4 and 3/4, row ``2i + 1`` rows ``i`` and ``i + 1`` with 3/4 and 1/4
+    (columns alike). ``base``, ``out`` (H, W, C) uint8; ``change`` (h, w, C) int16,
+    ``2h <= H``, ``2w <= W``. The weights are multiples of 1/16, so an integer change
+    is enlarged exactly and the one rounding is that of ``floor(v + 0.5)``. The
+    reference is ``tests/naive.py::add_enlarged_change`` (``cv2.resize``); no
+    (H, W, C) float plane is written (600 MB at 50 MP).
     """
     hh, ww, nch = base.shape
     h, w = change.shape[0], change.shape[1]
     for yy in prange(hh):
-        if yy >= factor * h:
+        if yy >= 2 * h:
             for xx in range(ww):
                 for c in range(nch):
                     out[yy, xx, c] = base[yy, xx, c]
             continue
-        s = (yy + 0.5) / factor - 0.5
-        i = math.floor(s)
-        a1 = s - i  # weight of row i + 1
-        r0, r1 = min(max(i, 0), h - 1), min(max(i + 1, 0), h - 1)
+        i = yy // 2
+        if yy % 2 == 0:
+            r0, r1, a0 = max(i - 1, 0), i, 0.25
+        else:
+            r0, r1, a0 = i, min(i + 1, h - 1), 0.75
         for xx in range(ww):
-            if xx >= factor * w:
+            if xx >= 2 * w:
                 for c in range(nch):
                     out[yy, xx, c] = base[yy, xx, c]
                 continue
-            t = (xx + 0.5) / factor - 0.5
-            j = math.floor(t)
-            b1 = t - j
-            c0, c1 = min(max(j, 0), w - 1), min(max(j + 1, 0), w - 1)
+            j = xx // 2
+            if xx % 2 == 0:
+                c0, c1, b0 = max(j - 1, 0), j, 0.25
+            else:
+                c0, c1, b0 = j, min(j + 1, w - 1), 0.75
             for c in range(nch):
-                v = ((1.0 - a1) * ((1.0 - b1) * change[r0, c0, c] + b1 * change[r0, c1, c])
-                     + a1 * ((1.0 - b1) * change[r1, c0, c] + b1 * change[r1, c1, c]))
+                v = (a0 * (b0 * change[r0, c0, c] + (1.0 - b0) * change[r0, c1, c])
+                     + (1.0 - a0) * (b0 * change[r1, c0, c] + (1.0 - b0) * change[r1, c1, c]))
                 k = math.floor(base[yy, xx, c] + v + 0.5)
                 out[yy, xx, c] = min(max(k, 0), 255)

@@ -389,20 +389,18 @@ def carrier_maps(y, pairs):
     return out
 
 
-def add_enlarged_change(base, change, factor):
+def add_enlarged_change(base, change):
     """Reference for ``provmark.kernels.add_enlarged_change``: OpenCV's bilinear
-    enlargement by ``factor`` of the change (float64 through float32: for a factor
-    of 2 or 4 the values are multiples of 1/64), added, rounded half up and clipped
-    on the covered part."""
+    enlargement by 2 of the change (float64 through float32: the values are
+    multiples of 1/16), added, rounded half up and clipped on the covered part."""
     import cv2
 
     h, w = change.shape[:2]
-    up = cv2.resize(change.astype(np.float32), (factor * w, factor * h),
+    up = cv2.resize(change.astype(np.float32), (2 * w, 2 * h),
                     interpolation=cv2.INTER_LINEAR).astype(np.float64)
-    up = up.reshape(factor * h, factor * w, change.shape[2])  # OpenCV drops a single channel axis
+    up = up.reshape(2 * h, 2 * w, change.shape[2])  # OpenCV drops a single channel axis
     out = base.copy()
-    out[:factor * h, :factor * w] = np.clip(
-        np.floor(base[:factor * h, :factor * w] + up + 0.5), 0, 255)
+    out[:2 * h, :2 * w] = np.clip(np.floor(base[:2 * h, :2 * w] + up + 0.5), 0, 255)
     return out
 
 

@@ -124,10 +124,10 @@ def test_both_layers_are_read_as_one_where_neither_decodes_alone(tmp_path, capsy
     det = provmark.detect(copy)
     assert det.found and det.payload == payload and det.false_alarm_probability <= 1e-9
     assert det.details["layer"] == "both" and det.scale == 1.0
-    assert det.details["grids_read"] == 4  # fine, coarse by 2 and by 4, both
+    assert det.details["grids_read"] == 3  # fine, coarse, both
     run = _Search(read_luma(copy), normalize_key(None))
     assert not run.coarse_layer() and not any(a.decoded for a in run.attempts)
-    assert min(a.evaluation.z for a in run.attempts[:2]) >= 2.5  # fine, coarse by 2
+    assert min(a.evaluation.z for a in run.attempts) >= 2.5
     before = run.hypotheses
     assert run.both_layers() and run.hypotheses == before + 1
     assert provmark.detect(copy, key="another key").payload is None
@@ -186,11 +186,11 @@ def test_both_layers_are_not_read_where_a_pilot_shows_nothing(sky_marked):
 
     img, _ = sky_marked
     run = _Search(read_luma(img), normalize_key(KEY))
-    run.coarse_layer()  # by 2 and by 4 (512 px a side)
-    assert len(run.attempts) == 3 and max(a.evaluation.z for a in run.attempts) < 2.5
+    run.coarse_layer()
+    assert len(run.attempts) == 2 and max(a.evaluation.z for a in run.attempts) < 2.5
     before = run.hypotheses
     assert not run.both_layers()
-    assert len(run.attempts) == 3 and run.hypotheses == before
+    assert len(run.attempts) == 2 and run.hypotheses == before
 
 
 def test_the_coarse_layer_respects_a_higher_psnr_floor():
@@ -350,34 +350,3 @@ def test_the_blind_coarse_search_counts_every_parity_and_finds_nothing_unmarked(
     before = run.hypotheses
     assert not run.blind_coarse() and run.hypotheses == before
     assert run.coarse_search is None  # reported as not run
-
-
-def test_the_coarse_layer_is_written_by_4_from_a_short_side_of_2048():
-    from provmark._embed import COARSE_X4_MIN_SIDE, coarse_factor
-
-    assert COARSE_X4_MIN_SIDE == 2048
-    assert coarse_factor(2047, 4000) == 2 and coarse_factor(4000, 2048) == 4
-    assert coarse_factor(COARSE_MIN_SIDE, COARSE_MIN_SIDE) == 2
-
-
-def test_a_large_smooth_image_gets_the_coarse_layer_by_4_and_keeps_it_through_webp():
-    """At 2048 px a side the layer is written on the image reduced by 4 (carriers every
-    64 px): the detector reads it on the copy reduced by 4, also after WebP 50, and
-    the quality floors hold."""
-    from provmark._embed import mark_array
-
-    img = smooth_sky(2048, 2112)
-    k = normalize_key(KEY)
-    result = mark_array(img, PAYLOAD, k)
-    assert result.coarse == 4
-    marked = result.image
-    assert read_coarse(marked, k, 4) == PAYLOAD
-    assert read_coarse(marked, k, 2) is None  # not the layer by 2
-    mse = np.mean((marked.astype(np.float64) - img) ** 2)
-    assert 10 * np.log10(255**2 / mse) >= 40.0 and ssim(img, marked) >= MIN_SSIM
-    copy = attacks.apply("webp", marked, quality=50)
-    det = provmark.detect(copy, key=KEY)
-    assert det.payload == PAYLOAD and det.false_alarm_probability <= 1e-9
-    assert det.details["layer"] == "coarse" and det.scale == 4.0
-    # and the detector finds nothing under another key
-    assert provmark.detect(copy, key="another key").payload is None

@@ -151,40 +151,31 @@ def read_luma(rgb: np.ndarray) -> np.ndarray:
     return y
 
 
-def coarse_plane(y: np.ndarray, factor: int = 2) -> np.ndarray:
-    """The luma reduced by ``factor`` (the mean of every ``factor`` x ``factor``
-    cell: INTER_AREA's exact reduction), where the coarse layer's grid lies
-    (:data:`provmark._embed.COARSE_MIN_SIDE`, :func:`provmark._embed.coarse_factor`)."""
+def coarse_plane(y: np.ndarray) -> np.ndarray:
+    """The luma reduced by 2 (the mean of every 2x2 cell: INTER_AREA's exact
+    halving), where the coarse layer's grid lies (:data:`provmark._embed.COARSE_MIN_SIDE`)."""
     import cv2
 
-    h, w = y.shape[0] // factor, y.shape[1] // factor
-    return cv2.resize(y[:factor * h, :factor * w].astype(np.float32, copy=False), (w, h),
+    h, w = y.shape[0] // 2, y.shape[1] // 2
+    return cv2.resize(y[:2 * h, :2 * w].astype(np.float32, copy=False), (w, h),
                       interpolation=cv2.INTER_AREA)
 
 
 #: The coarse layer is read on a copy whose reduced plane holds at least this many
 #: pixels a side (a whole tile needs 256; a crop keeps part of one).
 COARSE_READ_SIDE = 128
-#: The reductions the coarse layer is read at on an uncropped copy, in turn: 2, as
-#: written on sources under :data:`provmark._embed.COARSE_X4_MIN_SIDE` (or by 4 and
-#: then halved), and 4, as written from there on (or by 2 and then enlarged by 2).
-#: Each one read is a hypothesis and a decoding in the bound.
-COARSE_FACTORS = (2, 4)
 
 
-def read_both(rgb: np.ndarray, key: bytes, factor: int = 2
-              ) -> tuple[Payload | None, Payload | None]:
+def read_both(rgb: np.ndarray, key: bytes) -> tuple[Payload | None, Payload | None]:
     """The payloads decoded on the aligned grids of the fine mark and of the coarse
-    layer written at a reduction by ``factor`` (None where nothing decodes): the
-    embedder's check."""
+    layer (None where nothing decodes): the embedder's check."""
     y = read_luma(rgb)
-    return _read_plane(y, key), _read_plane(coarse_plane(y, factor), key)
+    return _read_plane(y, key), _read_plane(coarse_plane(y), key)
 
 
-def read_coarse(rgb: np.ndarray, key: bytes, factor: int = 2) -> Payload | None:
-    """The payload of the coarse layer (written at a reduction by ``factor``) on its
-    aligned grid, or None."""
-    return _read_plane(coarse_plane(read_luma(rgb), factor), key)
+def read_coarse(rgb: np.ndarray, key: bytes) -> Payload | None:
+    """The payload of the coarse layer on its aligned grid, or None."""
+    return _read_plane(coarse_plane(read_luma(rgb)), key)
 
 
 def _read_plane(plane: np.ndarray, key: bytes) -> Payload | None:
@@ -1055,21 +1046,17 @@ class _Search:
         return self.try_candidates(plane, cands, geometry, scored.maps)
 
     def coarse_layer(self) -> bool:
-        """The coarse layer on its aligned grid: the copy reduced by 2, then by 4
-        (:data:`COARSE_FACTORS`; a smooth image's second mark, which survives
-        compression where the fine one does not)."""
+        """The coarse layer on its aligned grid: the copy reduced by 2 (a smooth image's
+        second mark, which survives compression where the fine one does not)."""
         from ._sync import SyncCandidate
 
-        for factor in COARSE_FACTORS:
-            if min(self.y.shape) < factor * COARSE_READ_SIDE:
-                return False
-            self.count(1)
-            geometry = AffineEstimate(factor * np.eye(2), 0.0, factor, factor, 0.0, 1)
-            plane = coarse_plane(self.y, factor)
-            self._coarse_planes.append(plane)  # the first is the one by 2 (both_layers)
-            if self.try_candidates(plane, [SyncCandidate(0.0, 0, 0, 0, 0)], geometry):
-                return True
-        return False
+        if min(self.y.shape) < 2 * COARSE_READ_SIDE:
+            return False
+        self.count(1)
+        geometry = AffineEstimate(2.0 * np.eye(2), 0.0, 2.0, 2.0, 0.0, 1)
+        self._coarse_planes.append(coarse_plane(self.y))
+        return self.try_candidates(self._coarse_planes[-1], [SyncCandidate(0.0, 0, 0, 0, 0)],
+                                   geometry)
 
     def both_layers(self) -> bool:
         """The fine and coarse layers' aligned grids read as one: where the coarse

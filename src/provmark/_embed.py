@@ -423,7 +423,6 @@ class Marked:
     strength: float = 1.0  # the strength it was written with
     clip_gain: float | None = None  # change-limit gain of the clipping compensation (None: none)
     extension: float = 0.0  # strength of the extension carriers (0: none written)
-    coarse: int = 0  # the coarse layer's reduction factor (0: none written)
 
 
 #: Adaptive strength: images with fewer tile repetitions than this (under about
@@ -582,8 +581,7 @@ def _mark_array(rgb, payload, key, strength, min_psnr, adapt) -> Marked:
             and _psnr(rgb, marked.image) >= min_psnr + COARSE_HEADROOM):
         # smooth: add the coarse layer (a textured image's fine mark survives
         # compression, and its budget is spent)
-        marked = _with_coarse_layer(rgb, marked, payload, key, strength, min_psnr,
-                                    coarse_factor(*rgb.shape[:2])) or marked
+        marked = _with_coarse_layer(rgb, marked, payload, key, strength, min_psnr) or marked
     if (marked.image is None or not adapt
             or rgb.shape[0] * rgb.shape[1] > EXTENSION_MAX_PIXELS):
         return marked
@@ -670,15 +668,6 @@ def _with_extension(rgb: np.ndarray, marked: Marked, payload: Payload, key: byte
 #: COARSE_MIN_SIDE (the reduced image must hold a whole tile).
 COARSE_MIN_SIDE = 512
 COARSE_HEADROOM = 5.0
-#: From this short side on, the coarse layer is written on the image reduced by 4
-#: (carriers every 64 px) instead of 2 (embedder revision 7). WebP 50 quantises
-#: away what SSIM lets the layer write on a large smooth image at 32 px: ukui-city
-#: (3640x2400 art) lost both payloads with a reduction by 2 at every strength that
-#: kept MIN_SSIM (its pilot read about 4), and read them by 4 at 0.6 of the strength
-#: (PSNR 49.7 dB, SSIM 0.990). A lower frequency costs SSIM less for the same
-#: amplitude (fewer grey levels vary within its window) and falls in WebP's and
-#: JPEG's coarser quantisers less. The reduced image then still holds 2 x 2 tiles.
-COARSE_X4_MIN_SIDE = 2048
 #: The coarse layer is kept only while the SSIM to the original stays at least this
 #: (the adaptive strength's aim, ADAPT_MIN_SSIM: the coarse layer does not spend
 #: what the fine mark left under it).
@@ -695,25 +684,18 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * math.log10(255.0**2 / max(mse, 1e-12))
 
 
-def coarse_factor(height: int, width: int) -> int:
-    """The reduction the coarse layer is written at on an image of this size: 4 from
-    a short side of :data:`COARSE_X4_MIN_SIDE`, else 2."""
-    return 4 if min(height, width) >= COARSE_X4_MIN_SIDE else 2
-
-
 def _with_coarse_layer(rgb: np.ndarray, fine: Marked, payload: Payload, key: bytes,
-                       strength: float, min_psnr: float, factor: int = 2) -> Marked | None:
+                       strength: float, min_psnr: float) -> Marked | None:
     """The fine mark ``fine`` with the coarse layer (see :data:`COARSE_MIN_SIDE`)
     added, at the first of :data:`COARSE_STRENGTHS` where it fits, or None.
 
-    The coarse mark is written on the fine-marked image reduced by ``factor``
-    (:func:`coarse_factor`), within the PSNR
+    The coarse mark is written on the fine-marked image reduced by 2, within the PSNR
     budget the fine mark left and unattenuated under ``min_psnr +``
     :data:`COARSE_HEADROOM` (else the next strength is tried), without a template (the fine mark's serves both) and
     without the adaptive strength or the fine mark's SSIM fallbacks (the reduced
     image of a 1-2 MP source is "small", but this is a second mark: stronger, it
     mottled debian-softwaves' sky at 2x; the SSIM that counts is the whole's). Its
-    change, enlarged by ``factor``, is added to the fine-marked image. It fits when the PSNR
+    change, enlarged by 2, is added to the fine-marked image. It fits when the PSNR
     and the SSIM to the original stay at least ``min_psnr`` and
     :data:`COARSE_MIN_SSIM` and both marks still read back on their aligned grids."""
     import cv2
@@ -721,28 +703,28 @@ def _with_coarse_layer(rgb: np.ndarray, fine: Marked, payload: Payload, key: byt
     from ._detect import read_both
 
     fine_image = fine.image
-    h2, w2 = rgb.shape[0] // factor, rgb.shape[1] // factor
+    h2, w2 = rgb.shape[0] // 2, rgb.shape[1] // 2
     left = 10.0 ** (-min_psnr / 10.0) - 10.0 ** (-_psnr(rgb, fine_image) / 10.0)
     # The coarse mark alone must fit under min_psnr + COARSE_HEADROOM too: a reduced
     # image with texture (the 1920x1080 upscale of a 512x512 photo is smooth at full
     # size, not at half) would spend the whole budget on it and cost SSIM.
     floor = max(-10.0 * math.log10(left), min_psnr + COARSE_HEADROOM)
-    for gain in COARSE_STRENGTHS:
-        small = cv2.resize(np.ascontiguousarray(fine_image[:factor * h2, :factor * w2]),
-                           (w2, h2), interpolation=cv2.INTER_AREA)
-        coarse = _mark_once(small, payload, key, strength * gain, floor, template_keep=None)
+    for factor in COARSE_STRENGTHS:
+        small = cv2.resize(np.ascontiguousarray(fine_image[:2 * h2, :2 * w2]), (w2, h2),
+                           interpolation=cv2.INTER_AREA)
+        coarse = _mark_once(small, payload, key, strength * factor, floor, template_keep=None)
         if coarse.image is None or coarse.scale < 0.999:
             continue
         change = np.subtract(coarse.image, small, dtype=np.int16)
         del coarse, small  # the checks below read a 50 MP image within 4x its size
         out = np.empty_like(fine_image)
-        add_enlarged_change(fine_image, change, factor, out)
+        add_enlarged_change(fine_image, change, out)
         del change
-        if (_psnr(rgb, out) >= min_psnr and read_both(out, key, factor) == (payload, payload)
+        if (_psnr(rgb, out) >= min_psnr and read_both(out, key) == (payload, payload)
                 and ssim(rgb, out) >= COARSE_MIN_SSIM):
             return Marked(out, 0, fine.wrong_slots, fine.scale, fine.texture_gain,
                           fine.floor_factor, fine.template_keep, fine.read_back,
-                          fine.template_gain, fine.strength, coarse=factor)
+                          fine.template_gain, fine.strength)
     return None
 
 

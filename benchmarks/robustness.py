@@ -319,6 +319,15 @@ def _stable(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def corpus_payload(seed: int, image_id: str, payload_index: int) -> tuple[provmark.Payload, str]:
+    """The payload and key of one marked copy of a corpus image (the same in every run
+    with this seed, whichever images are selected)."""
+    prng = np.random.default_rng([seed, _stable(image_id), payload_index])
+    payload = provmark.Payload(int(prng.integers(0, 2**24)), int(prng.integers(0, 2**40)),
+                               int(prng.integers(1, 4)))
+    return payload, f"bench-key-{seed}-{image_id}-{payload_index}"
+
+
 def _attack_rng(seed: int, image_id: str, payload_index: int, label: str):
     """The random stream of one attack on one marked copy: the same for provmark and
     every peer, and independent of which other attacks or images are selected."""
@@ -341,10 +350,7 @@ def run_corpus_case(job):
             "kind": record["kind"], "megapixels": record["megapixels"]}
     rows, refusals = [], []
     for i in range(n_payloads):
-        prng = np.random.default_rng([seed, _stable(record["id"]), i])
-        payload = provmark.Payload(int(prng.integers(0, 2**24)), int(prng.integers(0, 2**40)),
-                                   int(prng.integers(1, 4)))
-        key = f"bench-key-{seed}-{record['id']}-{i}"
+        payload, key = corpus_payload(seed, record["id"], i)
         try:
             marked = provmark.embed(img, payload, key=key)
         except provmark.EmbedError as exc:

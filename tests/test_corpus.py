@@ -432,3 +432,60 @@ def test_an_interrupted_false_positive_run_resumes_from_its_journal(tmp_path, mo
     with pytest.raises(SystemExit):
         fp.main(argv[:-2] + ["--n", "9", "--out", str(out)])
     assert "n differ" in capsys.readouterr().err
+
+
+# -- benchmarks/true_grid.py ------------------------------------------------------------
+
+def _load_true_grid():
+    name = "provmark_bench_true_grid"
+    spec = importlib.util.spec_from_file_location(name, _CORPUS_PATH.with_name("true_grid.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_crops_true_grid_is_where_the_source_was_written():
+    """locate finds a crop's offset in its source, and true_grid turns it into the grid
+    hypothesis of docs/format.md 6, on which the crop decodes without any search."""
+    tg = _load_true_grid()
+    import provmark
+    from provmark._detect import _attempt, read_luma
+    from provmark._keys import normalize_key
+    from provmark._sync import SyncCandidate
+
+    payload = provmark.Payload(provider=3, content_id=5)
+    marked = provmark.embed(_texture(600, 640, 0), payload, key="tg")
+    y0, x0 = 45, 83
+    crop = np.ascontiguousarray(marked[y0:y0 + 400, x0:x0 + 420])
+    assert tg.locate(marked, crop)[:2] == (y0, x0) and tg.locate(marked, crop)[2] > 0.99
+    assert tg.locate(marked, marked) == (0, 0, 1.0)
+    oy, ox, ty, tx = tg.true_grid(y0, x0)
+    assert (oy, ox) == (3, 13) and (ty, tx) == (3, 6)  # first blocks at source 48 and 96
+    read = _attempt(read_luma(crop), normalize_key("tg"), SyncCandidate(0.0, oy, ox, ty, tx), 1)
+    assert read.evaluation.result.payload == payload
+    wrong = _attempt(read_luma(crop), normalize_key("tg"), SyncCandidate(0.0, oy, ox, ty + 1, tx), 1)
+    assert wrong.evaluation.result.payload is None
+
+
+def test_the_true_grid_diagnostic_reads_the_bar15_copies(tmp_path, capsys):
+    tg = _load_true_grid()
+    _tiny_corpus(tmp_path / "c")
+    out = tmp_path / "tg.md"
+    assert tg.main(["--corpus", str(tmp_path / "c"), "--attack", "JPEG q50", "--attack",
+                    "crop 50%", "--payloads", "1", "--jobs", "1", "--out", str(out),
+                    "--json", str(tmp_path / "tg.json")]) == 0
+    rows = json.loads((tmp_path / "tg.json").read_text())
+    assert sorted((r["image"], r["attack"]) for r in rows) == [
+        ("t0", "JPEG q50"), ("t0", "crop 50% area"), ("t1", "JPEG q50"), ("t1", "crop 50% area")]
+    # Textured and lightly attacked: every copy read at its true grid and by the detector.
+    assert all(r["match"] > 0.9 and r["true_decoded"] and r["detected"] for r in rows)
+    # the z bins of the summary hold every counted copy once (the crops of these
+    # 260-280 px images are under 256 px a side: not counted), each decoded at its grid
+    assert sorted(r["attack"] for r in rows if r["short_side"] >= 256) == ["JPEG q50"] * 2
+    bins = [ln.split(" | ") for ln in out.read_text().splitlines()
+            if ln.startswith(("| under 4 |", "| 4-5 |", "| 5-6 |", "| 6-7 |", "| 7 and over |"))]
+    assert len(bins) == 5
+    assert sum(int(b[1]) for b in bins) == 2 and sum(int(b[2]) for b in bins) == 2
+    assert tg.main(["--corpus", str(tmp_path / "c"), "--attack", "no such attack"]) == 2
+    assert "matches no bar15 attack" in capsys.readouterr().err

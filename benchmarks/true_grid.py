@@ -155,9 +155,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write every copy's row here")
     args = ap.parse_args(argv)
     corpus = Path(args.corpus)
-    manifest = corpus / "manifest.jsonl"
-    if not manifest.exists():
-        print(f"{manifest} not found: build the corpus with `make corpus`", file=sys.stderr)
+    corpus_module = _robustness()._load_corpus_module()
+    try:
+        records = corpus_module.load_manifest(corpus)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.bands or ()) - set(corpus_module.BAND_LABELS))
+    if unknown:
+        print(f"--bands {' '.join(unknown)}: the bands are {', '.join(corpus_module.BAND_LABELS)}",
+              file=sys.stderr)
         return 2
     labels = [a[0] for a in _robustness().BAR15_SET[1:]]
     unknown = [a for a in args.attack if not any(a.lower() in lab.lower() for lab in labels)]
@@ -165,7 +172,6 @@ def main(argv=None) -> int:
         print(f"--attack {unknown[0]!r} matches no bar15 attack; they are: {', '.join(labels)}",
               file=sys.stderr)
         return 2
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     records = [r for r in records if not args.bands or r["band"] in args.bands]
     jobs = [(r, corpus / r["file"], args.payloads, args.seed, args.attack) for r in records]
     t0 = time.time()

@@ -293,15 +293,20 @@ def test_pypi_licence_is_read_from_the_loader_docstring():
 
 # -- the corpus mode of benchmarks/robustness.py ------------------------------------------
 
-def _load_robustness():
-    name = "provmark_bench_robustness"
+def _load_bench(stem: str):
+    """``benchmarks/<stem>.py``, loaded by path once (benchmarks are not a package)."""
+    name = f"provmark_bench_{stem}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _CORPUS_PATH.with_name("robustness.py"))
+    spec = importlib.util.spec_from_file_location(name, _CORPUS_PATH.with_name(f"{stem}.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _load_robustness():
+    return _load_bench("robustness")
 
 
 def test_every_attack_of_the_bar15_set_runs():
@@ -408,12 +413,7 @@ def test_a_finished_corpus_run_removes_its_journal(tmp_path):
 
 def test_an_interrupted_false_positive_run_resumes_from_its_journal(tmp_path, monkeypatch,
                                                                     capsys):
-    name = "provmark_bench_false_positives"
-    spec = importlib.util.spec_from_file_location(
-        name, _CORPUS_PATH.with_name("false_positives.py"))
-    fp = importlib.util.module_from_spec(spec)
-    sys.modules[name] = fp
-    spec.loader.exec_module(fp)
+    fp = _load_bench("false_positives")
     _tiny_corpus(tmp_path / "c")
     out = tmp_path / "fp.md"
     journal = out.with_suffix(".journal.jsonl")
@@ -436,19 +436,10 @@ def test_an_interrupted_false_positive_run_resumes_from_its_journal(tmp_path, mo
 
 # -- benchmarks/true_grid.py ------------------------------------------------------------
 
-def _load_true_grid():
-    name = "provmark_bench_true_grid"
-    spec = importlib.util.spec_from_file_location(name, _CORPUS_PATH.with_name("true_grid.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_a_crops_true_grid_is_where_the_source_was_written():
     """locate finds a crop's offset in its source, and true_grid turns it into the grid
     hypothesis of docs/format.md 6, on which the crop decodes without any search."""
-    tg = _load_true_grid()
+    tg = _load_bench("true_grid")
     import provmark
     from provmark._detect import _attempt, read_luma
     from provmark._keys import normalize_key
@@ -469,7 +460,7 @@ def test_a_crops_true_grid_is_where_the_source_was_written():
 
 
 def test_the_true_grid_diagnostic_reads_the_bar15_copies(tmp_path, capsys):
-    tg = _load_true_grid()
+    tg = _load_bench("true_grid")
     _tiny_corpus(tmp_path / "c")
     out = tmp_path / "tg.md"
     assert tg.main(["--corpus", str(tmp_path / "c"), "--attack", "JPEG q50", "--attack",
@@ -489,3 +480,7 @@ def test_the_true_grid_diagnostic_reads_the_bar15_copies(tmp_path, capsys):
     assert sum(int(b[1]) for b in bins) == 2 and sum(int(b[2]) for b in bins) == 2
     assert tg.main(["--corpus", str(tmp_path / "c"), "--attack", "no such attack"]) == 2
     assert "matches no bar15 attack" in capsys.readouterr().err
+    assert tg.main(["--corpus", str(tmp_path / "c"), "--attack", "WebP", "--bands", "<0.5"]) == 2
+    assert "the bands are <0.3" in capsys.readouterr().err
+    assert tg.main(["--corpus", str(tmp_path / "none"), "--attack", "WebP"]) == 2
+    assert "make corpus" in capsys.readouterr().err

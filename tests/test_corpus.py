@@ -484,3 +484,42 @@ def test_the_true_grid_diagnostic_reads_the_bar15_copies(tmp_path, capsys):
     assert "the bands are <0.3" in capsys.readouterr().err
     assert tg.main(["--corpus", str(tmp_path / "none"), "--attack", "WebP"]) == 2
     assert "make corpus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("attack, params", [
+    ("resize", {"scale": 0.75}), ("resize", {"scale": (960 / 1080, 1280 / 1920)}),
+    ("rotate", {"angle": -2.0, "crop": True}),
+    ("screenshot", {"width": 500, "border": 12, "quality": 95})])
+def test_a_resampled_copy_read_back_at_its_known_geometry_decodes(attack, params):
+    """known_geometry gives the matrix the attack applied (source pixel to copy pixel):
+    the copy resampled back through it onto the source's grid decodes at the aligned
+    grid, without any search; a geometry 2% off does not give the same reading."""
+    tg = _load_bench("true_grid")
+    import provmark
+    from provmark import attacks as A
+    from provmark._detect import _attempt, read_luma
+    from provmark._keys import normalize_key
+    from provmark._sync import SyncCandidate
+
+    payload = provmark.Payload(provider=3, content_id=5)
+    marked = provmark.embed(_texture(480, 640, 1), payload, key="tg")
+    copy = A.apply(attack, marked, **params)
+    matrix = tg.known_geometry(attack, params, marked.shape[:2])
+    aligned = SyncCandidate(0.0, 0, 0, 0, 0)
+    plane = tg.back_on_source(read_luma(copy), matrix, marked.shape[:2])
+    assert plane.shape == marked.shape[:2] and np.isfinite(plane).all()
+    right = _attempt(plane, normalize_key("tg"), aligned, 1).evaluation
+    assert right.result.payload == payload and right.z > 7
+    off = matrix.copy()
+    off[:, :2] *= 1.02
+    wrong = _attempt(tg.back_on_source(read_luma(copy), off, marked.shape[:2]),
+                     normalize_key("tg"), aligned, 1).evaluation
+    assert wrong.z < right.z - 3
+
+
+def test_known_geometry_is_none_for_attacks_that_do_not_resample_by_parameters():
+    tg = _load_bench("true_grid")
+    assert tg.known_geometry("jpeg", {"quality": 50}, (300, 400)) is None
+    assert tg.known_geometry("rotate", {"angle": 2.0, "crop": False}, (300, 400)) is None
+    np.testing.assert_allclose(tg.known_geometry("resize", {"scale": 0.5}, (300, 400)),
+                               [[0.5, 0, -0.25], [0, 0.5, -0.25]])

@@ -599,6 +599,14 @@ ROTATION_PILOT_SPAN = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3)
 EDGE_ROTATION_PILOT_Z = 6.0
 EDGE_ROTATION_GATES = (0.0, -0.1, 0.1)
 EDGE_ROTATION_NEAR_Z = 5.0
+#: The edge gate reads a window of up to this many pixels a side (the sweeps' gates
+#: read SCALE_PILOT_WINDOW). Text on white carries its mark only near the ink: on a
+#: 1300x940 help page tilted +-1, +-2 and +-5 degrees and cropped (session 29), the
+#: 512-px window read 4.6-6.4 at the edges' rotation and passed once in six, where the
+#: copy read at its true geometry decodes; a 1024-px window read 6.6-8.7 and all six
+#: decoded (768 px: 5.5-6.9, all six with the gates beside it). It costs only tilted
+#: copies with straight edges, up to 4 times the 15-35 ms of a 512-px gate.
+EDGE_ROTATION_WINDOW = 1024
 #: The uncropped sweep (:meth:`_Search.coherent_uncropped`): its best hypotheses
 #: refined and read on their aligned grid, at most this many; those whose pilot z
 #: there reaches UNCROPPED_PILOT_Z are searched and decoded. Measured (session 17) on
@@ -1410,22 +1418,23 @@ class _Search:
             if self._pilot_gate("edge_rotation", a, {"rotation": round(angle, 3),
                                                      "prominence": round(prominence, 1)},
                                 [hypothesis_matrix(1.0, d) @ a for d in ROTATION_PILOT_SPAN],
-                                EDGE_ROTATION_PILOT_Z):
+                                EDGE_ROTATION_PILOT_Z, window=EDGE_ROTATION_WINDOW):
                 return True
             if self.template["edge_rotation"][0]["pilot_z"] < EDGE_ROTATION_NEAR_Z:
                 return False  # no sign of the mark at the estimate: not beside it either
         return False
 
     def _pilot_gate(self, name: str, a: np.ndarray, about: dict, around: list,
-                    gate_z: float, step: int = SCALE_PILOT_STEP) -> bool:
-        """The pilot searched over every grid phase on a :data:`SCALE_PILOT_WINDOW`-px
-        window of the copy resampled by ``a`` (reported under ``name`` with ``about``);
-        where it reaches ``gate_z``, the geometries ``around`` searched near that grid
-        and the best decoded (:meth:`_decode_best_of`)."""
+                    gate_z: float, step: int = SCALE_PILOT_STEP,
+                    window: int = SCALE_PILOT_WINDOW) -> bool:
+        """The pilot searched over every grid phase on a ``window``-px window of the
+        copy resampled by ``a`` (reported under ``name`` with ``about``); where it
+        reaches ``gate_z``, the geometries ``around`` searched near that grid and the
+        best decoded (:meth:`_decode_best_of`)."""
         from ._sync import PhaseScores
 
         # bicubic: a bilinear gate lost a copy enlarged x1.16 (pilot z 16.2 -> 4.0)
-        gate = np.ascontiguousarray(warp_to_grid(self.y, a, SCALE_PILOT_WINDOW), np.float32)
+        gate = np.ascontiguousarray(warp_to_grid(self.y, a, window), np.float32)
         cand = self.search_phases(gate, PhaseScores(), step=step)[0]
         self.template[name].append({**about, "pilot_z": round(cand.z, 2)})
         if cand.z < gate_z:

@@ -379,6 +379,12 @@ def run_corpus_case(job):
                            wrong=bool(det.found and det.payload != payload),
                            sync_score=round(float(det.sync_score), 2))
             row["detect_s"] = time.perf_counter() - t0
+            if not row["ok"] and attack is not None:
+                # The same attack, with the same randomness, on the unmarked image: a
+                # lost copy equal to that one holds no trace of any mark.
+                plain = A.apply(attack, img, rng=_attack_rng(seed, record["id"], i, label),
+                                **params)
+                row["same_as_unmarked"] = bool(np.array_equal(plain, attacked))
             rows.append(row)
     return rows, refusals
 
@@ -509,6 +515,13 @@ def summarise_corpus(rows, refusals, bands, attack_set, images, peer_rows=()):
     failed = sorted({(r["band"], r["image"], r["attack"]) for r in counted if not r["ok"]})
     out += ["", "### Failed cases (band, image, attack)", ""]
     out.append("; ".join(f"{b} {i} {a}" for b, i, a in failed) if failed else "None.")
+    blank = [r for r in counted if not r["ok"] and r.get("same_as_unmarked")]
+    if blank:
+        out += ["", f"{len(blank)} of the counted copies lost are identical, pixel for pixel, "
+                "to the unmarked image's copy under the same attack (the attack erased every "
+                "change the mark made: no reader can tell them apart). They stay counted "
+                "above: " + "; ".join(f"{r['band']} {r['image']} #{r['payload_index']} "
+                                      f"{r['attack']}" for r in blank) + "."]
 
     if peer_rows:
         methods = sorted({r["method"] for r in peer_rows if r.get("attack")})

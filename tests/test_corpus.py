@@ -354,6 +354,31 @@ def test_corpus_summary_splits_small_copies_and_counts_wrong_payloads():
     assert "- flat (0.3-0.6, payload 0): too flat" in text
 
 
+def test_a_lost_copy_equal_to_the_unmarked_copy_is_named(tmp_path):
+    """Brightness x1.4 takes a bright texture to 255 everywhere, marked or not: that
+    loss is flagged (and listed, still counted); a lost WebP copy is not."""
+    rb = _load_robustness()
+    img = (200 + _texture(300, 320, 5) // 5).astype(np.uint8)  # 200..249
+    path = tmp_path / "bright.png"
+    cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1]))
+    record = {"id": "bright", "band": "<0.3", "kind": "art", "file": "bright.png",
+              "megapixels": 0.096}
+    rows, refusals = rb.run_corpus_case(
+        (record, path, 1, 0, "bar15", {}, ["brightness x1.4", "WebP", "none"]))
+    assert not refusals
+    by = {r["attack"]: r for r in rows}
+    assert by["none (reference)"]["ok"] and "same_as_unmarked" not in by["none (reference)"]
+    assert not by["brightness x1.4"]["ok"] and by["brightness x1.4"]["same_as_unmarked"]
+    assert not by["WebP q50"]["ok"] and by["WebP q50"]["same_as_unmarked"] is False
+    attack_set = [a for a in rb.BAR15_SET if a[0] in by]
+    text = rb.summarise_corpus(rows, refusals, ["<0.3"], attack_set, [record])
+    assert ("1 of the counted copies lost are identical, pixel for pixel, to the unmarked "
+            "image's copy") in text
+    assert "<0.3 bright #0 brightness x1.4." in text
+    brightness = next(ln for ln in text.splitlines() if ln.startswith("| brightness x1.4 |"))
+    assert "0/1 0% **FAIL**" in brightness  # still counted against the bar
+
+
 def _tiny_corpus(root: Path) -> None:
     """Two textured images in a manifest, as benchmarks/corpus.py writes one."""
     (root / "images").mkdir(parents=True)

@@ -97,47 +97,19 @@ BOOST_PASSES = (3.0, 8.0)
 
 
 def compute_deltas(rgb: np.ndarray, tile_bits: np.ndarray, dither: np.ndarray,
-                   strength: Strength, boost: np.ndarray | None = None,
-                   offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run the delta kernel over every whole block; returns ``(delta, coef)``, each
-    symbol's move starting from its pair plus ``offset`` (the template's share of
-    it, :func:`template_pair_offsets`; None: from the pair alone)."""
+                   strength: Strength, boost: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Run the delta kernel over every whole block; returns ``(delta, coef)``."""
     nby, nbx = rgb.shape[0] // BLOCK_PX, rgb.shape[1] // BLOCK_PX
     delta = np.zeros((nby, nbx, PAIRS.shape[0], 2), np.float32)
     coef = np.zeros_like(delta)
     if boost is None:
         boost = np.ones(tile_bits.shape, np.float64)
-    if offset is None:
-        offset = np.zeros_like(delta)
     aqim_embed_deltas(rgb, PAIRS, tile_bits, dither, boost, _C64, float(strength.r_floor),
                       float(strength.floor_base), float(strength.floor_gain),
                       float(strength.margin), float(strength.min_angle),
-                      float(strength.cap_base), float(strength.cap_texture), offset, delta,
-                      coef)
+                      float(strength.cap_base), float(strength.cap_texture), delta, coef)
     return delta, coef
-
-
-def template_pair_offsets(tile: np.ndarray, tamp: np.ndarray) -> np.ndarray:
-    """What the template adds to every carrier pair: (nby, nbx, P, 2) float32.
-
-    The template is written as ``tile[y % Q, x % Q] * tamp[by, bx]`` on every
-    channel alike, so on the luma; its pairs are linear in it, and the tile's
-    period Q is a whole number of blocks: the pairs of the tile's own ``Q / 16``
-    blocks a side, scaled by each block's amplitude. On a large source the template's
-    coarse lattice (factors 2 and 4: 0.03-0.09 cycles a pixel) lies where the
-    carriers are: written blind, it turned 17-25% of a flat artwork's channel bits
-    (lxqt-cloud, ukui-mouse, lomiri-fossa) before any attack. The carriers' moves
-    start from the pair plus this share (informed embedding: I. Cox, M. Miller and
-    A. McKellips, "Watermarking as communications with side information", Proc.
-    IEEE 87(7), 1999).
-    """
-    from ._detect import grid_pairs
-
-    m = tile.shape[0] // BLOCK_PX
-    unit = grid_pairs(np.ascontiguousarray(tile, np.float32))  # (m, m, P, 2)
-    nby, nbx = tamp.shape
-    reps = (-(-nby // m), -(-nbx // m), 1, 1)
-    return (np.tile(unit, reps)[:nby, :nbx] * tamp[:, :, None, None]).astype(np.float32)
 
 
 def fit_budget(coef: np.ndarray, delta: np.ndarray, tile_bits: np.ndarray,
@@ -331,15 +303,8 @@ def plan_embedding(rgb: np.ndarray, payload: Payload, key: bytes, strength: floa
     code_bits = _codec.encode(payload, key)
     tile_bits = tile_symbols(payload, key)
     params = DEFAULT_STRENGTH.scaled(strength).adapted(texture_gain, floor_factor)
-    # Informed only where the template's lattice is coarse (factors 2 and 4): there
-    # it lies on the carriers' frequencies. On the fine lattice its share of the
-    # pairs is small, and the carriers' margin is better not lent to a pattern that
-    # compression removes first (bar15, session 30: 9 small images' copies lost
-    # against 6 gained, WebP 50 among them).
-    factor = template_factor(*rgb.shape[:2])
-    tile = keyed_template(key, factor).tile if factor > 1 else None
     return _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits, boost,
-                        template_keep, template_gain, min(1.0, strength) ** 2, tile)
+                        template_keep, template_gain, min(1.0, strength) ** 2)
 
 
 def tile_symbols(payload: Payload, key: bytes) -> np.ndarray:
@@ -349,8 +314,7 @@ def tile_symbols(payload: Payload, key: bytes) -> np.ndarray:
 
 
 def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits, boost=None,
-                 template_keep=TEMPLATE_KEEP, template_gain=1.0, budget_share=1.0,
-                 template_tile=None):
+                 template_keep=TEMPLATE_KEEP, template_gain=1.0, budget_share=1.0):
     """Embed, look at what the detector will read, and give the slots that came out
     weak (busy blocks whose rotation hit the cap) a larger cap. The QIM changes get
     ``budget_share`` of what the PSNR floor leaves beside the template; returns
@@ -383,16 +347,10 @@ def _closed_loop(rgb, tile_bits, layout, params, min_psnr, code_bits, boost=None
             full, base, float(np.square(delta, dtype=np.float64).sum()), budget, template_keep)
         if template_gain != 1.0:
             tamp = (tamp * np.float32(template_gain)).astype(np.float32)
-        start = coef
-        if template_tile is not None and np.any(tamp):
-            # The moves again, from the pairs with the template's share added.
-            offset = template_pair_offsets(template_tile, tamp)
-            delta, _ = compute_deltas(rgb, tile_bits, dither, params, boost, offset)
-            start = coef + offset
         qim_budget = budget - template_energy(tamp)
-        delta, scale = fit_budget(start, delta, tile_bits, dither, budget_share * qim_budget,
+        delta, scale = fit_budget(coef, delta, tile_bits, dither, budget_share * qim_budget,
                                   sensitivity)
-        agreement = _slot_agreement(start, delta, tile_bits, dither)
+        agreement = _slot_agreement(coef, delta, tile_bits, dither)
         # Agreement is signed by the symbol (positive = right); the Viterbi decoder
         # wants positive = bit 0.
         soft = agreement.reshape(-1)[layout.code_slots] * channel_sign
@@ -682,7 +640,7 @@ def _with_extension(rgb: np.ndarray, marked: Marked, payload: Payload, key: byte
         aqim_embed_deltas(image, EXTENSION_PAIRS, tile_bits, dither,
                           np.ones(tile_bits.shape), _C64, 0.0, 0.0, 0.0, p.margin,
                           p.min_angle, p.cap_base * EXTENSION_CAP_SHARE, p.cap_texture,
-                          np.zeros_like(delta), delta, coef)
+                          delta, coef)
         out = np.empty_like(image)
         apply_block_deltas(image, EXTENSION_PAIRS, delta, _C64, 1.0, room, no_template,
                            np.zeros((nby, nbx), np.float32), out)

@@ -204,7 +204,7 @@ def aqim_margin(c1, c2, dither):
 
 @njit_exact(parallel=True)
 def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, floor_gain,
-                      margin, min_angle, cap_base, cap_texture, out_delta, out_coef):
+                      margin, min_angle, cap_base, cap_texture, offset, out_delta, out_coef):
     """Compute the coefficient change for every symbol of every whole block.
 
     Parameters (all preallocated, C-contiguous)
@@ -221,6 +221,10 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
         strength parameters (see
         :func:`aqim_target`); the change of one symbol is capped at
         ``(cap_base + cap_texture * hypot(texture, detail)) * boost[slot]``.
+    offset : (nby, nbx, P, 2) float32 change already added to each pair by other
+        means (the synchronisation template): the symbol's move starts from the pair
+        plus it, so that the sum lands on the lattice (informed embedding). The
+        block's masking (floor, cap) is measured on the image itself.
     out_delta : (nby, nbx, P, 2) float32 change to add to each coefficient pair
     out_coef : (nby, nbx, P, 2) float32 original coefficient pairs (diagnostics)
     """
@@ -254,10 +258,12 @@ def aqim_embed_deltas(rgb, pairs, bits, dither, boost, c, r_floor, floor_base, f
             for p in range(npairs):
                 c1 = dct[bx, pairs[p, 0], pairs[p, 1]]
                 c2 = dct[bx, pairs[p, 2], pairs[p, 3]]
-                t1, t2 = aqim_target(c1, c2, bits[ty, tx, p], dither[dy, dx, p], floor,
+                s1 = c1 + offset[by, bx, p, 0]
+                s2 = c2 + offset[by, bx, p, 1]
+                t1, t2 = aqim_target(s1, s2, bits[ty, tx, p], dither[dy, dx, p], floor,
                                      margin, min_angle)
-                d1 = t1 - c1
-                d2 = t2 - c2
+                d1 = t1 - s1
+                d2 = t2 - s2
                 mag = math.sqrt(d1 * d1 + d2 * d2)
                 slot_cap = cap * boost[ty, tx, p]
                 if mag > slot_cap:

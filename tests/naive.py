@@ -148,7 +148,7 @@ def target(c1, c2, bit, dither, r_floor, margin_, min_angle):
 
 
 def embed_deltas(rgb, pairs, bits, dither, boost, *, r_floor, floor_base, floor_gain, margin,
-                 min_angle, cap_base, cap_texture):
+                 min_angle, cap_base, cap_texture, offset=None):
     """Reference for ``aqim_embed_deltas``: returns ``(delta, coef)``, (nby, nbx, P, 2).
 
     Per whole 16x16 block: luma -> PyWavelets Haar LL -> ``scipy.fft.dctn``. The
@@ -158,7 +158,8 @@ def embed_deltas(rgb, pairs, bits, dither, boost, *, r_floor, floor_base, floor_
     ``floor_base + floor_gain * activity``; each symbol's change is the move to
     :func:`target`, its length capped at ``cap_base + cap_texture * activity`` times
     the slot's ``boost``. Block ``(by, bx)`` writes ``bits[by % T, bx % T]`` (cap
-    multiplier ``boost[by % T, bx % T]``) with ``dither[by % D, bx % D]``.
+    multiplier ``boost[by % T, bx % T]``) with ``dither[by % D, bx % D]``. With
+    ``offset`` (nby, nbx, P, 2), the move starts from the pair plus its offset.
     """
     pairs = np.asarray(pairs)
     h, w = rgb.shape[:2]
@@ -178,10 +179,12 @@ def embed_deltas(rgb, pairs, bits, dither, boost, *, r_floor, floor_base, floor_
                         floor_base + floor_gain * activity)
             for p, (u1, v1, u2, v2) in enumerate(pairs):
                 c1, c2 = d[u1, v1], d[u2, v2]
-                t1, t2 = target(c1, c2, int(bits[by % tsz, bx % tsz, p]),
+                s1, s2 = (c1, c2) if offset is None else (c1 + float(offset[by, bx, p, 0]),
+                                                          c2 + float(offset[by, bx, p, 1]))
+                t1, t2 = target(s1, s2, int(bits[by % tsz, bx % tsz, p]),
                                 float(dither[by % dsz, bx % dsz, p]), floor, margin,
                                 min_angle)
-                move = np.array([t1 - c1, t2 - c2])
+                move = np.array([t1 - s1, t2 - s2])
                 length = float(np.hypot(*move))
                 slot_cap = cap * float(boost[by % tsz, bx % tsz, p])
                 if length > slot_cap:

@@ -221,14 +221,17 @@ def test_luma_pair_coeffs_matches_reference(shape, offset, rng, textured_rgb):
 # ------------------------------------------------------------ aqim_embed_deltas
 
 
-def _embed_deltas(rgb, pairs, bits, dither, strength, boost=None):
+def _embed_deltas(rgb, pairs, bits, dither, strength, boost=None, offset=None):
     nby, nbx = rgb.shape[0] // 16, rgb.shape[1] // 16
     delta = np.full((nby, nbx, len(pairs), 2), np.nan, np.float32)
     coef = np.full_like(delta, np.nan)
     if boost is None:
         boost = np.ones(bits.shape, np.float64)
-    aqim_embed_deltas(rgb, pairs, bits, dither, boost=boost, c=C64, out_delta=delta,
-                      out_coef=coef, **{k: float(v) for k, v in strength.items()})
+    if offset is None:
+        offset = np.zeros_like(delta)
+    aqim_embed_deltas(rgb, pairs, bits, dither, boost=boost, c=C64, offset=offset,
+                      out_delta=delta, out_coef=coef,
+                      **{k: float(v) for k, v in strength.items()})
     return delta, coef
 
 
@@ -271,6 +274,33 @@ def test_aqim_embed_deltas_matches_reference(t, d, image, strength, boosted, rng
     assert delta.shape == (6, 5, 2, 2)
     np.testing.assert_allclose(coef, ref_coef, rtol=EPS32, atol=1e-9 * np.abs(ref_coef).max())
     np.testing.assert_allclose(delta, ref_delta, rtol=4 * EPS32, atol=1e-5)
+
+
+@pytest.mark.parametrize("strength", ["default", "uncapped"])
+def test_aqim_embed_deltas_start_from_the_offset(strength, rng, textured_rgb):
+    """With an offset (the template's share of each pair), kernel and reference agree,
+    the original pairs are still reported, and the pair plus offset plus change is
+    where the pair alone plus the change without offset was not: on the target."""
+    rgb = textured_rgb(96, 80, rng)
+    bits, dither = _tile(2, 4, len(PAIRS), rng)
+    params = STRENGTHS[strength]
+    offset = rng.normal(0.0, 6.0, size=(6, 5, len(PAIRS), 2)).astype(np.float32)
+    delta, coef = _embed_deltas(rgb, PAIRS, bits, dither, params, offset=offset)
+    ref_delta, ref_coef = naive.embed_deltas(rgb, PAIRS, bits, dither, np.ones(bits.shape),
+                                             offset=offset, **params)
+    np.testing.assert_allclose(coef, ref_coef, rtol=EPS32, atol=1e-9 * np.abs(ref_coef).max())
+    np.testing.assert_allclose(delta, ref_delta, rtol=4 * EPS32, atol=1e-5)
+    plain, plain_coef = _embed_deltas(rgb, PAIRS, bits, dither, params)
+    np.testing.assert_array_equal(coef, plain_coef)  # the image's own pairs
+    assert np.abs(delta - plain).max() > 1.0  # the move depends on the offset
+    # Uncapped, the pair plus offset plus change sits at the same angle, modulo the
+    # symbol's lattice period, as the pair plus the change planned without offset.
+    if strength == "uncapped":
+        moved = np.hypot(*np.moveaxis(plain, -1, 0)) > 1e-3  # (not left alone)
+        ang = np.arctan2(*np.moveaxis(coef + offset + delta, -1, 0)[::-1])
+        ang0 = np.arctan2(*np.moveaxis(coef + plain, -1, 0)[::-1])
+        turn = np.angle(np.exp(1j * (ang - ang0) * (2 * np.pi / ANGLE_PERIOD)))
+        assert moved.mean() > 0.5 and np.abs(turn[moved]).max() < 1e-3
 
 
 def test_aqim_embed_deltas_branches(rng, textured_rgb):

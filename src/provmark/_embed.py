@@ -125,7 +125,7 @@ def template_pair_offsets(tile: np.ndarray, tamp: np.ndarray) -> np.ndarray:
     period Q is a whole number of blocks: the pairs of the tile's own ``Q / 16``
     blocks a side, scaled by each block's amplitude. On a large source the template's
     coarse lattice (factors 2 and 4: 0.03-0.09 cycles a pixel) lies where the
-    carriers are: written blind, it turned 66-110 of the 400 channel bits of flat
+    carriers are: written blind, it turned 50-99 of the 400 channel bits of flat
     artworks (lxqt-cloud, ukui-mouse, lomiri-fossa) before any attack. The carriers' moves
     start from the pair plus this share (informed embedding: I. Cox, M. Miller and
     A. McKellips, "Watermarking as communications with side information", Proc.
@@ -945,7 +945,7 @@ def _mark_once(rgb: np.ndarray, payload: Payload, key: bytes, strength: float,
 
     On the coarse lattices (factors 2 and 4, 0.03-0.09 cycles a pixel) the template
     lies on the carriers' frequencies: written blind beside it, flat artworks read
-    66-110 of their 400 channel bits wrong before any attack; informed, none.
+    50-99 of their 400 channel bits wrong before any attack; informed, none.
     Whether the template is kept at all is still decided with the blind moves: on
     ukui-city, whose blind mark did not read back beside it, an informed mark kept
     the template, at the SSIM that the coarse layer needed, and two bar15 copies

@@ -274,6 +274,25 @@ TEMPLATE_KEEP = 1.0
 #: lost every resized and rotated copy; its marks now keep 0.3 and 0.5 of the gain and
 #: read 49 of 60 bar15 copies instead of 39.
 TEMPLATE_FALLBACK_KEEPS = (0.7, 0.5, 0.3, 0.0, None)
+#: Where the PSNR floor binds and the template written with the mark does not lock on
+#: the written image itself (its coherent match, :func:`provmark._template.phase_lock`,
+#: under the detector's :data:`provmark._detect.LOCK_Z`), no copy of it will lock
+#: either: the mark is written without a template (embedder revision 8), and the
+#: carriers get the budget. gimp-slider-help, a white help page (locks 3.7 and 5.2,
+#: where every other corpus image locks from 6.3) then read 34-38 of its 400 channel
+#: bits wrong at rest instead of 100-110, and 56 of its 68 bar15 copies instead of 48:
+#: none of its resized copies read either way.
+BARE_BELOW_LOCK = True
+
+
+def template_locks(marked: np.ndarray, key: bytes) -> bool:
+    """Whether the template written in ``marked`` locks on it as the detector's lock
+    on a copy would (:data:`provmark._detect.LOCK_Z`), at its own lattice factor."""
+    from ._detect import LOCK_Z, read_luma
+    from ._template import phase_lock
+
+    plane = np.ascontiguousarray(read_luma(marked), np.float32)
+    return phase_lock(plane, key, template_factor(*marked.shape[:2]))[0] >= LOCK_Z
 
 
 def fit_template(full: np.ndarray, base: np.ndarray, qim_energy: float, budget: float,
@@ -815,6 +834,10 @@ def _mark_adapted(rgb: np.ndarray, payload: Payload, key: bytes, strength: float
         if base.image is not None:
             break
         base = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit, template_keep=keep)
+    if (BARE_BELOW_LOCK and base.image is not None and base.template_keep is not None
+            and base.scale < 0.999 and not template_locks(base.image, key)):
+        bare = _mark_once(rgb, payload, key, strength, min_psnr, limit=limit, template_keep=None)
+        base = bare if bare.image is not None else base
     tiles = (rgb.shape[0] // BLOCK_PX) * (rgb.shape[1] // BLOCK_PX) / 256.0
     if not adapt or base.image is None or tiles >= ADAPT_BELOW_TILES:
         return base, None

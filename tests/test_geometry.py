@@ -1007,6 +1007,47 @@ def test_an_enlarged_screenshot_is_read_at_the_scale_its_interpolation_shows(
                        _detect.ENLARGEMENT_PILOT_Z, monkeypatch)
 
 
+def test_a_paired_enlargement_is_gated_on_the_larger_window(photo_factory, monkeypatch):
+    """Where only the paired reading (one axis's line, the same frequency weaker on
+    the other: a page of text) offers an enlargement, it is gated on up to
+    ENLARGEMENT_WINDOW pixels at every PAIRED_STEP-th grid phase and reported as
+    paired; where both axes' lines offer it, the gate keeps its 512 px. The copy here
+    is a screenshot whose lines read on both axes, with each reading replaced in turn."""
+    from provmark import _detect, _resampling, attacks
+
+    img = photo_factory("coffee", 384, 352)
+    payload = provmark.Payload(4242, 123456789, 2)
+    marked = provmark.embed(img, payload, key=KEY)
+    shot = attacks.screenshot(marked, width=1280, border=40, quality=80)
+    truth = np.diag([1280 / 384] * 2)
+    gates = []
+    real_gate = _detect._Search._pilot_gate
+
+    def spy(self, name, a, about, around, gate_z, step=_detect.SCALE_PILOT_STEP,
+            window=_detect.SCALE_PILOT_WINDOW):
+        if name == "enlargements":
+            gates.append((step, window))
+        return real_gate(self, name, a, about, around, gate_z, step, window)
+
+    monkeypatch.setattr(_detect._Search, "_pilot_gate", spy)
+    monkeypatch.setattr(_resampling, "enlargements", lambda y: [])
+    monkeypatch.setattr(_resampling, "paired_enlargements", lambda y: [truth])
+    det, hit = _gated_detection(shot, payload, "enlargements", _detect.ENLARGEMENT_PILOT_Z,
+                                monkeypatch, "interpolation",
+                                off=("coherent_uncropped", "pilot_scales"))
+    assert hit.get("paired") is True
+    assert gates == [(_detect.PAIRED_STEP, _detect.ENLARGEMENT_WINDOW)]
+
+    gates.clear()
+    monkeypatch.setattr(_resampling, "enlargements", lambda y: [truth])
+    monkeypatch.setattr(_resampling, "paired_enlargements",
+                        lambda y: pytest.fail("read only where no enlargement is"))
+    det = provmark.detect(shot, key=KEY)
+    assert det.payload == payload
+    assert gates == [(1, _detect.SCALE_PILOT_WINDOW)]
+    assert "paired" not in det.details["template"]["enlargements"][0]
+
+
 @pytest.mark.parametrize("angle", [2.0, -5.0])
 def test_the_pilot_reads_a_rotation_whose_template_does_not_lock(photo_factory, angle,
                                                                   monkeypatch):

@@ -94,3 +94,43 @@ def test_a_line_is_located_within_a_fraction_of_a_bin():
         spectrum = np.abs(np.fft.rfft(profile))
         j = int(np.argmax(spectrum))
         assert abs(_resampling._centroid(spectrum, j) / n - f) * n < 0.05
+
+
+def _text_page(h: int = 940, w: int = 1300) -> np.ndarray:
+    """Fourteen short lines of black text on white, every 60 px."""
+    page = np.full((h, w, 3), 255, np.uint8)
+    text = "Change the value using the default increment"
+    for i, row in enumerate(range(80, h - 40, 60)):
+        cv2.putText(page, text[: 20 + (i * 7) % 25], (300, row), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.8, (0, 0, 0), 2, cv2.LINE_AA)
+    return page
+
+
+def test_a_text_page_enlarged_is_read_off_one_axis_and_the_same_frequency_on_the_other():
+    """A page of text enlarged x1.5 shows the line at 1/3 on one axis only: on the
+    other the few letters' edges leave it under MIN_LINE_Z (a help page of the corpus
+    read 8.9 there, 27.7 on the first). Both axes are needed for :func:`enlargements`;
+    the paired reading takes the other axis's weaker value at the same frequency and
+    offers x1.5 alike on both (and x3, the alias)."""
+    copy = cv2.resize(_text_page(), (1950, 1410), interpolation=cv2.INTER_LINEAR)
+    y = read_luma(copy)
+    assert _resampling.enlargements(y) == []
+    rows, cols = _resampling.axis_lines(y, 0), _resampling.axis_lines(y, 1)
+    assert rows and not cols
+    assert _resampling._z_near(_resampling._axis_spectrum(y, 1), rows[0][0]) < _resampling.MIN_LINE_Z
+    found = _resampling.paired_enlargements(y)
+    assert any(a[0, 0] == pytest.approx(1.5, rel=1e-3) and a[1, 1] == a[0, 0] for a in found)
+    assert len(found) <= 2 * _resampling.LINES * 2
+
+
+def test_paired_readings_need_the_same_frequency_on_the_other_axis():
+    """Only one axis enlarged (the other shows nothing at its line's frequency), a
+    photo as it is, and the speed benchmark's 1080p photo (both axes show lines, at
+    different scales): no paired reading."""
+    src = np.ascontiguousarray(skimage.data.coffee()[:300, :360])
+    one_axis = read_luma(_enlarged(src, 1.0, 3.3, cv2.INTER_LINEAR))
+    assert _resampling.axis_lines(one_axis, 1)
+    assert _resampling.paired_enlargements(one_axis) == []
+    assert _resampling.paired_enlargements(read_luma(np.ascontiguousarray(skimage.data.coffee()))) == []
+    wide = cv2.resize(skimage.data.astronaut(), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    assert _resampling.paired_enlargements(read_luma(wide)) == []

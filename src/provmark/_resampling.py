@@ -49,16 +49,24 @@ JPEG_GUARD_BINS = 3
 MIN_LINE_Z = 12.0
 #: Lines read per axis, strongest first.
 LINES = 2
+#: Where only one axis shows a line, it is also read as an enlargement alike on both
+#: if the other axis shows the same frequency at this many deviations
+#: (:func:`paired_enlargements`): a page of text modulates its rows' curvature line
+#: by line, which spreads their line (a help page enlarged x1.5: 8.9 on its rows,
+#: 27.7 on its columns).
+MIN_PAIRED_LINE_Z = 6.0
 #: Largest ratio of the two axes' scales (an aspect change of 25%).
 MAX_ASPECT = 1.0 / 0.75
 
 
-def axis_lines(y: np.ndarray, axis: int) -> list[tuple[float, float]]:
-    """The interpolation lines along ``axis`` (0: rows, 1: columns) of the luma plane
-    ``y``: ``(frequency in cycles per pixel, robust z)``, strongest first."""
+def _axis_spectrum(y: np.ndarray, axis: int):
+    """The robust z of every frequency of the curvature profile along ``axis`` (0:
+    rows, 1: columns) of the luma plane ``y``, the band searched for lines, the
+    magnitude spectrum and the profile's length: ``(z, band, spectrum, n)``, or None
+    when the profile is too short or flat."""
     n_along = y.shape[axis]
     if n_along < 64:
-        return []
+        return None
     # the central window, WINDOW a side at most; every ACROSS_STEP-th line across the
     # axis (the line's strength is the same on every one)
     starts = [max(0, (d - WINDOW) // 2) for d in y.shape]
@@ -77,13 +85,27 @@ def axis_lines(y: np.ndarray, axis: int) -> list[tuple[float, float]]:
     jpeg_lines = np.round(freq * 16.0) / 16.0
     band &= np.abs(freq - jpeg_lines) * n > JPEG_GUARD_BINS
     if band.sum() < 16:
-        return []
+        return None
     values = spectrum[band]
     median = float(np.median(values))
     spread = 1.4826 * float(np.median(np.abs(values - median)))
     if spread <= 0.0:
+        return None
+    return (spectrum - median) / spread, band, spectrum, n
+
+
+def axis_lines(y: np.ndarray, axis: int) -> list[tuple[float, float]]:
+    """The interpolation lines along ``axis`` (0: rows, 1: columns) of the luma plane
+    ``y``: ``(frequency in cycles per pixel, robust z)``, strongest first."""
+    return _lines(_axis_spectrum(y, axis))
+
+
+def _lines(axis_spectrum) -> list[tuple[float, float]]:
+    """The lines of :func:`_axis_spectrum`'s output at :data:`MIN_LINE_Z` or more,
+    strongest first."""
+    if axis_spectrum is None:
         return []
-    z = (spectrum - median) / spread
+    z, band, spectrum, n = axis_spectrum
     lines: list[tuple[float, float]] = []
     for j in np.argsort(-np.where(band, z, -np.inf)):
         if not band[j] or z[j] < MIN_LINE_Z or len(lines) == LINES:
@@ -92,6 +114,18 @@ def axis_lines(y: np.ndarray, axis: int) -> list[tuple[float, float]]:
             continue  # a shoulder of a stronger line
         lines.append((_centroid(spectrum, j) / n, float(z[j])))
     return lines
+
+
+def _z_near(axis_spectrum, f: float) -> float:
+    """The largest robust z of :func:`_axis_spectrum`'s output within a bin of the
+    frequency ``f`` (cycles per pixel), in its band; 0 where there is none."""
+    if axis_spectrum is None:
+        return 0.0
+    z, band, _, n = axis_spectrum
+    j = int(round(f * n))
+    near = slice(max(j - 1, 0), min(j + 2, len(z)))
+    inside = band[near]
+    return float(z[near][inside].max()) if inside.any() else 0.0
 
 
 def _centroid(spectrum: np.ndarray, j: int) -> float:
@@ -116,6 +150,33 @@ def enlargements(y: np.ndarray) -> list[np.ndarray]:
     show a line (a whole image was enlarged), and their scales differ by at most
     :data:`MAX_ASPECT`."""
     rows, cols = axis_lines(y, 0), axis_lines(y, 1)
+    return _geometries(rows, cols)
+
+
+def paired_enlargements(y: np.ndarray) -> list[np.ndarray]:
+    """The enlargements alike on both axes that one axis's line and the same
+    frequency on the other axis at :data:`MIN_PAIRED_LINE_Z` or more suggest, where
+    :func:`enlargements` reads none, the strongest first."""
+    rows_spectrum, cols_spectrum = _axis_spectrum(y, 0), _axis_spectrum(y, 1)
+    rows, cols = _lines(rows_spectrum), _lines(cols_spectrum)
+    if rows and cols:
+        return []
+    found: list[tuple[float, float]] = []  # (strength, scale)
+    for lines, other in ((rows, cols_spectrum), (cols, rows_spectrum)):
+        for f, z in lines:
+            z_other = _z_near(other, f)
+            if z_other >= MIN_PAIRED_LINE_Z:
+                found += [(min(z, z_other), s) for s in _scales(f)]
+    out: list[np.ndarray] = []
+    for _, s in sorted(found, key=lambda p: -p[0]):
+        a = np.diag([s, s])
+        if not any(np.allclose(a, b, rtol=2e-3) for b in out):
+            out.append(a)
+    return out
+
+
+def _geometries(rows, cols) -> list[np.ndarray]:
+    """The enlargements of both axes' lines (see :func:`enlargements`)."""
     pairs: list[tuple[float, float, float]] = []  # (strength, scale_y, scale_x)
     for fy, zy in rows:
         for fx, zx in cols:

@@ -1030,8 +1030,7 @@ def test_a_paired_enlargement_is_gated_on_the_larger_window(photo_factory, monke
         return real_gate(self, name, a, about, around, gate_z, step, window)
 
     monkeypatch.setattr(_detect._Search, "_pilot_gate", spy)
-    monkeypatch.setattr(_resampling, "enlargements", lambda y: [])
-    monkeypatch.setattr(_resampling, "paired_enlargements", lambda y: [truth])
+    monkeypatch.setattr(_resampling, "enlargement_readings", lambda y: ([], [truth]))
     det, hit = _gated_detection(shot, payload, "enlargements", _detect.ENLARGEMENT_PILOT_Z,
                                 monkeypatch, "interpolation",
                                 off=("coherent_uncropped", "pilot_scales"))
@@ -1039,9 +1038,7 @@ def test_a_paired_enlargement_is_gated_on_the_larger_window(photo_factory, monke
     assert gates == [(_detect.PAIRED_STEP, _detect.ENLARGEMENT_WINDOW)]
 
     gates.clear()
-    monkeypatch.setattr(_resampling, "enlargements", lambda y: [truth])
-    monkeypatch.setattr(_resampling, "paired_enlargements",
-                        lambda y: pytest.fail("read only where no enlargement is"))
+    monkeypatch.setattr(_resampling, "enlargement_readings", lambda y: ([truth], []))
     det = provmark.detect(shot, key=KEY)
     assert det.payload == payload
     assert gates == [(1, _detect.SCALE_PILOT_WINDOW)]

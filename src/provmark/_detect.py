@@ -1391,13 +1391,13 @@ class _Search:
         scales around it searched near that grid and decoded: small images enlarged
         into screenshots, whose template's peaks sank among the image's low
         frequencies (see :data:`ENLARGEMENT_PILOT_Z`)."""
-        from ._resampling import enlargements, paired_enlargements
+        from ._resampling import enlargement_readings
 
         self.template["enlargements"] = []
         tried = 0
-        found = enlargements(self.y)
+        found, paired_found = enlargement_readings(self.y)
         paired = not found
-        for a in found or paired_enlargements(self.y):
+        for a in found or paired_found:
             if tried == ENLARGEMENT_TRIES:
                 break
             if min(grid_shape(self.y.shape, a)) < SCALE_PILOT_SOURCE:

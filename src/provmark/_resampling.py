@@ -149,41 +149,41 @@ def enlargements(y: np.ndarray) -> list[np.ndarray]:
     the copy's interpolation lines suggest, the strongest lines first. Both axes must
     show a line (a whole image was enlarged), and their scales differ by at most
     :data:`MAX_ASPECT`."""
-    rows, cols = axis_lines(y, 0), axis_lines(y, 1)
-    return _geometries(rows, cols)
+    return enlargement_readings(y)[0]
 
 
 def paired_enlargements(y: np.ndarray) -> list[np.ndarray]:
     """The enlargements alike on both axes that one axis's line and the same
     frequency on the other axis at :data:`MIN_PAIRED_LINE_Z` or more suggest, where
-    :func:`enlargements` reads none, the strongest first."""
+    :func:`enlargements` reads none (then only one axis shows a line), the strongest
+    first."""
+    return enlargement_readings(y)[1]
+
+
+def enlargement_readings(y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(enlargements(y), paired_enlargements(y))`` from one reading of each axis's
+    profile (at most one of the two is not empty)."""
     rows_spectrum, cols_spectrum = _axis_spectrum(y, 0), _axis_spectrum(y, 1)
     rows, cols = _lines(rows_spectrum), _lines(cols_spectrum)
     if rows and cols:
-        return []
-    found: list[tuple[float, float]] = []  # (strength, scale)
+        found = [(min(zy, zx), sy, sx) for fy, zy in rows for fx, zx in cols
+                 for sy in _scales(fy) for sx in _scales(fx)
+                 if max(sy, sx) / min(sy, sx) <= MAX_ASPECT]
+        return _distinct(found), []
+    found = []
     for lines, other in ((rows, cols_spectrum), (cols, rows_spectrum)):
         for f, z in lines:
             z_other = _z_near(other, f)
             if z_other >= MIN_PAIRED_LINE_Z:
-                found += [(min(z, z_other), s) for s in _scales(f)]
-    out: list[np.ndarray] = []
-    for _, s in sorted(found, key=lambda p: -p[0]):
-        a = np.diag([s, s])
-        if not any(np.allclose(a, b, rtol=2e-3) for b in out):
-            out.append(a)
-    return out
+                found += [(min(z, z_other), s, s) for s in _scales(f)]
+    return [], _distinct(found)
 
 
-def _geometries(rows, cols) -> list[np.ndarray]:
-    """The enlargements of both axes' lines (see :func:`enlargements`)."""
-    pairs: list[tuple[float, float, float]] = []  # (strength, scale_y, scale_x)
-    for fy, zy in rows:
-        for fx, zx in cols:
-            pairs += [(min(zy, zx), sy, sx) for sy in _scales(fy) for sx in _scales(fx)
-                      if max(sy, sx) / min(sy, sx) <= MAX_ASPECT]
+def _distinct(found: list[tuple[float, float, float]]) -> list[np.ndarray]:
+    """The geometries ``diag(scale_y, scale_x)`` of ``(strength, scale_y, scale_x)``,
+    the strongest first, without repeats (within 0.2%)."""
     out: list[np.ndarray] = []
-    for _, sy, sx in sorted(pairs, key=lambda p: -p[0]):
+    for _, sy, sx in sorted(found, key=lambda p: -p[0]):
         a = np.diag([sy, sx])
         if not any(np.allclose(a, b, rtol=2e-3) for b in out):
             out.append(a)
